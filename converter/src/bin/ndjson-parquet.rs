@@ -1,0 +1,569 @@
+//! `ndjson-parquet`: convert NDJSON files to Parquet on one machine, losing nothing.
+//!
+//! A thin shell over the `converter` library: clap parses the command line into the
+//! library's options, indicatif shows progress, and errors print as `error: …` with their
+//! causes. Exit status: 0 success, 1 conversion error, 2 usage error.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use converter::convert::{
+    convert, infer_schema, ConvertError, ConvertOptions, OnError, Phase, Progress, SchemaChoice,
+    Summary,
+};
+use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
+use converter::input::{FileSource, Source, StdinSource};
+use converter::output::LocalDestination;
+use converter::parquet_options::{Codec, ParquetOptions, Statistics};
+use converter::schema::{Schema, TimestampUnit};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Convert NDJSON (plain, gzip or zstd) to Parquet. Every input line ends up as a row or as a
+/// rejected line with its reason; the counts always add up.
+#[derive(Parser, Debug)]
+#[command(name = "ndjson-parquet", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// Print nothing on stderr but errors (no progress bar, no summary).
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    /// More log output on stderr (-v: info, -vv: debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Convert NDJSON inputs into one Parquet file.
+    Convert(ConvertArgs),
+    /// Print the schema `convert` would use, in the format `--schema` reads.
+    Schema(SchemaArgs),
+}
+
+/// Options that control how input is read, shared by both subcommands.
+#[derive(Args, Debug)]
+struct ReadArgs {
+    /// Input files; `-` reads standard input. Compression (gzip, zstd) is detected from the
+    /// content, not the name.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+
+    /// Infer the schema from the first N records only (default: from all records).
+    /// Required when reading standard input without --schema.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    infer_rows: Option<u64>,
+
+    /// Unit of timestamps inferred from RFC 3339 strings.
+    #[arg(long, value_enum, default_value_t = UnitArg::Us)]
+    timestamp_unit: UnitArg,
+
+    /// Longest accepted line (bytes; K, M, G, KiB, MiB, GiB suffixes allowed). Longer lines are
+    /// rejected without being held in memory.
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
+    max_line_bytes: u64,
+
+    /// Decoding threads (default: all cores).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1025))]
+    threads: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+struct ConvertArgs {
+    #[command(flatten)]
+    read: ReadArgs,
+
+    /// The Parquet file to write. It appears only when the conversion succeeds.
+    #[arg(short, long, value_name = "PATH")]
+    output: PathBuf,
+
+    /// Schema file (as printed by `ndjson-parquet schema`); disables inference.
+    #[arg(long, value_name = "FILE")]
+    schema: Option<PathBuf>,
+
+    /// What to do with a line that cannot be converted: stop (fail), count it and go on
+    /// (skip), or write it to --errors and go on (quarantine).
+    #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
+    on_error: OnErrorArg,
+
+    /// NDJSON file receiving one record per rejected line (source, line, offset, kind,
+    /// reason, raw). Required by --on-error quarantine.
+    #[arg(long, value_name = "PATH")]
+    errors: Option<PathBuf>,
+
+    /// A field that the schema does not have: reject the line, or drop the field (counted).
+    #[arg(long, value_enum, default_value_t = UnknownArg::Reject)]
+    unknown_fields: UnknownArg,
+
+    /// A value that does not fit its column: reject the line, or write null (counted).
+    #[arg(long, value_enum, default_value_t = MismatchArg::Reject)]
+    type_mismatch: MismatchArg,
+
+    /// Parquet compression: snappy, gzip[:1-9], brotli[:0-11], lz4, zstd[:1-22] or none.
+    #[arg(long, value_name = "CODEC", default_value = "snappy", value_parser = parse_codec)]
+    compression: Codec,
+
+    /// Most rows per row group.
+    #[arg(long, value_name = "ROWS", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    row_group_size: u64,
+
+    /// Most (encoded) bytes per row group; also bounds the writer's memory.
+    #[arg(long, value_name = "BYTES", default_value = "128MiB", value_parser = parse_size)]
+    row_group_bytes: u64,
+
+    /// Do not dictionary-encode columns.
+    #[arg(long)]
+    no_dictionary: bool,
+
+    /// Statistics to write: none, chunk (per column chunk) or page (also per page).
+    #[arg(long, value_enum, default_value_t = StatisticsArg::Page)]
+    statistics: StatisticsArg,
+}
+
+#[derive(Args, Debug)]
+struct SchemaArgs {
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum UnitArg {
+    Ms,
+    Us,
+    Ns,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum OnErrorArg {
+    Fail,
+    Skip,
+    Quarantine,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum UnknownArg {
+    Reject,
+    Drop,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum MismatchArg {
+    Reject,
+    Null,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum StatisticsArg {
+    None,
+    Chunk,
+    Page,
+}
+
+fn parse_codec(text: &str) -> Result<Codec, String> {
+    text.parse::<Codec>().map_err(|e| e.to_string())
+}
+
+/// Parses `1048576`, `64K`, `16MiB`, `1G`… (K/M/G and KiB/MiB/GiB are all powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (digits, suffix) = trimmed.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 1048576, 64KiB, 16MiB)"))?;
+    let factor: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size suffix `{other}` in `{text}` (use K, M or G)"
+            ))
+        }
+    };
+    match number.checked_mul(factor) {
+        Some(0) => Err("size must be greater than zero".to_string()),
+        Some(n) => Ok(n),
+        None => Err(format!("`{text}` is too large")),
+    }
+}
+
+/// A mistake in how the tool was called (exit status 2), found after parsing.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logging(cli.verbose);
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            if let Some(ConvertError::BadLine { .. }) = error.downcast_ref::<ConvertError>() {
+                eprintln!("hint: --on-error skip, or quarantine with --errors PATH, converts the other lines and records the bad ones");
+            }
+            if error.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    error.downcast_ref::<ConvertError>(),
+                    Some(ConvertError::NeedsSchema | ConvertError::QuarantineWithoutOutput)
+                )
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NDJSON_PARQUET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Convert(args) => run_convert(args, cli.quiet),
+        Command::Schema(args) => run_schema(args, cli.quiet),
+    }
+}
+
+fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    if read.inputs.iter().filter(|i| *i == "-").count() > 1 {
+        bail!(usage("`-` (standard input) can be given only once"));
+    }
+    Ok(read
+        .inputs
+        .iter()
+        .map(|input| -> Arc<dyn Source> {
+            if input == "-" {
+                // The head that --infer-rows reads is replayed; 1 GiB is far beyond any
+                // sensible sample and stops a runaway.
+                Arc::new(StdinSource::new(1 << 30))
+            } else {
+                Arc::new(FileSource::new(input))
+            }
+        })
+        .collect())
+}
+
+fn base_options(read: &ReadArgs) -> ConvertOptions {
+    let mut options = ConvertOptions {
+        timestamp_unit: match read.timestamp_unit {
+            UnitArg::Ms => TimestampUnit::Millisecond,
+            UnitArg::Us => TimestampUnit::Microsecond,
+            UnitArg::Ns => TimestampUnit::Nanosecond,
+        },
+        max_line_bytes: usize::try_from(read.max_line_bytes).unwrap_or(usize::MAX),
+        ..ConvertOptions::default()
+    };
+    if let Some(threads) = read.threads {
+        options.threads = threads as usize;
+    }
+    options
+}
+
+fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
+    let sources = sources(&args.read)?;
+    let mut options = base_options(&args.read);
+    options.schema = match (&args.schema, args.read.infer_rows) {
+        (Some(_), Some(_)) => bail!(usage("--schema and --infer-rows exclude each other")),
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the schema file {}", path.display()))?;
+            let schema = Schema::from_json(&text)
+                .with_context(|| format!("cannot use the schema file {}", path.display()))
+                .map_err(|e| usage(format!("{e:#}")))?;
+            SchemaChoice::Explicit(schema)
+        }
+        (None, Some(n)) => SchemaChoice::InferFirst(n),
+        (None, None) => SchemaChoice::Infer,
+    };
+    options.on_error = match args.on_error {
+        OnErrorArg::Fail => OnError::Fail,
+        OnErrorArg::Skip => OnError::Skip,
+        OnErrorArg::Quarantine => OnError::Quarantine,
+    };
+    if options.on_error == OnError::Quarantine && args.errors.is_none() {
+        bail!(usage("--on-error quarantine needs --errors PATH"));
+    }
+    options.unknown_fields = match args.unknown_fields {
+        UnknownArg::Reject => UnknownFieldPolicy::Reject,
+        UnknownArg::Drop => UnknownFieldPolicy::Drop,
+    };
+    options.type_mismatch = match args.type_mismatch {
+        MismatchArg::Reject => TypeMismatchPolicy::Reject,
+        MismatchArg::Null => TypeMismatchPolicy::Null,
+    };
+    options.parquet = ParquetOptions {
+        codec: args.compression,
+        row_group_rows: usize::try_from(args.row_group_size).unwrap_or(usize::MAX),
+        row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
+        dictionary: !args.no_dictionary,
+        statistics: match args.statistics {
+            StatisticsArg::None => Statistics::None,
+            StatisticsArg::Chunk => Statistics::Chunk,
+            StatisticsArg::Page => Statistics::Page,
+        },
+        metadata: Vec::new(),
+    };
+    if args.output.as_os_str() == "-" {
+        bail!(usage(
+            "Parquet cannot be written to standard output; give a file path with -o"
+        ));
+    }
+    if args.errors.as_ref() == Some(&args.output) {
+        bail!(usage("--errors and --output must be different files"));
+    }
+    for input in &args.read.inputs {
+        if input != "-" && same_file(input.as_ref(), &args.output) {
+            bail!(usage(format!(
+                "the output {} is also an input",
+                args.output.display()
+            )));
+        }
+    }
+
+    let progress = Bar::new(quiet);
+    let mut destination = LocalDestination {
+        parquet: args.output.clone(),
+        rejects: args.errors.clone(),
+    };
+    let converted = convert(&sources, &options, &mut destination, &progress);
+    progress.done();
+    let converted = converted?;
+    converted
+        .parquet
+        .commit()
+        .context("cannot finish the Parquet output")?;
+    if let Some(rejects) = converted.rejects {
+        rejects.commit().context("cannot finish the error output")?;
+    }
+    if !quiet {
+        print_summary(&converted.summary, sources.len(), args);
+    }
+    Ok(())
+}
+
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn run_schema(args: &SchemaArgs, quiet: bool) -> anyhow::Result<()> {
+    let sources = sources(&args.read)?;
+    let options = base_options(&args.read);
+    let progress = Bar::new(quiet);
+    let inferred = infer_schema(&sources, &options, args.read.infer_rows, &progress);
+    progress.done();
+    let inferred = inferred?;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(inferred.schema.to_json().as_bytes())?;
+    stdout.flush()?;
+    if !quiet {
+        eprintln!(
+            "schema of {} records ({} lines read, {} not valid records and ignored)",
+            inferred.records, inferred.lines, inferred.invalid
+        );
+    }
+    Ok(())
+}
+
+fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
+    let s = &summary.stats;
+    let mut rejected = format!("{} rejected", s.rejected);
+    if !summary.rejects_by_kind.is_empty() {
+        let kinds: Vec<String> = summary
+            .rejects_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{} {n}", kind.as_str()))
+            .collect();
+        rejected.push_str(&format!(" ({})", kinds.join(", ")));
+    }
+    eprintln!(
+        "{}: {} rows written, {rejected}, {} blank lines (lines read {} = written + rejected + blank)",
+        args.output.display(),
+        s.rows,
+        s.blank,
+        s.lines
+    );
+    if s.fields_dropped > 0 || s.values_nulled > 0 {
+        eprintln!(
+            "  {} unknown fields dropped, {} mismatched values written as null",
+            s.fields_dropped, s.values_nulled
+        );
+    }
+    eprintln!(
+        "  {} input{} read: {} of JSON ({} raw); {} of Parquet ({}, {} row group{}); {:.1} s, {:.1} MB/s",
+        sources,
+        if sources == 1 { "" } else { "s" },
+        human_bytes(s.bytes),
+        human_bytes(summary.raw_bytes),
+        human_bytes(summary.output_bytes),
+        args.compression,
+        summary.row_groups,
+        if summary.row_groups == 1 { "" } else { "s" },
+        summary.elapsed.as_secs_f64(),
+        summary.megabytes_per_second()
+    );
+    if summary.restarts > 0 {
+        eprintln!(
+            "  the sampled schema was too narrow; widened and restarted {} time{}",
+            summary.restarts,
+            if summary.restarts == 1 { "" } else { "s" }
+        );
+    }
+    if let Some(errors) = &args.errors {
+        eprintln!("  rejected lines written to {}", errors.display());
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// The indicatif progress bar, drawn only on a terminal and when not quiet.
+struct Bar {
+    bar: Option<ProgressBar>,
+}
+
+impl Bar {
+    fn new(quiet: bool) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Bar { bar: None };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        Bar { bar: Some(bar) }
+    }
+
+    fn done(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn phase(&self, phase: Phase, raw_total: Option<u64>) {
+        let Some(bar) = &self.bar else { return };
+        let message = match phase {
+            Phase::Sampling => "sampling schema".to_string(),
+            Phase::Inferring => "inferring schema".to_string(),
+            Phase::Converting { attempt: 1 } => "converting".to_string(),
+            Phase::Converting { attempt } => {
+                format!("converting (attempt {attempt}, wider schema)")
+            }
+        };
+        let style = match raw_total {
+            Some(total) => {
+                bar.set_length(total);
+                ProgressStyle::with_template(
+                    "{msg:>12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+            }
+            None => {
+                bar.unset_length();
+                ProgressStyle::with_template("{msg:>12} {spinner} {bytes} {bytes_per_sec}")
+            }
+        };
+        if let Ok(style) = style {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(message);
+        bar.set_position(0);
+    }
+
+    fn advance(&self, raw_bytes: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(raw_bytes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500_000), "1.5 MB");
+    }
+}

@@ -1,0 +1,651 @@
+//! Schema inference, one line at a time, without building a JSON tree.
+//!
+//! Inference is on the hot path of every conversion, so the common case costs a single parse:
+//! a line is first checked against the schema so far ([`fits`]); only a line that needs the
+//! schema to widen is validated in full (syntax, top-level object, no duplicate keys) and then
+//! merged. A line that is not a valid record therefore never widens the schema, and the check
+//! is exactly the one the decoder uses to decide that a sampled schema was wrong
+//! ([`crate::decode`]), so inference and decoding always agree.
+
+use std::collections::HashSet;
+
+use serde::de::{
+    self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+
+use crate::reject::RejectKind;
+use crate::schema::{Field, FieldType, Schema, TimestampUnit};
+use crate::timestamp::{looks_like_timestamp, parse_timestamp};
+
+/// What inferring one line did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineInference {
+    /// The line is a record that the schema already describes.
+    Fits,
+    /// The line is a record and the schema was widened to describe it.
+    Widened,
+    /// The line is not a valid record; the schema is unchanged.
+    Invalid,
+}
+
+/// Accumulates the schema of a stream of lines.
+#[derive(Debug, Clone)]
+pub struct Inference {
+    root: FieldType,
+    unit: TimestampUnit,
+    records: u64,
+}
+
+impl Inference {
+    /// Starts with no fields; strings that are timestamps get `unit`.
+    pub fn new(unit: TimestampUnit) -> Self {
+        Self::from_schema(Schema::default(), unit)
+    }
+
+    /// Starts from an existing schema (widening continues from it).
+    pub fn from_schema(schema: Schema, unit: TimestampUnit) -> Self {
+        Inference {
+            root: FieldType::Struct(schema.fields),
+            unit,
+            records: 0,
+        }
+    }
+
+    /// Number of lines that were valid records.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Infers one line (without its newline). Blank lines must be filtered by the caller.
+    pub fn add_line(&mut self, line: &[u8]) -> LineInference {
+        let Ok(text) = std::str::from_utf8(line) else {
+            return LineInference::Invalid;
+        };
+        match fits(text, &self.root, self.unit) {
+            Ok(true) => {
+                self.records += 1;
+                LineInference::Fits
+            }
+            Err(_) => LineInference::Invalid,
+            Ok(false) => {
+                if validate_record(text).is_err() {
+                    return LineInference::Invalid;
+                }
+                let mut de = serde_json::Deserializer::from_str(text);
+                let merged = MergeSeed {
+                    target: &mut self.root,
+                    unit: self.unit,
+                }
+                .deserialize(&mut de);
+                debug_assert!(merged.is_ok(), "a validated line merges");
+                self.records += 1;
+                LineInference::Widened
+            }
+        }
+    }
+
+    /// Merges what another inference (e.g. over a later part of the input) has seen.
+    pub fn merge(&mut self, other: &Inference) {
+        self.root.merge(&other.root);
+        self.records += other.records;
+    }
+
+    /// The schema inferred so far.
+    pub fn schema(&self) -> Schema {
+        match &self.root {
+            FieldType::Struct(fields) => Schema::new(fields.clone()),
+            _ => unreachable!("invariant: the root of an inference is a struct"),
+        }
+    }
+
+    /// Consumes the inference, returning its schema.
+    pub fn into_schema(self) -> Schema {
+        match self.root {
+            FieldType::Struct(fields) => Schema::new(fields),
+            _ => unreachable!("invariant: the root of an inference is a struct"),
+        }
+    }
+}
+
+/// Why a line is not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRecord {
+    /// Category.
+    pub kind: RejectKind,
+    /// Explanation, naming the field where there is one.
+    pub reason: String,
+}
+
+/// Checks that `text` is one JSON object with no duplicate keys at any depth.
+pub fn validate_record(text: &str) -> Result<(), InvalidRecord> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut issue = None;
+    let result = ValidateSeed {
+        top_level: true,
+        issue: &mut issue,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(issue.unwrap_or_else(|| json_error(&e, text))),
+    }
+}
+
+/// Describes a serde_json syntax error without its misleading "line 1" (each record is one
+/// line; the column is what locates the problem).
+pub(crate) fn json_error(error: &serde_json::Error, text: &str) -> InvalidRecord {
+    let full = error.to_string();
+    let message = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(message, _)| message);
+    if message.contains("recursion limit exceeded") {
+        return InvalidRecord {
+            kind: RejectKind::TooDeep,
+            reason: "JSON nests deeper than 128 levels".to_string(),
+        };
+    }
+    let mut reason = format!("invalid JSON at column {}: {message}", error.column());
+    if error.is_eof() && !text.trim_end().is_empty() {
+        reason.push_str(" (the record is cut short)");
+    }
+    InvalidRecord {
+        kind: RejectKind::InvalidJson,
+        reason,
+    }
+}
+
+/// Whether the value in `text` (one record) is already described by `root`.
+/// `Err` means the text is not valid JSON (or not a single value).
+fn fits(text: &str, root: &FieldType, unit: TimestampUnit) -> Result<bool, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut misfit = false;
+    let result = FitsSeed {
+        expected: root,
+        unit,
+        misfit: &mut misfit,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    match result {
+        Ok(()) => Ok(true),
+        Err(_) if misfit => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether a string value is a timestamp of `unit` (as inference types it).
+#[inline]
+pub(crate) fn string_type(s: &str, unit: TimestampUnit) -> FieldType {
+    if looks_like_timestamp(s) && parse_timestamp(s, unit).is_ok() {
+        FieldType::utc_timestamp(unit)
+    } else {
+        FieldType::String
+    }
+}
+
+struct FitsSeed<'a> {
+    expected: &'a FieldType,
+    unit: TimestampUnit,
+    misfit: &'a mut bool,
+}
+
+impl<'a> FitsSeed<'a> {
+    fn fail<E: de::Error>(self) -> Result<(), E> {
+        *self.misfit = true;
+        Err(E::custom("value does not fit the schema"))
+    }
+
+    fn check<E: de::Error>(self, ok: bool) -> Result<(), E> {
+        if ok {
+            Ok(())
+        } else {
+            self.fail()
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for FitsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        if *self.expected == FieldType::String {
+            // A string column holds any value (as its JSON text).
+            IgnoredAny::deserialize(deserializer)?;
+            return Ok(());
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FitsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        let ok = *self.expected == FieldType::Boolean;
+        self.check(ok)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        let ok = matches!(self.expected, FieldType::Int64 | FieldType::Float64);
+        self.check(ok)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        let ok = match self.expected {
+            FieldType::Int64 => i64::try_from(v).is_ok(),
+            FieldType::Float64 => true,
+            _ => false,
+        };
+        self.check(ok)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        let ok = *self.expected == FieldType::Float64;
+        self.check(ok)
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        let ok = match self.expected {
+            FieldType::Timestamp { unit, .. } => {
+                *unit == self.unit && string_type(s, self.unit) != FieldType::String
+            }
+            _ => false,
+        };
+        self.check(ok)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let FieldType::List(items) = self.expected else {
+            return self.fail();
+        };
+        while seq
+            .next_element_seed(FitsSeed {
+                expected: items,
+                unit: self.unit,
+                misfit: &mut *self.misfit,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let FieldType::Struct(fields) = self.expected else {
+            return self.fail();
+        };
+        let mut hint = 0usize;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let index = if fields.get(hint).is_some_and(|f| f.name == *key) {
+                Some(hint)
+            } else {
+                fields.iter().position(|f| f.name == *key)
+            };
+            let Some(index) = index else {
+                return self.fail();
+            };
+            hint = index + 1;
+            map.next_value_seed(FitsSeed {
+                expected: &fields[index].field_type,
+                unit: self.unit,
+                misfit: &mut *self.misfit,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+struct MergeSeed<'a> {
+    target: &'a mut FieldType,
+    unit: TimestampUnit,
+}
+
+impl MergeSeed<'_> {
+    fn widen(self, seen: FieldType) {
+        self.target.merge(&seen);
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for MergeSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        if *self.target == FieldType::String {
+            IgnoredAny::deserialize(deserializer)?;
+            return Ok(());
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MergeSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.widen(FieldType::Boolean);
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.widen(FieldType::Int64);
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.widen(if i64::try_from(v).is_ok() {
+            FieldType::Int64
+        } else {
+            FieldType::Float64
+        });
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.widen(FieldType::Float64);
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
+        let seen = string_type(s, self.unit);
+        self.widen(seen);
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if *self.target == FieldType::Null {
+            *self.target = FieldType::List(Box::new(FieldType::Null));
+        }
+        let FieldType::List(items) = self.target else {
+            *self.target = FieldType::String;
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return Ok(());
+        };
+        while seq
+            .next_element_seed(MergeSeed {
+                target: items,
+                unit: self.unit,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if *self.target == FieldType::Null {
+            *self.target = FieldType::Struct(Vec::new());
+        }
+        let FieldType::Struct(fields) = self.target else {
+            *self.target = FieldType::String;
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            return Ok(());
+        };
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let index = match fields.iter().position(|f| f.name == *key) {
+                Some(i) => i,
+                None => {
+                    fields.push(Field::new(key.into_owned(), FieldType::Null));
+                    fields.len() - 1
+                }
+            };
+            map.next_value_seed(MergeSeed {
+                target: &mut fields[index].field_type,
+                unit: self.unit,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Full validation of a record: syntax, object at the top, no duplicate keys anywhere.
+struct ValidateSeed<'a> {
+    top_level: bool,
+    issue: &'a mut Option<InvalidRecord>,
+}
+
+impl ValidateSeed<'_> {
+    fn child(&mut self) -> ValidateSeed<'_> {
+        ValidateSeed {
+            top_level: false,
+            issue: &mut *self.issue,
+        }
+    }
+
+    fn not_an_object<E: de::Error>(self, found: &str) -> Result<(), E> {
+        if self.top_level {
+            *self.issue = Some(InvalidRecord {
+                kind: RejectKind::NotAnObject,
+                reason: format!("a record must be a JSON object, found {found}"),
+            });
+            return Err(E::custom("not an object"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValidateSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValidateSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.not_an_object("null")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.not_an_object("a boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.not_an_object("a string")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if self.top_level {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return self.not_an_object("an array");
+        }
+        while seq.next_element_seed(self.child())?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if keys.contains(&key) {
+                *self.issue = Some(InvalidRecord {
+                    kind: RejectKind::DuplicateKey,
+                    reason: format!("key `{key}` appears twice in one object"),
+                });
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(self.child())?;
+            keys.insert(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::TimestampUnit::Microsecond;
+
+    fn infer(lines: &[&str]) -> (Schema, Vec<LineInference>) {
+        let mut inference = Inference::new(Microsecond);
+        // `\u{1}` stands for the invalid UTF-8 byte 0xff, which a &str cannot hold.
+        let outcomes = lines
+            .iter()
+            .map(|l| {
+                let bytes: Vec<u8> = l.bytes().map(|b| if b == 1 { 0xff } else { b }).collect();
+                inference.add_line(&bytes)
+            })
+            .collect();
+        (inference.into_schema(), outcomes)
+    }
+
+    fn field(schema: &Schema, name: &str) -> FieldType {
+        schema
+            .fields
+            .iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("no field {name}"))
+            .field_type
+            .clone()
+    }
+
+    #[test]
+    fn infers_scalars_and_widens() {
+        let (schema, outcomes) = infer(&[
+            r#"{"i":1,"f":1,"b":true,"s":"x","t":"2024-01-01T00:00:00Z","n":null,"mixed":1}"#,
+            r#"{"f":2.5,"mixed":"text","t":"2024-01-02T00:00:00.5+01:00"}"#,
+            r#"{"i":2}"#,
+        ]);
+        assert_eq!(
+            outcomes,
+            vec![
+                LineInference::Widened,
+                LineInference::Widened,
+                LineInference::Fits
+            ]
+        );
+        assert_eq!(field(&schema, "i"), FieldType::Int64);
+        assert_eq!(field(&schema, "f"), FieldType::Float64);
+        assert_eq!(field(&schema, "b"), FieldType::Boolean);
+        assert_eq!(field(&schema, "s"), FieldType::String);
+        assert_eq!(field(&schema, "t"), FieldType::utc_timestamp(Microsecond));
+        assert_eq!(field(&schema, "n"), FieldType::Null);
+        assert_eq!(field(&schema, "mixed"), FieldType::String);
+        let names: Vec<_> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["i", "f", "b", "s", "t", "n", "mixed"]);
+    }
+
+    #[test]
+    fn nested_structures_and_conflicts() {
+        let (schema, _) = infer(&[
+            r#"{"user":{"id":1,"tags":["a"]},"list":[1,2],"obj_or_scalar":{"a":1},"e":{}}"#,
+            r#"{"user":{"id":2,"extra":{"deep":[{"x":1}]}},"list":[3.5],"obj_or_scalar":7,"e":{}}"#,
+            r#"{"list":[],"empty_list":[]}"#,
+        ]);
+        assert_eq!(
+            field(&schema, "user"),
+            FieldType::Struct(vec![
+                Field::new("id", FieldType::Int64),
+                Field::new("tags", FieldType::List(Box::new(FieldType::String))),
+                Field::new(
+                    "extra",
+                    FieldType::Struct(vec![Field::new(
+                        "deep",
+                        FieldType::List(Box::new(FieldType::Struct(vec![Field::new(
+                            "x",
+                            FieldType::Int64
+                        )])))
+                    )])
+                ),
+            ])
+        );
+        assert_eq!(
+            field(&schema, "list"),
+            FieldType::List(Box::new(FieldType::Float64))
+        );
+        assert_eq!(field(&schema, "obj_or_scalar"), FieldType::String);
+        assert_eq!(field(&schema, "e"), FieldType::Struct(vec![]));
+        assert_eq!(
+            field(&schema, "empty_list"),
+            FieldType::List(Box::new(FieldType::Null))
+        );
+    }
+
+    #[test]
+    fn big_unsigned_integers_are_floats_and_precise_timestamps_are_strings() {
+        let (schema, _) = infer(&[
+            r#"{"big":18446744073709551615,"small":9223372036854775807,"t":"2024-01-01T00:00:00.1234567Z"}"#,
+        ]);
+        assert_eq!(field(&schema, "big"), FieldType::Float64);
+        assert_eq!(field(&schema, "small"), FieldType::Int64);
+        assert_eq!(field(&schema, "t"), FieldType::String);
+    }
+
+    #[test]
+    fn invalid_lines_never_widen() {
+        let (schema, outcomes) = infer(&[
+            r#"{"a":1}"#,
+            r#"{"a":"x","b":1"#,
+            r#"{"a":"x","a":2}"#,
+            r#"[{"c":1}]"#,
+            r#"{"d":1} trailing"#,
+            "{\"e\":\"\u{1}\"}",
+        ]);
+        assert_eq!(outcomes[1..], [LineInference::Invalid; 5]);
+        assert_eq!(schema, Schema::new(vec![Field::new("a", FieldType::Int64)]));
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let check = |t: &str| validate_record(t).unwrap_err();
+        assert_eq!(check("[1]").kind, RejectKind::NotAnObject);
+        assert!(check("42").reason.contains("found a number"));
+        assert_eq!(
+            check(r#"{"a":{"b":1,"b":2}}"#).kind,
+            RejectKind::DuplicateKey
+        );
+        let truncated = check(r#"{"a":{"b":1"#);
+        assert_eq!(truncated.kind, RejectKind::InvalidJson);
+        assert!(
+            truncated.reason.contains("cut short"),
+            "{}",
+            truncated.reason
+        );
+        assert!(!truncated.reason.contains("line 1"));
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(check(&deep).kind, RejectKind::TooDeep);
+        assert!(validate_record(r#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn very_deep_nesting_is_rejected_without_overflowing_the_stack() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let (_, outcomes) = infer(&[r#"{"a":1}"#, &deep]);
+        assert_eq!(outcomes[1], LineInference::Invalid);
+        // A string column keeps any value as its JSON text, however deep, without recursing.
+        let (_, outcomes) = infer(&[r#"{"a":"s"}"#, &deep]);
+        assert_eq!(outcomes[1], LineInference::Fits);
+    }
+}

@@ -1,0 +1,682 @@
+//! The logical schema of an NDJSON input, its JSON file format, the widening rules that merge
+//! two schemas, and its mapping to Arrow.
+//!
+//! A schema is a list of named, always-nullable fields. JSON has no types beyond null, bool,
+//! number, string, array and object, so the logical types mirror those, plus `int64` vs
+//! `float64` for numbers and `timestamp` for RFC 3339 strings.
+//!
+//! # File format (`--schema FILE`, printed by `ndjson-parquet schema`)
+//!
+//! ```json
+//! {
+//!   "format": "ndjson-parquet.schema",
+//!   "version": 1,
+//!   "fields": [
+//!     {"name": "id", "type": "int64"},
+//!     {"name": "at", "type": "timestamp", "unit": "us", "timezone": "UTC"},
+//!     {"name": "user", "type": "struct", "fields": [{"name": "name", "type": "string"}]},
+//!     {"name": "tags", "type": "list", "items": {"type": "string"}}
+//!   ]
+//! }
+//! ```
+//!
+//! `type` is one of `null`, `boolean`, `int64`, `float64`, `string`, `timestamp` (with `unit`
+//! `ms`, `us` or `ns`, default `us`, and `timezone`, default `UTC`), `struct` (with `fields`)
+//! and `list` (with `items`, a type description without a name). `format` and `version` are
+//! optional when reading; unknown keys are refused so that a typo is never ignored.
+//!
+//! # Widening rules (how the types of two values merge)
+//!
+//! * `null` widens to anything: a field seen only as null stays `null` until a value shows up.
+//! * `int64` with `float64` is `float64`. Integers outside the int64 range count as floats.
+//! * Two structs merge field by field (union, in order of first appearance); two lists merge
+//!   their item types.
+//! * Any other conflict (boolean with number, timestamp with another string, object or list
+//!   with a scalar, object with list) is `string`: the column holds strings as they are and any
+//!   other value as its JSON text, so nothing is lost.
+//!
+//! # How types are written to Parquet
+//!
+//! A `null` field (only nulls seen) and an empty `struct` (only `{}` seen) have no Parquet
+//! representation that every reader accepts (Parquet has no empty groups, and Spark rejects
+//! the `UNKNOWN` logical type), so both are written as nullable UTF-8 columns: nulls stay null
+//! and `{}` is written as the text `{}`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field as ArrowField, Fields, Schema as ArrowSchema, TimeUnit};
+use serde::{Deserialize, Serialize};
+
+/// Marker written into schema files so that a file of another format is recognised early.
+pub const SCHEMA_FORMAT: &str = "ndjson-parquet.schema";
+/// Version of the schema file format this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Resolution of a timestamp column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimestampUnit {
+    /// Milliseconds since the Unix epoch.
+    #[serde(rename = "ms")]
+    Millisecond,
+    /// Microseconds since the Unix epoch (the default).
+    #[serde(rename = "us")]
+    Microsecond,
+    /// Nanoseconds since the Unix epoch (years 1677 to 2262 only).
+    #[serde(rename = "ns")]
+    Nanosecond,
+}
+
+impl TimestampUnit {
+    /// Number of fractional-second digits this unit keeps.
+    pub fn fraction_digits(self) -> u32 {
+        match self {
+            TimestampUnit::Millisecond => 3,
+            TimestampUnit::Microsecond => 6,
+            TimestampUnit::Nanosecond => 9,
+        }
+    }
+
+    /// The name used on the command line and in schema files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimestampUnit::Millisecond => "ms",
+            TimestampUnit::Microsecond => "us",
+            TimestampUnit::Nanosecond => "ns",
+        }
+    }
+
+    fn to_arrow(self) -> TimeUnit {
+        match self {
+            TimestampUnit::Millisecond => TimeUnit::Millisecond,
+            TimestampUnit::Microsecond => TimeUnit::Microsecond,
+            TimestampUnit::Nanosecond => TimeUnit::Nanosecond,
+        }
+    }
+}
+
+impl std::str::FromStr for TimestampUnit {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ms" => Ok(TimestampUnit::Millisecond),
+            "us" => Ok(TimestampUnit::Microsecond),
+            "ns" => Ok(TimestampUnit::Nanosecond),
+            other => Err(format!(
+                "unknown timestamp unit `{other}` (expected ms, us or ns)"
+            )),
+        }
+    }
+}
+
+/// The logical type of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldType {
+    /// Only nulls seen so far; written as a nullable string column.
+    Null,
+    /// `true` / `false`.
+    Boolean,
+    /// Integers that fit in a signed 64-bit integer.
+    Int64,
+    /// Any JSON number.
+    Float64,
+    /// Strings as they are; any other JSON value as its JSON text.
+    String,
+    /// RFC 3339 strings with a time zone offset, stored as an instant.
+    Timestamp {
+        /// Stored resolution; a value with finer precision does not fit.
+        unit: TimestampUnit,
+        /// Time zone recorded in the Arrow/Parquet schema (values are instants regardless).
+        timezone: Arc<str>,
+    },
+    /// An object with these fields (none: written as the JSON text `{}`).
+    Struct(Vec<Field>),
+    /// An array whose items all have this type.
+    List(Box<FieldType>),
+}
+
+/// A named field of a struct or of the top-level record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The JSON key.
+    pub name: String,
+    /// Its type.
+    pub field_type: FieldType,
+}
+
+impl Field {
+    /// A field of the given name and type.
+    pub fn new(name: impl Into<String>, field_type: FieldType) -> Self {
+        Field {
+            name: name.into(),
+            field_type,
+        }
+    }
+}
+
+/// The schema of one NDJSON record: the fields of its top-level object.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Schema {
+    /// Top-level fields in column order.
+    pub fields: Vec<Field>,
+}
+
+/// A schema file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// The text is not valid JSON or does not have the documented shape.
+    #[error("not a valid schema file: {0}")]
+    Syntax(#[source] serde_json::Error),
+    /// The JSON is well formed but describes something invalid.
+    #[error("invalid schema at `{path}`: {message}")]
+    Invalid {
+        /// Dotted path of the offending field (`$` for the top level).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl FieldType {
+    /// The UTC timestamp type of the given unit, as inference produces it.
+    pub fn utc_timestamp(unit: TimestampUnit) -> Self {
+        FieldType::Timestamp {
+            unit,
+            timezone: Arc::from("UTC"),
+        }
+    }
+
+    /// Short name used in messages (`int64`, `struct`, ...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldType::Null => "null",
+            FieldType::Boolean => "boolean",
+            FieldType::Int64 => "int64",
+            FieldType::Float64 => "float64",
+            FieldType::String => "string",
+            FieldType::Timestamp { .. } => "timestamp",
+            FieldType::Struct(_) => "struct",
+            FieldType::List(_) => "list",
+        }
+    }
+
+    /// Widens `self` so that it also holds every value of `other` (see the module docs).
+    pub fn merge(&mut self, other: &FieldType) {
+        use FieldType::*;
+        match (&mut *self, other) {
+            (_, Null) => {}
+            (Null, _) => *self = other.clone(),
+            (Struct(mine), Struct(theirs)) => merge_fields(mine, theirs),
+            (List(mine), List(theirs)) => mine.merge(theirs),
+            (Int64, Float64) => *self = Float64,
+            (Float64, Int64) => {}
+            (a, b) if *a == *b => {}
+            _ => *self = String,
+        }
+    }
+
+    fn to_arrow(&self) -> DataType {
+        match self {
+            FieldType::Null | FieldType::String => DataType::Utf8,
+            FieldType::Boolean => DataType::Boolean,
+            FieldType::Int64 => DataType::Int64,
+            FieldType::Float64 => DataType::Float64,
+            FieldType::Timestamp { unit, timezone } => {
+                DataType::Timestamp(unit.to_arrow(), Some(Arc::clone(timezone)))
+            }
+            FieldType::Struct(fields) if fields.is_empty() => DataType::Utf8,
+            FieldType::Struct(fields) => DataType::Struct(arrow_fields(fields)),
+            FieldType::List(items) => {
+                DataType::List(Arc::new(ArrowField::new_list_field(items.to_arrow(), true)))
+            }
+        }
+    }
+}
+
+/// Merges `theirs` into `mine`: common fields widen, new fields are appended in order.
+pub(crate) fn merge_fields(mine: &mut Vec<Field>, theirs: &[Field]) {
+    // Small structs are the norm; a linear scan beats hashing for them.
+    if mine.len() * theirs.len() <= 256 {
+        for field in theirs {
+            match mine.iter_mut().find(|f| f.name == field.name) {
+                Some(existing) => existing.field_type.merge(&field.field_type),
+                None => mine.push(field.clone()),
+            }
+        }
+        return;
+    }
+    let mut index: HashMap<String, usize> = mine
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), i))
+        .collect();
+    for field in theirs {
+        match index.get(&field.name) {
+            Some(&i) => mine[i].field_type.merge(&field.field_type),
+            None => {
+                index.insert(field.name.clone(), mine.len());
+                mine.push(field.clone());
+            }
+        }
+    }
+}
+
+fn arrow_fields(fields: &[Field]) -> Fields {
+    fields
+        .iter()
+        .map(|f| ArrowField::new(f.name.clone(), f.field_type.to_arrow(), true))
+        .collect()
+}
+
+impl Schema {
+    /// A schema of the given top-level fields.
+    pub fn new(fields: Vec<Field>) -> Self {
+        Schema { fields }
+    }
+
+    /// Widens `self` to hold every record of `other` too.
+    pub fn merge(&mut self, other: &Schema) {
+        merge_fields(&mut self.fields, &other.fields);
+    }
+
+    /// The Arrow schema of the record batches this schema decodes into.
+    pub fn to_arrow(&self) -> ArrowSchema {
+        ArrowSchema::new(arrow_fields(&self.fields))
+    }
+
+    /// Renders the schema in its file format (pretty-printed JSON, trailing newline).
+    pub fn to_json(&self) -> String {
+        let file = SchemaFile {
+            format: Some(SCHEMA_FORMAT.to_string()),
+            version: Some(SCHEMA_VERSION),
+            fields: self.fields.iter().map(FieldDoc::from_field).collect(),
+        };
+        let mut text =
+            serde_json::to_string_pretty(&file).expect("invariant: schema documents serialize");
+        text.push('\n');
+        text
+    }
+
+    /// Renders the schema as compact one-line JSON (for Parquet key-value metadata).
+    pub fn to_compact_json(&self) -> String {
+        let file = SchemaFile {
+            format: Some(SCHEMA_FORMAT.to_string()),
+            version: Some(SCHEMA_VERSION),
+            fields: self.fields.iter().map(FieldDoc::from_field).collect(),
+        };
+        serde_json::to_string(&file).expect("invariant: schema documents serialize")
+    }
+
+    /// Reads a schema from its file format.
+    pub fn from_json(text: &str) -> Result<Schema, SchemaError> {
+        let file: SchemaFile = serde_json::from_str(text).map_err(SchemaError::Syntax)?;
+        if let Some(format) = &file.format {
+            if format != SCHEMA_FORMAT {
+                return Err(invalid(
+                    "$",
+                    format!("`format` is `{format}`, expected `{SCHEMA_FORMAT}`"),
+                ));
+            }
+        }
+        if let Some(version) = file.version {
+            if version != SCHEMA_VERSION {
+                return Err(invalid(
+                    "$",
+                    format!("version {version} is not supported (this build reads version {SCHEMA_VERSION})"),
+                ));
+            }
+        }
+        Ok(Schema {
+            fields: fields_from_docs(&file.fields, "")?,
+        })
+    }
+}
+
+impl fmt::Display for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_json())
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> SchemaError {
+    SchemaError::Invalid {
+        path: if path.is_empty() {
+            "$".into()
+        } else {
+            path.into()
+        },
+        message: message.into(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SchemaFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
+    fields: Vec<FieldDoc>,
+}
+
+/// One field (with `name`) or one list item type (without) in the file format.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(rename = "type")]
+    type_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unit: Option<TimestampUnit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fields: Option<Vec<FieldDoc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    items: Option<Box<FieldDoc>>,
+}
+
+impl FieldDoc {
+    fn from_field(field: &Field) -> FieldDoc {
+        let mut doc = FieldDoc::from_type(&field.field_type);
+        doc.name = Some(field.name.clone());
+        doc
+    }
+
+    fn from_type(field_type: &FieldType) -> FieldDoc {
+        let mut doc = FieldDoc {
+            name: None,
+            type_name: field_type.name().to_string(),
+            unit: None,
+            timezone: None,
+            fields: None,
+            items: None,
+        };
+        match field_type {
+            FieldType::Timestamp { unit, timezone } => {
+                doc.unit = Some(*unit);
+                doc.timezone = Some(timezone.to_string());
+            }
+            FieldType::Struct(fields) => {
+                doc.fields = Some(fields.iter().map(FieldDoc::from_field).collect())
+            }
+            FieldType::List(items) => doc.items = Some(Box::new(FieldDoc::from_type(items))),
+            _ => {}
+        }
+        doc
+    }
+
+    fn to_type(&self, path: &str) -> Result<FieldType, SchemaError> {
+        let only = |allowed: &[&str]| -> Result<(), SchemaError> {
+            let present = [
+                ("unit", self.unit.is_some()),
+                ("timezone", self.timezone.is_some()),
+                ("fields", self.fields.is_some()),
+                ("items", self.items.is_some()),
+            ];
+            for (key, is_present) in present {
+                if is_present && !allowed.contains(&key) {
+                    return Err(invalid(
+                        path,
+                        format!("`{key}` does not apply to type `{}`", self.type_name),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        let field_type = match self.type_name.as_str() {
+            "null" => FieldType::Null,
+            "boolean" => FieldType::Boolean,
+            "int64" => FieldType::Int64,
+            "float64" => FieldType::Float64,
+            "string" => FieldType::String,
+            "timestamp" => {
+                only(&["unit", "timezone"])?;
+                let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
+                if timezone.trim().is_empty() {
+                    return Err(invalid(path, "`timezone` must not be empty"));
+                }
+                FieldType::Timestamp {
+                    unit: self.unit.unwrap_or(TimestampUnit::Microsecond),
+                    timezone: Arc::from(timezone),
+                }
+            }
+            "struct" => {
+                only(&["fields"])?;
+                let docs = self
+                    .fields
+                    .as_ref()
+                    .ok_or_else(|| invalid(path, "a `struct` needs `fields`"))?;
+                FieldType::Struct(fields_from_docs(docs, path)?)
+            }
+            "list" => {
+                only(&["items"])?;
+                let items = self
+                    .items
+                    .as_ref()
+                    .ok_or_else(|| invalid(path, "a `list` needs `items`"))?;
+                if items.name.is_some() {
+                    return Err(invalid(path, "list `items` has no `name`"));
+                }
+                FieldType::List(Box::new(items.to_type(&format!("{path}[]"))?))
+            }
+            other => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "unknown type `{other}` (expected null, boolean, int64, float64, string, timestamp, struct or list)"
+                    ),
+                ))
+            }
+        };
+        if !matches!(
+            field_type,
+            FieldType::Timestamp { .. } | FieldType::Struct(_) | FieldType::List(_)
+        ) {
+            only(&[])?;
+        }
+        Ok(field_type)
+    }
+}
+
+fn fields_from_docs(docs: &[FieldDoc], parent: &str) -> Result<Vec<Field>, SchemaError> {
+    let mut fields: Vec<Field> = Vec::with_capacity(docs.len());
+    for (i, doc) in docs.iter().enumerate() {
+        let name = doc
+            .name
+            .as_ref()
+            .ok_or_else(|| invalid(parent, format!("field #{} has no `name`", i + 1)))?;
+        let path = if parent.is_empty() {
+            name.clone()
+        } else {
+            format!("{parent}.{name}")
+        };
+        if fields.iter().any(|f| &f.name == name) {
+            return Err(invalid(&path, "duplicate field name"));
+        }
+        fields.push(Field::new(name.clone(), doc.to_type(&path)?));
+    }
+    Ok(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts() -> FieldType {
+        FieldType::utc_timestamp(TimestampUnit::Microsecond)
+    }
+
+    #[test]
+    fn null_widens_to_anything() {
+        for other in [
+            FieldType::Boolean,
+            FieldType::Int64,
+            ts(),
+            FieldType::Struct(vec![]),
+        ] {
+            let mut t = FieldType::Null;
+            t.merge(&other);
+            assert_eq!(t, other);
+            let mut t = other.clone();
+            t.merge(&FieldType::Null);
+            assert_eq!(t, other);
+        }
+    }
+
+    #[test]
+    fn int_with_float_is_float_either_way() {
+        let mut t = FieldType::Int64;
+        t.merge(&FieldType::Float64);
+        assert_eq!(t, FieldType::Float64);
+        let mut t = FieldType::Float64;
+        t.merge(&FieldType::Int64);
+        assert_eq!(t, FieldType::Float64);
+    }
+
+    #[test]
+    fn other_conflicts_become_string() {
+        let cases = [
+            (FieldType::Boolean, FieldType::Int64),
+            (ts(), FieldType::String),
+            (ts(), FieldType::Int64),
+            (FieldType::Struct(vec![]), FieldType::Int64),
+            (
+                FieldType::List(Box::new(FieldType::Int64)),
+                FieldType::Boolean,
+            ),
+            (
+                FieldType::Struct(vec![]),
+                FieldType::List(Box::new(FieldType::Null)),
+            ),
+            (ts(), FieldType::utc_timestamp(TimestampUnit::Millisecond)),
+        ];
+        for (a, b) in cases {
+            let mut t = a.clone();
+            t.merge(&b);
+            assert_eq!(t, FieldType::String, "{a:?} + {b:?}");
+            let mut t = b.clone();
+            t.merge(&a);
+            assert_eq!(t, FieldType::String, "{b:?} + {a:?}");
+        }
+    }
+
+    #[test]
+    fn structs_merge_field_by_field_in_first_seen_order() {
+        let mut a = FieldType::Struct(vec![
+            Field::new("x", FieldType::Int64),
+            Field::new("y", FieldType::Null),
+        ]);
+        a.merge(&FieldType::Struct(vec![
+            Field::new("z", FieldType::Boolean),
+            Field::new("x", FieldType::Float64),
+            Field::new("y", FieldType::String),
+        ]));
+        assert_eq!(
+            a,
+            FieldType::Struct(vec![
+                Field::new("x", FieldType::Float64),
+                Field::new("y", FieldType::String),
+                Field::new("z", FieldType::Boolean),
+            ])
+        );
+    }
+
+    #[test]
+    fn many_fields_merge_through_the_hashed_path() {
+        let mine: Vec<Field> = (0..40)
+            .map(|i| Field::new(format!("f{i}"), FieldType::Int64))
+            .collect();
+        let theirs: Vec<Field> = (20..60)
+            .map(|i| Field::new(format!("f{i}"), FieldType::Float64))
+            .collect();
+        let mut merged = mine.clone();
+        merge_fields(&mut merged, &theirs);
+        assert_eq!(merged.len(), 60);
+        assert_eq!(merged[0].field_type, FieldType::Int64);
+        assert_eq!(merged[20].field_type, FieldType::Float64);
+        assert_eq!(merged[59].name, "f59");
+    }
+
+    fn sample_schema() -> Schema {
+        Schema::new(vec![
+            Field::new("id", FieldType::Int64),
+            Field::new("score", FieldType::Float64),
+            Field::new("ok", FieldType::Boolean),
+            Field::new("nothing", FieldType::Null),
+            Field::new(
+                "at",
+                FieldType::Timestamp {
+                    unit: TimestampUnit::Millisecond,
+                    timezone: Arc::from("+02:00"),
+                },
+            ),
+            Field::new(
+                "user",
+                FieldType::Struct(vec![
+                    Field::new("name", FieldType::String),
+                    Field::new("empty", FieldType::Struct(vec![])),
+                ]),
+            ),
+            Field::new(
+                "events",
+                FieldType::List(Box::new(FieldType::Struct(vec![Field::new(
+                    "kind",
+                    FieldType::String,
+                )]))),
+            ),
+        ])
+    }
+
+    #[test]
+    fn file_format_round_trips() {
+        let schema = sample_schema();
+        let text = schema.to_json();
+        assert_eq!(Schema::from_json(&text).unwrap(), schema);
+        assert_eq!(
+            Schema::from_json(&schema.to_compact_json()).unwrap(),
+            schema
+        );
+    }
+
+    #[test]
+    fn file_format_defaults_and_errors() {
+        let schema = Schema::from_json(r#"{"fields":[{"name":"t","type":"timestamp"}]}"#).unwrap();
+        assert_eq!(schema.fields[0].field_type, ts());
+
+        let err = |text: &str| Schema::from_json(text).unwrap_err().to_string();
+        assert!(err(r#"{"fields":[{"name":"a","type":"int32"}]}"#).contains("unknown type `int32`"));
+        assert!(err(r#"{"fields":[{"name":"a","type":"list"}]}"#).contains("needs `items`"));
+        assert!(
+            err(r#"{"fields":[{"name":"a","type":"int64","unit":"ms"}]}"#)
+                .contains("`unit` does not apply")
+        );
+        assert!(
+            err(r#"{"fields":[{"name":"a","type":"int64"},{"name":"a","type":"int64"}]}"#)
+                .contains("duplicate")
+        );
+        assert!(err(r#"{"fields":[{"type":"int64"}]}"#).contains("no `name`"));
+        assert!(err(r#"{"fields":[],"colour":1}"#).contains("unknown field"));
+        assert!(err(r#"{"version":2,"fields":[]}"#).contains("version 2"));
+        assert!(err(r#"{"fields":[{"name":"s","type":"struct","fields":[{"name":"t","type":"timestamp","unit":"s"}]}]}"#).contains("unknown variant"));
+        assert!(err(r#"{"fields":[{"name":"s","type":"struct","fields":[{"name":"x","type":"list","items":{"type":"bogus"}}]}]}"#).contains("`s.x[]`"));
+    }
+
+    #[test]
+    fn arrow_mapping_writes_null_and_empty_struct_as_strings() {
+        let arrow = sample_schema().to_arrow();
+        assert_eq!(arrow.field(3).data_type(), &DataType::Utf8);
+        let DataType::Struct(user) = arrow.field(5).data_type() else {
+            panic!("user is a struct")
+        };
+        assert_eq!(user[1].data_type(), &DataType::Utf8);
+        assert_eq!(
+            arrow.field(4).data_type(),
+            &DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("+02:00")))
+        );
+        assert!(arrow.fields().iter().all(|f| f.is_nullable()));
+    }
+}

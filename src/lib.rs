@@ -1,0 +1,1 @@
+//! Support code for ndjson-parquet's integration tests and benchmarks.
