@@ -1,1 +1,4 @@
-//! Support code for ndjson-parquet's integration tests and benchmarks.
+//! Support code for ndjson-parquet's integration tests and benchmarks: the deterministic data
+//! generator they share.
+
+pub mod datagen;

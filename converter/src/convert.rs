@@ -274,6 +274,12 @@ pub enum ConvertError {
         /// Lines read.
         lines: u64,
     },
+    /// Every record is `{}`: Parquet cannot store rows without columns, so they would be lost.
+    #[error("the {rows} records hold no fields at all (every one is `{{}}`), and Parquet cannot store rows without columns")]
+    NoColumns {
+        /// Records read.
+        rows: u64,
+    },
     /// The schema widened more often than possible for unchanging input.
     #[error(
         "the input changed while it was being converted (its schema widened {restarts} times)"
@@ -346,13 +352,14 @@ pub fn convert<D: Destination>(
         );
         match attempt(sources, options, &schema, mode, parquet, rejects, progress)? {
             Attempt::Done(mut converted) => {
-                if converted.summary.stats.rows == 0
-                    && schema.fields.is_empty()
-                    && options.schema == SchemaChoice::Infer
-                {
-                    return Err(ConvertError::NothingToInfer {
-                        lines: converted.summary.stats.lines,
-                    });
+                if schema.fields.is_empty() {
+                    let stats = converted.summary.stats;
+                    if stats.rows > 0 {
+                        return Err(ConvertError::NoColumns { rows: stats.rows });
+                    }
+                    if options.schema == SchemaChoice::Infer {
+                        return Err(ConvertError::NothingToInfer { lines: stats.lines });
+                    }
                 }
                 converted.summary.restarts = restarts;
                 converted.summary.elapsed = started.elapsed();

@@ -1,0 +1,236 @@
+//! Helpers shared by the converter's integration tests: what a record should look like after
+//! conversion (by the widening rules), what a Parquet file actually holds (read back with the
+//! parquet crate, or with pyarrow and DuckDB), in one canonical JSON form.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use converter::schema::{FieldType, Schema, TimestampUnit};
+use converter::timestamp::parse_timestamp;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Map, Value};
+
+/// How timestamps appear in canonical rows.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Timestamps {
+    /// In the column's own unit.
+    Native,
+    /// Always microseconds (what the Python readers report).
+    Micros,
+}
+
+fn float(v: f64) -> Value {
+    Value::from(v)
+}
+
+fn to_micros(value: i64, unit: TimestampUnit) -> i64 {
+    match unit {
+        TimestampUnit::Millisecond => value * 1000,
+        TimestampUnit::Microsecond => value,
+        TimestampUnit::Nanosecond => value.div_euclid(1000),
+    }
+}
+
+/// The value `input` must read back as, in a column of type `field_type`.
+pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> Value {
+    if input.is_null() {
+        return Value::Null;
+    }
+    match field_type {
+        FieldType::Null => panic!("a non-null value {input} in a null column"),
+        FieldType::Boolean | FieldType::Int64 => input.clone(),
+        FieldType::Float64 => float(input.as_f64().expect("a number in a float column")),
+        FieldType::String => match input {
+            Value::String(s) => Value::String(s.clone()),
+            other => Value::String(serde_json::to_string(other).expect("serializable")),
+        },
+        FieldType::Timestamp { unit, .. } => {
+            let text = input.as_str().expect("a string in a timestamp column");
+            let value = parse_timestamp(text, *unit).expect("a valid timestamp");
+            Value::from(if ts == Timestamps::Micros {
+                to_micros(value, *unit)
+            } else {
+                value
+            })
+        }
+        FieldType::Struct(fields) if fields.is_empty() => Value::String("{}".into()),
+        FieldType::Struct(fields) => {
+            let object = input.as_object().expect("an object in a struct column");
+            let mut out = Map::new();
+            for field in fields {
+                let value = object.get(&field.name).unwrap_or(&Value::Null);
+                out.insert(
+                    field.name.clone(),
+                    expected_value(value, &field.field_type, ts),
+                );
+            }
+            Value::Object(out)
+        }
+        FieldType::List(items) => Value::Array(
+            input
+                .as_array()
+                .expect("an array in a list column")
+                .iter()
+                .map(|v| expected_value(v, items, ts))
+                .collect(),
+        ),
+    }
+}
+
+/// The row a record must read back as.
+pub fn expected_row(record: &Value, schema: &Schema, ts: Timestamps) -> Value {
+    expected_value(record, &FieldType::Struct(schema.fields.clone()), ts)
+}
+
+/// Canonical value of row `i` of an Arrow array.
+pub fn arrow_value(array: &ArrayRef, i: usize, ts: Timestamps) -> Value {
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(i).to_string()),
+        DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
+        DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Timestamp(unit, _) => {
+            let raw = match unit {
+                TimeUnit::Millisecond => array
+                    .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                    .value(i),
+                TimeUnit::Microsecond => array
+                    .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                    .value(i),
+                TimeUnit::Nanosecond => array
+                    .as_primitive::<arrow::datatypes::TimestampNanosecondType>()
+                    .value(i),
+                TimeUnit::Second => panic!("no second timestamps are written"),
+            };
+            let ours = match unit {
+                TimeUnit::Millisecond => TimestampUnit::Millisecond,
+                TimeUnit::Microsecond => TimestampUnit::Microsecond,
+                _ => TimestampUnit::Nanosecond,
+            };
+            Value::from(if ts == Timestamps::Micros {
+                to_micros(raw, ours)
+            } else {
+                raw
+            })
+        }
+        DataType::Struct(fields) => {
+            let array = array.as_struct();
+            let mut out = Map::new();
+            for (index, field) in fields.iter().enumerate() {
+                out.insert(
+                    field.name().clone(),
+                    arrow_value(array.column(index), i, ts),
+                );
+            }
+            Value::Object(out)
+        }
+        DataType::List(_) => {
+            let list = array.as_list::<i32>().value(i);
+            Value::Array((0..list.len()).map(|j| arrow_value(&list, j, ts)).collect())
+        }
+        other => panic!("unexpected Arrow type {other}"),
+    }
+}
+
+/// Canonical rows of record batches.
+pub fn batch_rows(batches: &[RecordBatch], ts: Timestamps) -> Vec<Value> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            let mut row = Map::new();
+            for (index, field) in batch.schema().fields().iter().enumerate() {
+                row.insert(
+                    field.name().clone(),
+                    arrow_value(batch.column(index), i, ts),
+                );
+            }
+            rows.push(Value::Object(row));
+        }
+    }
+    rows
+}
+
+/// Reads a Parquet file (bytes) back with the parquet crate.
+pub fn read_parquet_bytes(bytes: Vec<u8>) -> Vec<RecordBatch> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))
+        .expect("a readable Parquet file")
+        .build()
+        .expect("a reader");
+    reader
+        .collect::<Result<Vec<_>, _>>()
+        .expect("readable batches")
+}
+
+/// Reads a Parquet file back with the parquet crate.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    read_parquet_bytes(std::fs::read(path).expect("the Parquet file exists"))
+}
+
+/// The Python interpreter with pyarrow and duckdb (set up by scripts/test.sh).
+pub fn python() -> String {
+    std::env::var("NDJSON_PARQUET_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "NDJSON_PARQUET_PYTHON is not set: run the suite with ./scripts/test.sh, which installs \
+             pyarrow and duckdb into .venv and points this variable at its python"
+        )
+    })
+}
+
+/// What pyarrow and DuckDB read from a Parquet file.
+pub struct IndependentRead {
+    /// Rows according to pyarrow (timestamps in microseconds).
+    pub pyarrow: Vec<Value>,
+    /// Rows according to DuckDB (timestamps in microseconds).
+    pub duckdb: Vec<Value>,
+    /// pyarrow's rendering of the schema.
+    pub pyarrow_schema: String,
+    /// Row groups in the footer.
+    pub num_row_groups: u64,
+    /// Rows in the footer.
+    pub num_rows: u64,
+}
+
+/// Reads `path` with pyarrow and DuckDB.
+pub fn read_independently(path: &Path) -> IndependentRead {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_parquet.py");
+    let output = Command::new(python())
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "the Python readers failed on {}:\n{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&output.stdout).expect("the readers print JSON");
+    let rows = |key: &str| doc[key].as_array().expect("rows").clone();
+    IndependentRead {
+        pyarrow: rows("pyarrow"),
+        duckdb: rows("duckdb"),
+        pyarrow_schema: doc["pyarrow_schema"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        num_row_groups: doc["num_row_groups"].as_u64().expect("row groups"),
+        num_rows: doc["num_rows"].as_u64().expect("rows"),
+    }
+}
+
+/// Asserts two row lists are equal, reporting the first difference readably.
+pub fn assert_rows_eq(actual: &[Value], expected: &[Value], what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: row count");
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert_eq!(
+            a, e,
+            "{what}: row {i} differs\n actual:   {a}\n expected: {e}"
+        );
+    }
+}
