@@ -262,7 +262,7 @@ fn logs(rng: &mut Rng, index: u64, out: &mut String) {
         if i > 0 {
             out.push(' ');
         }
-        let word: &str = rng.pick(WORDS);
+        let word: &&str = rng.pick(WORDS);
         out.push_str(word);
         if rng.chance(10) {
             let _ = write!(out, " id={}", rng.below(1_000_000));
