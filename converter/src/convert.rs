@@ -651,10 +651,7 @@ fn infer_sequential(
                     break 'sources;
                 }
                 lines += 1;
-                if is_blank(line) {
-                    continue;
-                }
-                if inference.add_line(line) == LineInference::Invalid {
+                if !infer_line(&mut inference, line, options.max_line_bytes) {
                     invalid += 1;
                 }
             }
@@ -671,6 +668,15 @@ fn infer_sequential(
 
 fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// Infers one line; false if it is not a valid record. A line the decoder will reject as too
+/// long must not shape the schema either (a chunk may hold lines longer than the limit).
+fn infer_line(inference: &mut Inference, line: &[u8], max_line_bytes: usize) -> bool {
+    if is_blank(line) {
+        return true;
+    }
+    line.len() <= max_line_bytes && inference.add_line(line) != LineInference::Invalid
 }
 
 struct PartialInference {
@@ -711,9 +717,7 @@ fn infer_parallel(
                 Piece::Lines(chunk) => {
                     for (_, _, line) in chunk.lines() {
                         part.lines += 1;
-                        if !is_blank(line)
-                            && part.inference.add_line(line) == LineInference::Invalid
-                        {
+                        if !infer_line(&mut part.inference, line, options.max_line_bytes) {
                             part.invalid += 1;
                         }
                     }

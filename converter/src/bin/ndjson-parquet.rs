@@ -422,11 +422,12 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
     let s = &summary.stats;
     let mut rejected = format!("{} rejected", s.rejected);
     if !summary.rejects_by_kind.is_empty() {
-        let kinds: Vec<String> = summary
+        let mut kinds: Vec<String> = summary
             .rejects_by_kind
             .iter()
             .map(|(kind, n)| format!("{} {n}", kind.as_str()))
             .collect();
+        kinds.sort();
         rejected.push_str(&format!(" ({})", kinds.join(", ")));
     }
     eprintln!(

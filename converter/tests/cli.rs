@@ -1,0 +1,1072 @@
+//! The `ndjson-parquet` CLI, run as a process: every option, every kind of bad input, exit
+//! statuses, messages, error records, and that `rows + rejected + blank = lines read`.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use common::{batch_rows, expected_row, read_parquet, Timestamps};
+use converter::convert::{METADATA_SCHEMA, METADATA_SOURCES};
+use converter::schema::Schema;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::cargo_bin("ndjson-parquet").expect("the binary is built")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(dir: &Path, args: &[&str]) -> Run {
+    run_with_stdin(dir, args, b"")
+}
+
+fn run_with_stdin(dir: &Path, args: &[&str], stdin: &[u8]) -> Run {
+    let output = bin()
+        .current_dir(dir)
+        .args(args)
+        .write_stdin(stdin.to_vec())
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: output.status.code().expect("exited normally"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// (rows, rejected, blank, lines) from the summary line.
+fn counts(stderr: &str) -> (u64, u64, u64, u64) {
+    let number_before = |marker: &str| -> u64 {
+        let end = stderr
+            .find(marker)
+            .unwrap_or_else(|| panic!("no `{marker}` in:\n{stderr}"));
+        let start = stderr[..end]
+            .rfind(|c: char| !c.is_ascii_digit())
+            .map_or(0, |i| i + 1);
+        stderr[start..end].parse().unwrap()
+    };
+    let lines_at = stderr.find("lines read ").expect("lines read") + "lines read ".len();
+    let lines_end = stderr[lines_at..].find(' ').unwrap() + lines_at;
+    (
+        number_before(" rows written"),
+        number_before(" rejected"),
+        number_before(" blank lines"),
+        stderr[lines_at..lines_end].parse().unwrap(),
+    )
+}
+
+fn assert_reconciles(stderr: &str, expected_lines: u64) -> (u64, u64, u64) {
+    let (rows, rejected, blank, lines) = counts(stderr);
+    assert_eq!(lines, expected_lines, "lines read:\n{stderr}");
+    assert_eq!(
+        rows + rejected + blank,
+        lines,
+        "counts reconcile:\n{stderr}"
+    );
+    (rows, rejected, blank)
+}
+
+fn error_records(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') || n.ends_with(".parquet"))
+        .collect()
+}
+
+fn examples() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.contains(".ndjson"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn lines_of(paths: &[String]) -> Vec<Value> {
+    let mut records = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).unwrap();
+        let text = if path.ends_with(".gz") {
+            let mut out = String::new();
+            std::io::Read::read_to_string(
+                &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+                &mut out,
+            )
+            .unwrap();
+            out
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        records.extend(
+            text.lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+    }
+    records
+}
+
+fn footer(path: &Path) -> std::collections::HashMap<String, String> {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    reader
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|e| (e.key.clone(), e.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn converts_the_bundled_examples_and_readers_agree_with_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = examples();
+    assert!(inputs.len() >= 2 && inputs.iter().any(|p| p.ends_with(".gz")));
+    let mut args = vec!["convert"];
+    args.extend(inputs.iter().map(String::as_str));
+    args.extend(["-o", "sample.parquet"]);
+    let out = run(dir.path(), &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let records = lines_of(&inputs);
+    assert_reconciles(&out.stderr, records.len() as u64);
+
+    let output = dir.path().join("sample.parquet");
+    let meta = footer(&output);
+    let schema = Schema::from_json(&meta[METADATA_SCHEMA]).unwrap();
+    let sources: Vec<String> = serde_json::from_str(&meta[METADATA_SOURCES]).unwrap();
+    assert_eq!(sources, inputs);
+
+    let expected: Vec<Value> = records
+        .iter()
+        .map(|r| expected_row(r, &schema, Timestamps::Micros))
+        .collect();
+    common::assert_rows_eq(
+        &batch_rows(&read_parquet(&output), Timestamps::Micros),
+        &expected,
+        "parquet crate",
+    );
+    let independent = common::read_independently(&output);
+    common::assert_rows_eq(&independent.pyarrow, &expected, "pyarrow");
+    common::assert_rows_eq(&independent.duckdb, &expected, "duckdb");
+}
+
+#[test]
+fn schema_output_round_trips_through_convert() {
+    let dir = tempfile::tempdir().unwrap();
+    let inputs = examples();
+    let mut args = vec!["schema"];
+    args.extend(inputs.iter().map(String::as_str));
+    let printed = run(dir.path(), &args);
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let schema = Schema::from_json(&printed.stdout).unwrap();
+    assert_eq!(schema.to_json(), printed.stdout, "printing is stable");
+    assert!(
+        printed.stderr.contains("schema of 120 records"),
+        "{}",
+        printed.stderr
+    );
+    write(dir.path(), "schema.json", printed.stdout.as_bytes());
+
+    let mut args = vec!["convert", "--schema", "schema.json", "-o", "out.parquet"];
+    args.extend(inputs.iter().map(String::as_str));
+    let out = run(dir.path(), &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let written =
+        Schema::from_json(&footer(&dir.path().join("out.parquet"))[METADATA_SCHEMA]).unwrap();
+    assert_eq!(written, schema);
+
+    // Inferring during convert gives the same schema as `schema` printed.
+    let mut args = vec!["convert", "-o", "inferred.parquet"];
+    args.extend(inputs.iter().map(String::as_str));
+    assert_eq!(run(dir.path(), &args).code, 0);
+    let inferred =
+        Schema::from_json(&footer(&dir.path().join("inferred.parquet"))[METADATA_SCHEMA]).unwrap();
+    assert_eq!(inferred, schema);
+}
+
+const MIXED: &[u8] = b"{\"id\":1,\"name\":\"a\"}\n\
+\n\
+{\"id\":2,\"name\":\"b\"}\n\
+{\"id\":3,\"name\":\"c\"\n\
+[1,2,3]\n\
+   \n\
+42\n\
+{\"id\":4,\"name\":\"\xff\xfe\"}\n\
+{\"id\":5,\"name\":\"e\"}\n\
+{\"id\":6,\"name\":\"f\"";
+
+#[test]
+fn fail_is_the_default_and_names_file_line_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", MIXED);
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.starts_with(
+            "error: in.ndjson: line 4: invalid JSON at column 18: EOF while parsing an object"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("hint: --on-error skip"));
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "no output, no temporary file: {:?}",
+        leftovers(dir.path())
+    );
+}
+
+#[test]
+fn quarantine_writes_one_record_per_bad_line_and_counts_reconcile() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", MIXED);
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "out.parquet",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "bad.ndjson",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (rows, rejected, blank) = assert_reconciles(&out.stderr, 10);
+    assert_eq!((rows, rejected, blank), (3, 5, 2));
+    assert!(
+        out.stderr
+            .contains("(invalid_json 2, invalid_utf8 1, not_an_object 2)"),
+        "{}",
+        out.stderr
+    );
+
+    let records = error_records(&dir.path().join("bad.ndjson"));
+    let summary: Vec<(u64, &str)> = records
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (4, "invalid_json"),
+            (5, "not_an_object"),
+            (7, "not_an_object"),
+            (8, "invalid_utf8"),
+            (10, "invalid_json")
+        ]
+    );
+    for r in &records {
+        assert_eq!(r["source"], "in.ndjson");
+        assert!(r["reason"].as_str().unwrap().len() > 10);
+    }
+    // Offsets point at the line in the input.
+    for r in &records {
+        let offset = r["offset"].as_u64().unwrap() as usize;
+        let raw_len = r["raw"].as_str().unwrap().len().min(3);
+        if r["kind"] != "invalid_utf8" {
+            assert_eq!(
+                &MIXED[offset..offset + raw_len],
+                &r["raw"].as_str().unwrap().as_bytes()[..raw_len]
+            );
+        }
+    }
+    assert_eq!(records[1]["raw"], "[1,2,3]");
+    assert!(
+        records[4]["reason"].as_str().unwrap().contains("cut short"),
+        "truncated last line"
+    );
+    let utf8 = &records[3];
+    assert!(utf8["raw_base64"].is_string(), "exact bytes kept: {utf8}");
+    assert!(utf8["reason"]
+        .as_str()
+        .unwrap()
+        .contains("invalid UTF-8 at byte 17 of the line"));
+
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![1, 2, 5]);
+}
+
+#[test]
+fn skip_counts_bad_lines_and_writes_errors_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", MIXED);
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "out.parquet",
+            "--on-error",
+            "skip",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 10), (3, 5, 2));
+    assert_eq!(leftovers(dir.path()), vec!["out.parquet".to_string()]);
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "out.parquet",
+            "--on-error",
+            "skip",
+            "--errors",
+            "e.ndjson",
+        ],
+    );
+    assert_eq!(out.code, 0);
+    assert_eq!(error_records(&dir.path().join("e.ndjson")).len(), 5);
+}
+
+#[test]
+fn quarantine_without_errors_path_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--on-error",
+            "quarantine",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("--on-error quarantine needs --errors PATH"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn long_lines_deep_nesting_and_empty_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = Vec::new();
+    input.extend(b"{\"a\":1,\"e\":{}}\n");
+    input.extend(b"{\"a\":\"");
+    input.extend(vec![b'x'; 10_000]);
+    input.extend(b"\"}\n");
+    input.extend(format!("{{\"a\":{}1{}}}\n", "[".repeat(200), "]".repeat(200)).as_bytes());
+    input.extend(format!("{{\"a\":{}{}}}\n", "[".repeat(200_000), "]".repeat(200_000)).as_bytes());
+    input.extend(b"{}\n");
+    input.extend(b"{\"a\":2,\"e\":null}\n");
+    write(dir.path(), "in.ndjson", &input);
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "out.parquet",
+            "--max-line-bytes",
+            "1KiB",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "bad.ndjson",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 6), (3, 3, 0));
+    let records = error_records(&dir.path().join("bad.ndjson"));
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["line_too_long", "too_deep", "line_too_long"]);
+    assert_eq!(records[0]["line_bytes"], 10_008);
+    assert_eq!(records[0]["raw_truncated"], true);
+    assert!(records[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("more than the limit of 1024"));
+    assert!(records[0]["raw"].as_str().unwrap().len() <= 4096);
+
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    assert_eq!(rows[0]["e"], "{}", "an empty object is kept as `{{}}`");
+    assert_eq!(
+        rows[1],
+        serde_json::json!({"a": null, "e": null}),
+        "a top-level {{}} is a row of nulls"
+    );
+    assert_eq!(rows[2]["e"], Value::Null);
+}
+
+#[test]
+fn broken_and_truncated_gzip_fail_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = gzip(&b"{\"a\":1}\n".repeat(20_000));
+    write(dir.path(), "cut.ndjson.gz", &full[..full.len() / 2]);
+    let mut corrupt = full.clone();
+    for b in &mut corrupt[30..60] {
+        *b ^= 0xa5;
+    }
+    write(dir.path(), "corrupt.json.gz", &corrupt);
+    for name in ["cut.ndjson.gz", "corrupt.json.gz"] {
+        for on_error in ["fail", "skip"] {
+            let out = run(
+                dir.path(),
+                &["convert", name, "-o", "out.parquet", "--on-error", on_error],
+            );
+            assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+            assert!(
+                out.stderr
+                    .contains(&format!("error: cannot read {name} past byte")),
+                "{}",
+                out.stderr
+            );
+            assert!(out.stderr.contains("caused by:"), "{}", out.stderr);
+            assert!(leftovers(dir.path()).is_empty());
+        }
+    }
+}
+
+#[test]
+fn compression_is_detected_from_content_not_name() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "gz-named-plain.json",
+        &gzip(b"{\"a\":1}\n{\"a\":2}\n"),
+    );
+    write(dir.path(), "plain-named.gz", b"{\"a\":3}\n");
+    write(
+        dir.path(),
+        "z.ndjson.zst",
+        &zstd::encode_all(&b"{\"a\":4}\n"[..], 3).unwrap(),
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "gz-named-plain.json",
+            "plain-named.gz",
+            "z.ndjson.zst",
+            "-o",
+            "out.parquet",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    let values: Vec<i64> = rows.iter().map(|r| r["a"].as_i64().unwrap()).collect();
+    assert_eq!(values, vec![1, 2, 3, 4]);
+}
+
+#[test]
+fn empty_input_needs_a_schema_and_then_writes_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "empty.ndjson", b"");
+    write(dir.path(), "blank.ndjson", b"\n\n");
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "empty.ndjson",
+            "blank.ndjson",
+            "-o",
+            "out.parquet",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("no valid records (2 lines read)"),
+        "{}",
+        out.stderr
+    );
+    assert!(leftovers(dir.path()).is_empty());
+
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"int64"}]}"#,
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "empty.ndjson",
+            "blank.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "out.parquet",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 2), (0, 0, 2));
+    let read = common::read_independently(&dir.path().join("out.parquet"));
+    assert_eq!(read.num_rows, 0);
+    assert!(read.pyarrow_schema.contains("a: int64"));
+
+    // An empty file among others is simply empty.
+    write(dir.path(), "one.ndjson", b"{\"a\":1}\n");
+    let out = run(
+        dir.path(),
+        &["convert", "empty.ndjson", "one.ndjson", "-o", "out.parquet"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn only_empty_objects_are_refused_rather_than_losing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{}\n{}\n");
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("the 2 records hold no fields"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn standard_input_needs_a_schema_or_a_sample_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = b"{\"a\":1,\"t\":\"2026-01-01T00:00:00Z\"}\n{\"a\":2,\"t\":\"2026-01-02T00:00:00Z\"}\n{\"a\":\"x\"}\n";
+    let out = run_with_stdin(dir.path(), &["convert", "-", "-o", "out.parquet"], input);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("pass --schema, or --infer-rows N"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run_with_stdin(
+        dir.path(),
+        &[
+            "convert",
+            "-",
+            "-o",
+            "out.parquet",
+            "--infer-rows",
+            "2",
+            "--on-error",
+            "skip",
+        ],
+        input,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        assert_reconciles(&out.stderr, 3),
+        (2, 1, 0),
+        "the third record does not fit the sample"
+    );
+
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"string"},{"name":"t","type":"timestamp"}]}"#,
+    );
+    let out = run_with_stdin(
+        dir.path(),
+        &["convert", "-", "-o", "out.parquet", "--schema", "s.json"],
+        &gzip(input),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 3), (3, 0, 0));
+
+    let out = run_with_stdin(dir.path(), &["schema", "-"], input);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"string\""),
+        "a and \"x\" widen to string: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_late_record_widens_the_schema_and_the_conversion_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for i in 0..3000 {
+        input.push_str(&format!("{{\"n\":{i}}}\n"));
+    }
+    input.push_str("{\"n\":\"late\",\"extra\":true}\n");
+    write(dir.path(), "in.ndjson", input.as_bytes());
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("widened and restarted 1 time"),
+        "{}",
+        out.stderr
+    );
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    assert_eq!(rows.len(), 3001);
+    assert_eq!(rows[0], serde_json::json!({"n": "0", "extra": null}));
+    assert_eq!(rows[3000], serde_json::json!({"n": "late", "extra": true}));
+
+    // With --infer-rows the sample is final: the late record follows the policy instead.
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "out.parquet",
+            "--infer-rows",
+            "100",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("line 3001: field `n`: expected int64, found string \"late\""),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn unknown_field_and_type_mismatch_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "s.json", br#"{"fields":[{"name":"id","type":"int64"},{"name":"user","type":"struct","fields":[{"name":"age","type":"int64"}]}]}"#);
+    write(dir.path(), "in.ndjson", b"{\"id\":1,\"user\":{\"age\":30,\"nick\":\"z\"}}\n{\"id\":\"two\",\"user\":{\"age\":31}}\n");
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "o.parquet",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("line 1: field `user.nick` is not in the schema"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "o.parquet",
+            "--unknown-fields",
+            "drop",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("line 2: field `id`: expected int64, found string \"two\""),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "o.parquet",
+            "--unknown-fields",
+            "drop",
+            "--type-mismatch",
+            "null",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 unknown fields dropped, 1 mismatched values written as null"),
+        "{}",
+        out.stderr
+    );
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("o.parquet")),
+        Timestamps::Native,
+    );
+    assert_eq!(rows[0], serde_json::json!({"id": 1, "user": {"age": 30}}));
+    assert_eq!(
+        rows[1],
+        serde_json::json!({"id": null, "user": {"age": 31}})
+    );
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "o.parquet",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "e.ndjson",
+        ],
+    );
+    assert_eq!(out.code, 0);
+    let kinds: Vec<String> = error_records(&dir.path().join("e.ndjson"))
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, vec!["unknown_field", "type_mismatch"]);
+}
+
+#[test]
+fn bad_schema_files_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"integer"}]}"#,
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "-o",
+            "o.parquet",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("s.json") && out.stderr.contains("unknown type `integer`"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "--schema",
+            "s.json",
+            "--infer-rows",
+            "3",
+            "-o",
+            "o.parquet",
+        ],
+    );
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn every_codec_is_written_and_lzo_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "in.ndjson",
+        &b"{\"a\":1,\"s\":\"hello hello hello\"}\n".repeat(100),
+    );
+    for (codec, expected) in [
+        ("snappy", "SNAPPY"),
+        ("gzip", "GZIP"),
+        ("gzip:9", "GZIP"),
+        ("brotli:4", "BROTLI"),
+        ("lz4", "LZ4_RAW"),
+        ("zstd", "ZSTD"),
+        ("zstd:19", "ZSTD"),
+        ("none", "UNCOMPRESSED"),
+    ] {
+        let out = run(
+            dir.path(),
+            &[
+                "convert",
+                "in.ndjson",
+                "-o",
+                "o.parquet",
+                "--compression",
+                codec,
+            ],
+        );
+        assert_eq!(out.code, 0, "{codec}: {}", out.stderr);
+        let reader =
+            SerializedFileReader::new(std::fs::File::open(dir.path().join("o.parquet")).unwrap())
+                .unwrap();
+        let column = reader.metadata().row_group(0).column(0).compression();
+        assert!(
+            format!("{column:?}").starts_with(expected),
+            "{codec}: {column:?}"
+        );
+    }
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--compression",
+            "lzo",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("`lzo` is not supported"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--compression",
+            "zstd:40",
+        ],
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("out of range"), "{}", out.stderr);
+}
+
+#[test]
+fn row_groups_dictionary_statistics_and_timestamp_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::new();
+    for i in 0..35 {
+        input.push_str(&format!(
+            "{{\"i\":{i},\"t\":\"2026-01-01T00:00:{:02}.5Z\"}}\n",
+            i
+        ));
+    }
+    write(dir.path(), "in.ndjson", input.as_bytes());
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--row-group-size",
+            "10",
+            "--no-dictionary",
+            "--statistics",
+            "none",
+            "--timestamp-unit",
+            "ms",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.contains("4 row groups"), "{}", out.stderr);
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(dir.path().join("o.parquet")).unwrap())
+            .unwrap();
+    assert_eq!(reader.metadata().num_row_groups(), 4);
+    let column = reader.metadata().row_group(0).column(0);
+    assert!(column.dictionary_page_offset().is_none());
+    assert!(column.statistics().is_none());
+    let t = reader.metadata().file_metadata().schema_descr().column(1);
+    assert!(
+        format!("{:?}", t.logical_type_ref()).contains("MILLIS"),
+        "{:?}",
+        t.logical_type_ref()
+    );
+    let read = common::read_independently(&dir.path().join("o.parquet"));
+    assert_eq!(read.num_row_groups, 4);
+    assert!(
+        read.pyarrow_schema.contains("t: timestamp[ms, tz=UTC]"),
+        "{}",
+        read.pyarrow_schema
+    );
+    assert_eq!(read.duckdb[3]["t"], 1_767_225_603_500_000i64);
+
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "d.parquet"]);
+    assert_eq!(out.code, 0);
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(dir.path().join("d.parquet")).unwrap())
+            .unwrap();
+    let column = reader.metadata().row_group(0).column(0);
+    assert!(column.dictionary_page_offset().is_some());
+    assert!(column.statistics().is_some());
+}
+
+#[test]
+fn thread_count_does_not_change_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = Vec::new();
+    ndjson_parquet_like_data(&mut input);
+    write(dir.path(), "in.ndjson", &input);
+    for threads in ["1", "2", "5"] {
+        let out = run(
+            dir.path(),
+            &[
+                "convert",
+                "in.ndjson",
+                "-o",
+                &format!("t{threads}.parquet"),
+                "--threads",
+                threads,
+                "--on-error",
+                "skip",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let one = std::fs::read(dir.path().join("t1.parquet")).unwrap();
+    assert_eq!(one, std::fs::read(dir.path().join("t2.parquet")).unwrap());
+    assert_eq!(one, std::fs::read(dir.path().join("t5.parquet")).unwrap());
+}
+
+/// Several MiB of varied records with a few bad lines, so that many chunks are in flight.
+fn ndjson_parquet_like_data(out: &mut Vec<u8>) {
+    for i in 0..60_000u64 {
+        if i % 9_973 == 0 {
+            out.extend(b"{broken\n");
+        }
+        let line = format!(
+            "{{\"i\":{i},\"s\":\"row {i} {}\",\"f\":{}.25,\"l\":[{},{}],\"o\":{{\"k\":\"v{}\"}}}}\n",
+            "x".repeat((i % 50) as usize),
+            i % 1000,
+            i,
+            i * 2,
+            i % 7
+        );
+        out.extend(line.as_bytes());
+    }
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    for args in [
+        vec!["convert", "in.ndjson"],
+        vec!["convert", "-o", "o.parquet"],
+        vec!["convert", "in.ndjson", "-o", "o.parquet", "--bogus"],
+        vec!["convert", "in.ndjson", "-o", "o.parquet", "--threads", "0"],
+        vec![
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--max-line-bytes",
+            "lots",
+        ],
+        vec!["convert", "in.ndjson", "-o", "in.ndjson"],
+        vec!["convert", "in.ndjson", "-o", "-"],
+        vec!["convert", "-", "-", "-o", "o.parquet", "--infer-rows", "1"],
+        vec!["frobnicate"],
+    ] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("error"), "{args:?}: {}", out.stderr);
+    }
+    for args in [vec!["--help"], vec!["--version"], vec!["convert", "--help"]] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.code, 0, "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("in.ndjson")).unwrap(),
+        b"{\"a\":1}\n"
+    );
+}
+
+#[test]
+fn missing_input_or_output_directory_is_a_conversion_error_naming_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    let out = run(dir.path(), &["convert", "nope.ndjson", "-o", "o.parquet"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("cannot open nope.ndjson"),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        dir.path(),
+        &["convert", "in.ndjson", "-o", "no/such/dir/o.parquet"],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("no/such/dir/o.parquet"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn quiet_prints_nothing_and_no_progress_bar_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    let out = run(
+        dir.path(),
+        &["convert", "in.ndjson", "-o", "o.parquet", "-q"],
+    );
+    assert_eq!(out.code, 0);
+    assert_eq!(out.stderr, "");
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "o.parquet"]);
+    assert!(
+        !out.stderr.contains('\r') && !out.stderr.contains('\u{1b}'),
+        "{:?}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("MB/s"));
+}
