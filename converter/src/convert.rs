@@ -262,9 +262,12 @@ pub enum ConvertError {
     /// The error output could not be opened or written.
     #[error("cannot write the error output")]
     RejectOutput(#[source] io::Error),
-    /// Standard input without a way to know the schema up front.
-    #[error("standard input can be read only once: pass --schema, or --infer-rows N to infer from its first N records")]
-    NeedsSchema,
+    /// A stream (standard input, a pipe) without a way to know the schema up front.
+    #[error("{source_name} is a stream that can be read only once: pass --schema, or --infer-rows N to infer from its first N records")]
+    NeedsSchema {
+        /// The stream.
+        source_name: String,
+    },
     /// `OnError::Quarantine` without an error output.
     #[error("quarantine needs an error output (--errors PATH)")]
     QuarantineWithoutOutput,
@@ -328,8 +331,10 @@ pub fn convert<D: Destination>(
             (inferred.schema, options.fixed_mode())
         }
         SchemaChoice::Infer => {
-            if sources.iter().any(|s| !s.can_reopen()) {
-                return Err(ConvertError::NeedsSchema);
+            if let Some(stream) = sources.iter().find(|s| !s.can_reopen()) {
+                return Err(ConvertError::NeedsSchema {
+                    source_name: stream.name().to_string(),
+                });
             }
             (
                 sample_schema(sources, options, progress)?,

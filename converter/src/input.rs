@@ -7,14 +7,14 @@
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Contract: `open` returns a reader positioned at the start of the source's raw (possibly
 /// compressed) bytes. When [`Source::can_reopen`] is true, every `open` yields the same bytes;
 /// when false, `open` may be called at most twice and the second reader continues to yield
-/// exactly the bytes the first one did, then the rest (see [`StdinSource`]).
+/// exactly the bytes the first one did, then the rest (see [`StreamSource`]).
 pub trait Source: Send + Sync {
     /// Name used in messages, error records and metadata (a path, `-`, or a URL).
     fn name(&self) -> &str;
@@ -62,6 +62,12 @@ impl Source for FileSource {
     }
 }
 
+/// Whether `path` is a regular file, i.e. can be read from the start again. FIFOs, process
+/// substitutions and devices cannot, and must be read through a [`StreamSource`].
+pub fn is_regular_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
 /// Bytes held in memory (tests, small payloads, library users).
 #[derive(Debug, Clone)]
 pub struct MemorySource {
@@ -93,38 +99,116 @@ impl Source for MemorySource {
     }
 }
 
-/// Standard input (`-`). It cannot be rewound, so the first reader records what it hands
-/// out (up to `replay_limit` bytes) and the second replays that before continuing with the
-/// unread rest. This is what lets `--infer-rows N` sample the head of a pipe.
-pub struct StdinSource {
-    state: Arc<Mutex<StdinState>>,
+/// Opens the underlying stream of a [`StreamSource`], once.
+type StreamOpener = Box<dyn FnOnce() -> io::Result<Box<dyn Read + Send>> + Send>;
+
+/// A stream that cannot be rewound: standard input (`-`), a named pipe, a process
+/// substitution (`<(zcat …)`). The first reader records what it hands out (up to
+/// `replay_limit` bytes); the second replays that, then continues with the same stream. This
+/// is what lets `--infer-rows N` sample the head of a pipe and still convert all of it.
+pub struct StreamSource {
+    name: String,
+    state: Arc<Mutex<StreamState>>,
     replay_limit: usize,
 }
 
-enum StdinState {
-    Unopened,
-    Recording(Vec<u8>),
+enum StreamState {
+    Unopened(StreamOpener),
+    /// The first reader is out (`rest` is `None`) or was dropped (`rest` holds the stream).
+    Recording {
+        head: Vec<u8>,
+        rest: Option<Box<dyn Read + Send>>,
+    },
     Overflowed,
-    Replaying,
+    Replayed,
 }
 
-impl StdinSource {
-    /// A source for the process's standard input, recording at most `replay_limit` bytes.
-    pub fn new(replay_limit: usize) -> Self {
-        StdinSource {
-            state: Arc::new(Mutex::new(StdinState::Unopened)),
+impl StreamSource {
+    /// Standard input.
+    pub fn stdin(replay_limit: usize) -> Self {
+        Self::from_opener(
+            "-",
+            replay_limit,
+            Box::new(|| Ok(Box::new(io::stdin()) as Box<dyn Read + Send>)),
+        )
+    }
+
+    /// A path that is not a regular file (a FIFO, a character device, `/dev/fd/N`).
+    pub fn from_path(path: impl Into<PathBuf>, replay_limit: usize) -> Self {
+        let path = path.into();
+        let name = path.display().to_string();
+        Self::from_opener(
+            name,
+            replay_limit,
+            Box::new(move || Ok(Box::new(File::open(path)?) as Box<dyn Read + Send>)),
+        )
+    }
+
+    /// Any reader.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl Read + Send + 'static,
+        replay_limit: usize,
+    ) -> Self {
+        Self::from_opener(
+            name,
+            replay_limit,
+            Box::new(move || Ok(Box::new(reader) as Box<dyn Read + Send>)),
+        )
+    }
+
+    fn from_opener(name: impl Into<String>, replay_limit: usize, opener: StreamOpener) -> Self {
+        StreamSource {
+            name: name.into(),
+            state: Arc::new(Mutex::new(StreamState::Unopened(opener))),
             replay_limit,
         }
     }
 }
 
-impl Source for StdinSource {
+impl Source for StreamSource {
     fn name(&self) -> &str {
-        "-"
+        &self.name
     }
 
     fn open(&self) -> io::Result<Box<dyn Read + Send>> {
-        open_replayable(&self.state, self.replay_limit, io::stdin())
+        let mut guard = self
+            .state
+            .lock()
+            .expect("invariant: stream state lock is never poisoned");
+        match std::mem::replace(&mut *guard, StreamState::Replayed) {
+            StreamState::Unopened(opener) => {
+                let inner = match opener() {
+                    Ok(inner) => inner,
+                    Err(e) => {
+                        *guard = StreamState::Overflowed;
+                        return Err(e);
+                    }
+                };
+                *guard = StreamState::Recording {
+                    head: Vec::new(),
+                    rest: None,
+                };
+                Ok(Box::new(RecordingReader {
+                    inner: Some(inner),
+                    state: Arc::clone(&self.state),
+                    limit: self.replay_limit,
+                }))
+            }
+            StreamState::Recording { head, rest: Some(rest) } => Ok(Box::new(Cursor::new(head).chain(rest))),
+            StreamState::Recording { rest: None, .. } => Err(io::Error::other(format!(
+                "{} is still being read by its first reader",
+                self.name
+            ))),
+            StreamState::Overflowed => Err(io::Error::other(format!(
+                "{} cannot be rewound: more than {} bytes were read to infer the schema; pass --schema or a smaller --infer-rows",
+                self.name, self.replay_limit
+            ))),
+            StreamState::Replayed => Err(io::Error::other(format!(
+                "{} can only be read once more after schema inference",
+                self.name
+            ))),
+        }
     }
 
     fn can_reopen(&self) -> bool {
@@ -132,54 +216,42 @@ impl Source for StdinSource {
     }
 }
 
-fn open_replayable<R: Read + Send + 'static>(
-    state: &Arc<Mutex<StdinState>>,
-    limit: usize,
-    inner: R,
-) -> io::Result<Box<dyn Read + Send>> {
-    let mut guard = state
-        .lock()
-        .expect("invariant: stdin state lock is never poisoned");
-    match std::mem::replace(&mut *guard, StdinState::Replaying) {
-        StdinState::Unopened => {
-            *guard = StdinState::Recording(Vec::new());
-            Ok(Box::new(RecordingReader {
-                inner,
-                state: Arc::clone(state),
-                limit,
-            }))
-        }
-        StdinState::Recording(head) => Ok(Box::new(Cursor::new(head).chain(inner))),
-        StdinState::Overflowed => Err(io::Error::other(format!(
-            "standard input cannot be rewound: more than {limit} bytes were read to infer the schema; pass --schema or a smaller --infer-rows"
-        ))),
-        StdinState::Replaying => Err(io::Error::other(
-            "standard input can only be read once more after schema inference",
-        )),
-    }
-}
-
-struct RecordingReader<R> {
-    inner: R,
-    state: Arc<Mutex<StdinState>>,
+struct RecordingReader {
+    inner: Option<Box<dyn Read + Send>>,
+    state: Arc<Mutex<StreamState>>,
     limit: usize,
 }
 
-impl<R: Read> Read for RecordingReader<R> {
+impl Read for RecordingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .as_mut()
+            .expect("invariant: the stream is held until drop")
+            .read(buf)?;
         let mut guard = self
             .state
             .lock()
-            .expect("invariant: stdin state lock is never poisoned");
-        if let StdinState::Recording(head) = &mut *guard {
+            .expect("invariant: stream state lock is never poisoned");
+        if let StreamState::Recording { head, .. } = &mut *guard {
             if head.len() + n > self.limit {
-                *guard = StdinState::Overflowed;
+                *guard = StreamState::Overflowed;
             } else {
                 head.extend_from_slice(&buf[..n]);
             }
         }
         Ok(n)
+    }
+}
+
+impl Drop for RecordingReader {
+    /// Hands the stream back, so the second reader continues where this one stopped.
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.state.lock() {
+            if let StreamState::Recording { rest, .. } = &mut *guard {
+                *rest = self.inner.take();
+            }
+        }
     }
 }
 
@@ -314,39 +386,50 @@ mod tests {
         assert!(read_all(corrupt).is_err());
     }
 
-    #[test]
-    fn replayable_source_hands_out_the_head_again() {
-        let state = Arc::new(Mutex::new(StdinState::Unopened));
-        let data = b"line1\nline2\nline3\n".to_vec();
-        let shared = Arc::new(Mutex::new(Cursor::new(data)));
-        struct SharedReader(Arc<Mutex<Cursor<Vec<u8>>>>);
-        impl Read for SharedReader {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                let n = buf.len().min(6);
-                self.0.lock().unwrap().read(&mut buf[..n])
-            }
+    /// A reader that returns at most 6 bytes per call, like a pipe.
+    struct Pipe(Cursor<Vec<u8>>);
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(6);
+            self.0.read(&mut buf[..n])
         }
-        let mut first = open_replayable(&state, 100, SharedReader(Arc::clone(&shared))).unwrap();
+    }
+
+    #[test]
+    fn a_stream_hands_out_its_head_again_then_the_rest() {
+        let source = StreamSource::from_reader(
+            "pipe",
+            Pipe(Cursor::new(b"line1\nline2\nline3\n".to_vec())),
+            100,
+        );
+        assert!(!source.can_reopen());
+        let mut first = source.open().unwrap();
         let mut head = [0u8; 6];
         first.read_exact(&mut head).unwrap();
         drop(first);
-        let mut second = open_replayable(&state, 100, SharedReader(Arc::clone(&shared))).unwrap();
         let mut all = String::new();
-        second.read_to_string(&mut all).unwrap();
+        source.open().unwrap().read_to_string(&mut all).unwrap();
         assert_eq!(all, "line1\nline2\nline3\n");
-        assert!(open_replayable(&state, 100, SharedReader(shared)).is_err());
+        let third = source.open().err().unwrap();
+        assert!(third.to_string().contains("only be read once more"));
     }
 
     #[test]
     fn replay_beyond_the_limit_is_refused() {
-        let state = Arc::new(Mutex::new(StdinState::Unopened));
-        let mut first = open_replayable(&state, 4, Cursor::new(b"0123456789".to_vec())).unwrap();
+        let source = StreamSource::from_reader("pipe", Cursor::new(b"0123456789".to_vec()), 4);
         let mut buf = Vec::new();
-        first.read_to_end(&mut buf).unwrap();
-        drop(first);
-        let err = open_replayable(&state, 4, Cursor::new(Vec::new()))
-            .err()
-            .unwrap();
-        assert!(err.to_string().contains("cannot be rewound"));
+        source.open().unwrap().read_to_end(&mut buf).unwrap();
+        let err = source.open().err().unwrap();
+        assert!(err.to_string().contains("cannot be rewound"), "{err}");
+    }
+
+    #[test]
+    fn regular_files_reopen_and_pipes_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.ndjson");
+        std::fs::write(&path, b"{}\n").unwrap();
+        assert!(is_regular_file(&path));
+        assert!(!is_regular_file(Path::new("/dev/null")));
     }
 }

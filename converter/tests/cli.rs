@@ -629,6 +629,65 @@ fn standard_input_needs_a_schema_or_a_sample_limit() {
 }
 
 #[test]
+fn named_pipes_are_read_once_and_never_half_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("events.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let feed = |fifo: PathBuf| {
+        std::thread::spawn(move || {
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            for i in 0..5000 {
+                // A broken pipe just means the reader gave up, as it must without a schema.
+                if writeln!(pipe, "{{\"i\":{i}}}").is_err() {
+                    return;
+                }
+            }
+        })
+    };
+
+    // Without a schema the pipe is refused up front rather than sampled and re-opened.
+    let writer = feed(fifo.clone());
+    let out = run(dir.path(), &["convert", "events.fifo", "-o", "out.parquet"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("events.fifo is a stream that can be read only once"),
+        "{}",
+        out.stderr
+    );
+    // Unblock the writer if the refusal came before the pipe was opened.
+    let _ = std::fs::File::open(&fifo).map(|mut f| std::io::copy(&mut f, &mut std::io::sink()));
+    writer.join().unwrap();
+
+    let writer = feed(fifo.clone());
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "events.fifo",
+            "-o",
+            "out.parquet",
+            "--infer-rows",
+            "10",
+        ],
+    );
+    writer.join().unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 5000), (5000, 0, 0));
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    assert_eq!(rows.len(), 5000);
+    assert_eq!(rows[0]["i"], 0);
+    assert_eq!(rows[4999]["i"], 4999);
+}
+
+#[test]
 fn a_late_record_widens_the_schema_and_the_conversion_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut input = String::new();

@@ -16,7 +16,7 @@ use converter::convert::{
     Summary,
 };
 use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
-use converter::input::{FileSource, Source, StdinSource};
+use converter::input::{is_regular_file, FileSource, Source, StreamSource};
 use converter::output::LocalDestination;
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
 use converter::schema::{Schema, TimestampUnit};
@@ -235,7 +235,7 @@ fn main() -> ExitCode {
             if error.downcast_ref::<UsageError>().is_some()
                 || matches!(
                     error.downcast_ref::<ConvertError>(),
-                    Some(ConvertError::NeedsSchema | ConvertError::QuarantineWithoutOutput)
+                    Some(ConvertError::NeedsSchema { .. } | ConvertError::QuarantineWithoutOutput)
                 )
             {
                 ExitCode::from(2)
@@ -279,14 +279,18 @@ fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     if read.inputs.iter().filter(|i| *i == "-").count() > 1 {
         bail!(usage("`-` (standard input) can be given only once"));
     }
+    // The head that --infer-rows reads from a pipe is replayed; 1 GiB is far beyond any
+    // sensible sample and stops a runaway.
+    const REPLAY_LIMIT: usize = 1 << 30;
     Ok(read
         .inputs
         .iter()
         .map(|input| -> Arc<dyn Source> {
+            let path = std::path::Path::new(input);
             if input == "-" {
-                // The head that --infer-rows reads is replayed; 1 GiB is far beyond any
-                // sensible sample and stops a runaway.
-                Arc::new(StdinSource::new(1 << 30))
+                Arc::new(StreamSource::stdin(REPLAY_LIMIT))
+            } else if path.exists() && !is_regular_file(path) {
+                Arc::new(StreamSource::from_path(path, REPLAY_LIMIT))
             } else {
                 Arc::new(FileSource::new(input))
             }
