@@ -1,0 +1,226 @@
+//! The manifest document written to S3 and the Step Functions execution input.
+//!
+//! # Manifest JSON, version 1
+//!
+//! ```json
+//! {
+//!   "format": "ndjson-parquet.manifest",
+//!   "version": 1,
+//!   "manifest_id": "2026-11-25_20261125T101502123Z_9f1c2a7b3e4d5f60",
+//!   "date_prefix": "2026-11-25",
+//!   "created_at": "2026-11-25T10:15:02.123Z",
+//!   "file_count": 2,
+//!   "total_bytes": 3072,
+//!   "files": [
+//!     {"bucket": "input", "key": "2026-11-25/a.ndjson.gz", "size": 1024, "etag": "9b2c…"},
+//!     {"bucket": "input", "key": "2026-11-25/b.ndjson", "size": 2048, "etag": "77aa…"}
+//!   ]
+//! }
+//! ```
+//!
+//! `files` lists exactly the files the manifest claimed, in claim order. Readers must check
+//! `format` and `version`; a new version is introduced for any change a version-1 reader
+//! would misread. The object is written once, under a key derived from the manifest id
+//! ([`manifest_key`]), before the execution starts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{DatePrefix, ManifestId, ObjectRef};
+
+/// Value of `format` in every manifest.
+pub const MANIFEST_FORMAT: &str = "ndjson-parquet.manifest";
+/// The version this build writes and reads.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One file of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// Bucket.
+    pub bucket: String,
+    /// Object key (decoded).
+    pub key: String,
+    /// Size in bytes when it arrived.
+    pub size: u64,
+    /// ETag when it arrived.
+    pub etag: String,
+}
+
+impl From<&ObjectRef> for ManifestFile {
+    fn from(object: &ObjectRef) -> Self {
+        ManifestFile {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            size: object.size,
+            etag: object.etag.clone(),
+        }
+    }
+}
+
+/// The manifest document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestDocument {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Always [`MANIFEST_VERSION`] when written by this build.
+    pub version: u32,
+    /// The manifest (and execution) id.
+    pub manifest_id: ManifestId,
+    /// The date partition.
+    pub date_prefix: DatePrefix,
+    /// When the manifest was created (RFC 3339).
+    pub created_at: String,
+    /// `files.len()`.
+    pub file_count: u64,
+    /// Sum of `files[].size`.
+    pub total_bytes: u64,
+    /// The files.
+    pub files: Vec<ManifestFile>,
+}
+
+/// Why a manifest document cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not JSON of the documented shape.
+    #[error("not a manifest document: {0}")]
+    Syntax(#[from] serde_json::Error),
+    /// Another format or version.
+    #[error("unsupported manifest format `{format}` version {version} (this build reads `{MANIFEST_FORMAT}` version {MANIFEST_VERSION})")]
+    Unsupported {
+        /// Its format.
+        format: String,
+        /// Its version.
+        version: u32,
+    },
+    /// Counts that do not match the file list.
+    #[error("manifest is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl ManifestDocument {
+    /// Parses and checks a manifest.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let document: ManifestDocument = serde_json::from_slice(bytes)?;
+        if document.format != MANIFEST_FORMAT || document.version != MANIFEST_VERSION {
+            return Err(ManifestError::Unsupported {
+                format: document.format,
+                version: document.version,
+            });
+        }
+        if document.file_count != document.files.len() as u64 {
+            return Err(ManifestError::Inconsistent(format!(
+                "file_count is {} but {} files are listed",
+                document.file_count,
+                document.files.len()
+            )));
+        }
+        let bytes: u64 = document.files.iter().map(|f| f.size).sum();
+        if bytes != document.total_bytes {
+            return Err(ManifestError::Inconsistent(format!(
+                "total_bytes is {} but the files add up to {bytes}",
+                document.total_bytes
+            )));
+        }
+        Ok(document)
+    }
+
+    /// Serializes the manifest (pretty, for people reading it in S3).
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("invariant: manifests serialize")
+    }
+}
+
+/// The key of a manifest's JSON: `<prefix>/dt=<date>/<id>.json` (`prefix` may be empty).
+pub fn manifest_key(prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("dt={date_prefix}/{id}.json")
+    } else {
+        format!("{prefix}/dt={date_prefix}/{id}.json")
+    }
+}
+
+/// The input of a Step Functions execution (and of the converter Lambda).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutionInput {
+    /// `s3://bucket/key` of the manifest JSON.
+    pub manifest_path: String,
+    /// The date partition.
+    pub date_prefix: DatePrefix,
+    /// Files in the manifest.
+    pub file_count: u64,
+    /// Sort key of the manifest item: `MANIFEST#<id>`.
+    pub file_key: String,
+    /// Bytes in the manifest (the state machine routes large ones to AWS Batch).
+    pub total_bytes: u64,
+}
+
+/// Splits `s3://bucket/key`.
+pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("s3://")?;
+    let (bucket, key) = rest.split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn document() -> ManifestDocument {
+        ManifestDocument {
+            format: MANIFEST_FORMAT.into(),
+            version: MANIFEST_VERSION,
+            manifest_id: ManifestId::parse("m1").unwrap(),
+            date_prefix: DatePrefix::parse("2026-11-25").unwrap(),
+            created_at: "2026-11-25T10:00:00.000Z".into(),
+            file_count: 2,
+            total_bytes: 30,
+            files: vec![
+                ManifestFile {
+                    bucket: "b".into(),
+                    key: "k 1".into(),
+                    size: 10,
+                    etag: "e".into(),
+                },
+                ManifestFile {
+                    bucket: "b".into(),
+                    key: "k2".into(),
+                    size: 20,
+                    etag: "f".into(),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn documents_round_trip_and_are_checked() {
+        let doc = document();
+        assert_eq!(ManifestDocument::from_json(&doc.to_json()).unwrap(), doc);
+        let mut wrong = doc.clone();
+        wrong.version = 2;
+        assert!(matches!(
+            ManifestDocument::from_json(&wrong.to_json()),
+            Err(ManifestError::Unsupported { .. })
+        ));
+        let mut wrong = doc.clone();
+        wrong.total_bytes = 31;
+        assert!(matches!(
+            ManifestDocument::from_json(&wrong.to_json()),
+            Err(ManifestError::Inconsistent(_))
+        ));
+        assert!(ManifestDocument::from_json(b"{}").is_err());
+    }
+
+    #[test]
+    fn keys_and_urls() {
+        let id = ManifestId::parse("m1").unwrap();
+        let date = DatePrefix::parse("2026-11-25").unwrap();
+        assert_eq!(
+            manifest_key("manifests/", &date, &id),
+            "manifests/dt=2026-11-25/m1.json"
+        );
+        assert_eq!(manifest_key("", &date, &id), "dt=2026-11-25/m1.json");
+        assert_eq!(parse_s3_url("s3://b/a/b.json"), Some(("b", "a/b.json")));
+        assert_eq!(parse_s3_url("s3://b/"), None);
+        assert_eq!(parse_s3_url("https://b/k"), None);
+    }
+}
