@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: installs what the tests need (a project-local
-# Python venv with pinned pyarrow and duckdb, the independent Parquet readers), then runs
-# formatting and lint checks and every Rust test.
+# The whole test suite, from a fresh clone. It installs what the tests need -- a project-local
+# Python venv with pinned pyarrow and duckdb (independent Parquet readers) and moto's server
+# (the local AWS emulator) -- starts the emulator on 127.0.0.1, then runs formatting and lint
+# checks and every Rust test against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,28 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 export NDJSON_PARQUET_PYTHON="$PWD/$venv/bin/python"
+
+# The AWS emulator, on a free loopback port, stopped when this script ends.
+mkdir -p target
+port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+      "http://127.0.0.1:$port/moto-api/" 2> /dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then
+    echo "the AWS emulator did not start:" >&2
+    cat target/moto.log >&2
+    exit 1
+  fi
+  sleep 0.2
+done
+export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -19,5 +19,7 @@ pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod orchestrator;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tracking;
 pub mod types;

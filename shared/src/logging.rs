@@ -48,36 +48,29 @@ impl LogLevel {
 }
 
 /// Installs the global JSON subscriber writing to `writer` (stdout in Lambda). Our own
-/// crates log at `level`; the AWS SDK and runtime only from WARN, since their DEBUG output
-/// includes request parameters such as object keys.
+/// crates log at `level`; everything else (the AWS SDK, the Lambda runtime) only from WARN,
+/// since their DEBUG output includes request parameters such as object keys. Each line
+/// carries the current span's fields (e.g. the SQS `message_id`).
 pub fn init_json<W>(level: LogLevel, writer: W)
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let ours = level.to_tracing();
-    // tracing orders levels by verbosity (DEBUG > WARN): take the quieter of ours and WARN.
+    // tracing orders levels by verbosity (DEBUG > WARN): dependencies get the quieter of the
+    // two, so `LOG_LEVEL=ERROR` silences them too.
     let dependencies = ours.min(tracing::Level::WARN);
-    let mut filter = tracing_subscriber::filter::Targets::new().with_default(ours);
-    for target in [
-        "aws_config",
-        "aws_smithy_runtime",
-        "aws_smithy_http_client",
-        "aws_sdk_s3",
-        "aws_sdk_dynamodb",
-        "aws_sdk_sfn",
-        "hyper",
-        "hyper_util",
-        "lambda_runtime",
-        "lambda_runtime_api_client",
-    ] {
-        filter = filter.with_target(target, dependencies);
-    }
+    let filter = tracing_subscriber::filter::Targets::new()
+        .with_default(dependencies)
+        .with_target("shared", ours)
+        .with_target("manifest_builder", ours)
+        .with_target("converter", ours)
+        .with_target("converter_lambda", ours);
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let layer = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_writer(writer);

@@ -1,0 +1,510 @@
+//! The manifest-builder against real AWS APIs on the local emulator (moto's server, started
+//! by `scripts/test.sh`): the DynamoDB tracking store's contract, the handler fed with the
+//! S3 notifications S3 really sends to SQS, and the real binary behind a Lambda Runtime API.
+//! Every test uses its own table, buckets, queue and state machine.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use manifest_builder::builder::ManifestBuilder;
+use manifest_builder::config::BuilderConfig;
+use manifest_builder::handler::handle;
+use serde_json::{json, Value};
+use shared::blobs::S3Blobs;
+use shared::dynamo::{create_table, DynamoTrackingStore};
+use shared::manifest::{parse_s3_url, ManifestDocument};
+use shared::orchestrator::StepFunctions;
+use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
+use shared::tracking::{contract, TrackingStore};
+use shared::types::{DatePrefix, FileStatus, Timestamp};
+
+struct Resources {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sfn: aws_sdk_sfn::Client,
+    input_bucket: String,
+    manifest_bucket: String,
+    queue_url: String,
+    table: String,
+    state_machine_arn: String,
+}
+
+impl Resources {
+    async fn create() -> Self {
+        let config = sdk_config().await;
+        let s3 = shared::aws::s3_client(&config, true);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let sfn = aws_sdk_sfn::Client::new(&config);
+        let input_bucket = unique("input");
+        let manifest_bucket = unique("manifests");
+        let table = unique("tracking");
+        for bucket in [&input_bucket, &manifest_bucket] {
+            s3.create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("bucket");
+        }
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("arrivals"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue arn");
+        let notification = aws_sdk_s3::types::NotificationConfiguration::builder()
+            .queue_configurations(
+                aws_sdk_s3::types::QueueConfiguration::builder()
+                    .queue_arn(queue_arn)
+                    .events(aws_sdk_s3::types::Event::from("s3:ObjectCreated:*"))
+                    .build()
+                    .expect("queue configuration"),
+            )
+            .build();
+        s3.put_bucket_notification_configuration()
+            .bucket(&input_bucket)
+            .notification_configuration(notification)
+            .send()
+            .await
+            .expect("notifications");
+        create_table(&dynamodb, &table).await.expect("table");
+        let definition =
+            json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}});
+        let state_machine_arn = sfn
+            .create_state_machine()
+            .name(unique("convert"))
+            .definition(definition.to_string())
+            .role_arn("arn:aws:iam::123456789012:role/state-machine")
+            .send()
+            .await
+            .expect("state machine")
+            .state_machine_arn;
+        Resources {
+            s3,
+            sqs,
+            dynamodb,
+            sfn,
+            input_bucket,
+            manifest_bucket,
+            queue_url,
+            table,
+            state_machine_arn,
+        }
+    }
+
+    fn environment(&self, max_files: usize) -> Vec<(String, String)> {
+        [
+            ("TRACKING_TABLE", self.table.clone()),
+            ("MANIFEST_BUCKET", self.manifest_bucket.clone()),
+            ("MANIFEST_PREFIX", "manifests".to_string()),
+            ("STEP_FUNCTION_ARN", self.state_machine_arn.clone()),
+            ("MAX_FILES_PER_MANIFEST", max_files.to_string()),
+            ("MAX_BYTES_PER_MANIFEST", "1048576".to_string()),
+            ("MAX_WAIT_SECONDS", "300".to_string()),
+            ("TTL_DAYS", "7".to_string()),
+            ("S3_FORCE_PATH_STYLE", "true".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    fn config(&self, max_files: usize) -> BuilderConfig {
+        let env = self.environment(max_files);
+        BuilderConfig::from_env(&|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            .expect("config")
+    }
+
+    async fn builder(
+        &self,
+        max_files: usize,
+    ) -> ManifestBuilder<DynamoTrackingStore, StepFunctions, S3Blobs> {
+        let config = sdk_config().await;
+        ManifestBuilder {
+            store: DynamoTrackingStore::new(self.dynamodb.clone(), self.table.clone()),
+            orchestrator: StepFunctions::new(
+                aws_sdk_sfn::Client::new(&config),
+                self.state_machine_arn.clone(),
+            ),
+            blobs: S3Blobs::new(self.s3.clone(), None),
+            config: self.config(max_files),
+        }
+    }
+
+    async fn put(&self, key: &str, body: &str) {
+        self.s3
+            .put_object()
+            .bucket(&self.input_bucket)
+            .key(key)
+            .body(ByteStream::from(body.as_bytes().to_vec()))
+            .send()
+            .await
+            .expect("put object");
+    }
+
+    /// Receives (and deletes) messages until `count` arrived, as one SQS Lambda event.
+    async fn receive(&self, count: usize) -> Value {
+        let mut records = Vec::new();
+        for _ in 0..40 {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .expect("receive");
+            for message in output.messages() {
+                records.push(json!({
+                    "messageId": message.message_id().unwrap_or_default(),
+                    "receiptHandle": message.receipt_handle().unwrap_or_default(),
+                    "body": message.body().unwrap_or_default(),
+                    "eventSource": "aws:sqs",
+                    "awsRegion": "us-east-1"
+                }));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+            if records.len() >= count {
+                break;
+            }
+        }
+        assert_eq!(records.len(), count, "notifications arrived");
+        json!({ "Records": records })
+    }
+
+    async fn executions(&self) -> Vec<(String, Value)> {
+        let list = self
+            .sfn
+            .list_executions()
+            .state_machine_arn(&self.state_machine_arn)
+            .send()
+            .await
+            .expect("list executions");
+        let mut out = Vec::new();
+        for execution in list.executions() {
+            let described = self
+                .sfn
+                .describe_execution()
+                .execution_arn(execution.execution_arn())
+                .send()
+                .await
+                .expect("describe");
+            let input: Value =
+                serde_json::from_str(described.input().unwrap_or("{}")).expect("json input");
+            out.push((execution.name().to_string(), input));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    async fn manifest(&self, path: &str) -> ManifestDocument {
+        let (bucket, key) = parse_s3_url(path).expect("s3 path");
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("manifest object");
+        let bytes = object.body.collect().await.expect("body").into_bytes();
+        ManifestDocument::from_json(&bytes).expect("valid manifest")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_store_meets_the_contract() {
+    let config = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("contract");
+    create_table(&client, &table).await.expect("table");
+    contract::run_all(&DynamoTrackingStore::new(client, table), 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_s3_notifications_become_tracked_files_manifests_and_executions() {
+    let r = Resources::create().await;
+    let test_event = r.receive(1).await;
+    let builder = r.builder(3).await;
+    let now = Timestamp::now();
+    let (response, metrics) = handle(&builder, &test_event, now).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": []}),
+        "the s3:TestEvent is acknowledged"
+    );
+    assert_eq!(metrics.get("RecordsSkipped"), 1.0);
+
+    let keys = [
+        "2026-11-25/a b.ndjson",
+        "2026-11-25/ünï cødé+plus.ndjson.gz",
+        "2026-11-25/c.jsonl",
+        "dt=2026-11-24/d.json",
+        "2026-11-25/e.ndjson",
+        "2026-11-25/notes.txt",
+    ];
+    for key in keys {
+        r.put(key, "{\"a\":1}\n").await;
+    }
+    // The same object again, same content: S3 notifies again, with the same ETag.
+    r.put("2026-11-25/a b.ndjson", "{\"a\":1}\n").await;
+    let mut event = r.receive(keys.len() + 1).await;
+    event["Records"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"messageId": "broken", "body": "not json", "eventSource": "aws:sqs"}));
+
+    let (response, metrics) = handle(&builder, &event, now).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "broken"}]})
+    );
+    assert_eq!(metrics.get("FilesTracked"), 5.0);
+    assert_eq!(metrics.get("DuplicateDeliveries"), 1.0);
+    assert_eq!(metrics.get("RecordsSkipped"), 1.0, "notes.txt");
+    assert_eq!(
+        metrics.get("ManifestsStarted"),
+        1.0,
+        "2026-11-25 reached 3 files"
+    );
+
+    let store = &builder.store;
+    let today = DatePrefix::parse("2026-11-25").unwrap();
+    let yesterday = DatePrefix::parse("2026-11-24").unwrap();
+    let d = store
+        .get_file(&yesterday, "dt=2026-11-24/d.json")
+        .await
+        .unwrap()
+        .expect("d tracked");
+    assert_eq!(d.status, FileStatus::Pending);
+    assert_eq!(d.object.bucket, r.input_bucket);
+    let unicode = store
+        .get_file(&today, "2026-11-25/ünï cødé+plus.ndjson.gz")
+        .await
+        .unwrap()
+        .expect("decoded key");
+    assert_eq!(unicode.object.size, 8);
+
+    let executions = r.executions().await;
+    assert_eq!(executions.len(), 1);
+    let (name, input) = &executions[0];
+    assert!(name.starts_with("2026-11-25_"), "{name}");
+    assert_eq!(input["date_prefix"], "2026-11-25");
+    assert_eq!(input["file_count"], 3);
+    assert_eq!(input["file_key"], format!("MANIFEST#{name}"));
+    assert_eq!(input["total_bytes"], 24);
+    let manifest = r.manifest(input["manifest_path"].as_str().unwrap()).await;
+    assert_eq!(manifest.manifest_id.as_str(), name);
+    assert_eq!(manifest.files.len(), 3);
+    for file in &manifest.files {
+        let record = store.get_file(&today, &file.key).await.unwrap().unwrap();
+        assert_eq!(record.status, FileStatus::Manifested);
+        assert_eq!(
+            record.manifest_id.as_ref().map(|m| m.as_str()),
+            Some(name.as_str())
+        );
+    }
+    let stored = store
+        .get_manifest(&today, &manifest.manifest_id)
+        .await
+        .unwrap()
+        .expect("manifest item");
+    assert_eq!(stored.status.as_str(), "running");
+    assert_eq!(stored.file_count, 3);
+
+    // A redelivery of the whole batch changes nothing.
+    let (response, metrics) = handle(&builder, &event, now).await.unwrap();
+    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1);
+    assert_eq!(metrics.get("FilesTracked"), 0.0);
+    assert_eq!(metrics.get("DuplicateDeliveries"), 6.0);
+    assert_eq!(r.executions().await.len(), 1);
+
+    // The sweep, after MAX_WAIT_SECONDS, flushes both prefixes.
+    let later = now.plus_seconds(301);
+    let (report, metrics) = handle(
+        &builder,
+        &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report["manifests_started"], 2, "{report}");
+    assert_eq!(metrics.get("ManifestsStarted"), 2.0);
+    let executions = r.executions().await;
+    assert_eq!(executions.len(), 3);
+    let files: u64 = executions
+        .iter()
+        .map(|(_, i)| i["file_count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(files, 5);
+    assert!(store.pending_files(&today, 10).await.unwrap().is_empty());
+}
+
+/// A running binary, killed when dropped.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn_binary(api: &RuntimeApi, env: &[(String, String)], log_level: &str) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_manifest-builder"));
+    command
+        .env_clear()
+        .envs(lambda_environment(api, "manifest-builder"))
+        .envs(env.iter().cloned())
+        .env("LOG_LEVEL", log_level)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Running(Some(command.spawn().expect("the binary starts")))
+}
+
+/// Stops the binary and returns what it printed.
+fn output_of(mut running: Running) -> String {
+    let mut child = running.0.take().expect("running");
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn s3_event(bucket: &str, key: &str, marker: &str) -> Value {
+    // `marker` sits in fields the builder must never log (an event dump would reveal it).
+    json!({"Records": [{
+        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "eventTime": "2026-11-25T10:00:00.000Z",
+        "userIdentity": {"principalId": marker},
+        "requestParameters": {"sourceIPAddress": marker},
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 10, "eTag": "e", "sequencer": marker}}
+    }]})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_behind_the_runtime_api_and_logs_no_keys_at_info() {
+    let r = Resources::create().await;
+    let mut outputs = Vec::new();
+    for (level, key) in [
+        ("INFO", "2026-11-25/secret-name-info.ndjson"),
+        ("DEBUG", "2026-11-25/secret-name-debug.ndjson"),
+    ] {
+        let api = RuntimeApi::start();
+        let running = spawn_binary(&api, &r.environment(2), level);
+        let marker = format!("MARKER-{level}-should-never-be-logged");
+        let encoded = key.replace(' ', "+").replace('/', "%2F");
+        let event = json!({"Records": [
+            {"messageId": "m1", "eventSource": "aws:sqs", "body": s3_event(&r.input_bucket, &encoded, &marker).to_string()},
+            {"messageId": "m2", "eventSource": "aws:sqs", "body": "{\"Event\":\"s3:TestEvent\"}"},
+            {"messageId": "m3", "eventSource": "aws:sqs", "body": "garbage"}
+        ]});
+        let id = api.invoke(&event);
+        let result = api.wait(&id, Duration::from_secs(60)).unwrap();
+        let InvocationResult::Response(body) = result else {
+            panic!("the invocation failed: {result:?}")
+        };
+        let response: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
+        );
+        let store = DynamoTrackingStore::new(r.dynamodb.clone(), r.table.clone());
+        let tracked = store
+            .get_file(&DatePrefix::parse("2026-11-25").unwrap(), key)
+            .await
+            .unwrap();
+        assert!(tracked.is_some(), "tracked by the binary");
+        outputs.push((level, key, marker, output_of(running)));
+    }
+    for (level, key, marker, output) in &outputs {
+        if std::env::var("SHOW_LOGS").is_ok() {
+            eprintln!("--- {level} ---\n{output}");
+        }
+        let lines: Vec<Value> = output
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|_| panic!("{level}: not a JSON line: {l}"))
+            })
+            .collect();
+        assert!(
+            !output.contains(marker.as_str()),
+            "{level}: no event content is logged:\n{output}"
+        );
+        let emf = lines
+            .iter()
+            .find(|l| l.get("_aws").is_some())
+            .expect("an EMF line");
+        assert_eq!(emf["FilesTracked"], 1.0);
+        assert!(
+            lines.iter().any(|l| l["message"] == "batch processed"),
+            "{output}"
+        );
+        match *level {
+            "INFO" => assert!(
+                !output.contains("secret-name"),
+                "INFO logs no object key:\n{output}"
+            ),
+            _ => assert!(output.contains(*key), "DEBUG may log keys:\n{output}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_configuration_stops_the_binary_naming_every_variable() {
+    let api = RuntimeApi::start();
+    let env = vec![
+        ("MAX_FILES_PER_MANIFEST".to_string(), "0".to_string()),
+        ("LOG_LEVEL".to_string(), "LOUD".to_string()),
+    ];
+    let mut command = Command::new(env!("CARGO_BIN_EXE_manifest-builder"));
+    let output = command
+        .env_clear()
+        .envs(lambda_environment(&api, "manifest-builder"))
+        .envs(env)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for variable in [
+        "TRACKING_TABLE",
+        "MANIFEST_BUCKET",
+        "STEP_FUNCTION_ARN",
+        "MAX_FILES_PER_MANIFEST",
+        "MAX_BYTES_PER_MANIFEST",
+        "MAX_WAIT_SECONDS",
+        "LOG_LEVEL",
+    ] {
+        assert!(stdout.contains(variable), "{variable} named in: {stdout}");
+    }
+}
