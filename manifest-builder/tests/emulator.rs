@@ -508,3 +508,67 @@ async fn a_bad_configuration_stops_the_binary_naming_every_variable() {
         assert!(stdout.contains(variable), "{variable} named in: {stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_notifies_twice_and_is_tracked_once() {
+    let r = Resources::create().await;
+    r.receive(1).await; // the test event
+    let key = "2026-11-25/big upload.ndjson";
+    let upload =
+        r.s3.create_multipart_upload()
+            .bucket(&r.input_bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (number, body) in [(1, vec![b'x'; 5 * 1024 * 1024]), (2, b"{}\n".to_vec())] {
+        let part =
+            r.s3.upload_part()
+                .bucket(&r.input_bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(number)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(number)
+                .e_tag(part.e_tag().unwrap())
+                .build(),
+        );
+    }
+    r.s3.complete_multipart_upload()
+        .bucket(&r.input_bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let event = r.receive(2).await;
+    let builder = r.builder(10).await;
+    let (response, metrics) = handle(&builder, &event, Timestamp::now()).await.unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert_eq!(
+        (
+            metrics.get("FilesTracked"),
+            metrics.get("DuplicateDeliveries")
+        ),
+        (1.0, 1.0)
+    );
+    let file = builder
+        .store
+        .get_file(&DatePrefix::parse("2026-11-25").unwrap(), key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(file.object.size, 5 * 1024 * 1024 + 3);
+}
