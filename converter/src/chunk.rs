@@ -9,7 +9,7 @@ use std::io::{self, Read};
 
 use crate::reject::{RejectKind, RejectedLine, RAW_PREFIX_BYTES};
 
-/// Bytes asked of the reader per `read` call once a chunk is started.
+/// How much more is read at a time while looking for the end of a line longer than a chunk.
 const READ_BLOCK: usize = 256 * 1024;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -105,7 +105,7 @@ impl<R: Read> Chunker<R> {
     fn fill_to(&mut self, want: usize) -> io::Result<()> {
         while self.buf.len() < want && !self.eof {
             let len = self.buf.len();
-            let ask = (want - len).max(READ_BLOCK);
+            let ask = want - len;
             self.buf.resize(len + ask, 0);
             let n = loop {
                 match self.reader.read(&mut self.buf[len..]) {

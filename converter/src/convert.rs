@@ -85,6 +85,10 @@ pub struct ConvertOptions {
     pub sample_rows: u64,
     /// Parquet settings.
     pub parquet: ParquetOptions,
+    /// Start a new Parquet part once one reaches this size. Default: one part.
+    pub max_file_bytes: Option<u64>,
+    /// Give up (with [`ConvertError::DeadlineExceeded`]) once this instant passes.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ConvertOptions {
@@ -100,6 +104,8 @@ impl Default for ConvertOptions {
             chunk_bytes: 1024 * 1024,
             sample_rows: 1000,
             parquet: ParquetOptions::default(),
+            max_file_bytes: None,
+            deadline: None,
         }
     }
 }
@@ -152,14 +158,15 @@ impl Progress for NoProgress {}
 ///
 /// Contract: each call returns a fresh, empty writer; a writer that is dropped without being
 /// returned inside [`Converted`] belongs to an abandoned attempt (a restart or a failure)
-/// and its content must never become visible as output.
+/// and its content must never become visible as output. Parquet parts are numbered from 0
+/// within an attempt; a restart asks for part 0 again.
 pub trait Destination {
     /// The Parquet writer.
     type Parquet: Write + Send;
     /// The error-record writer.
     type Rejects: Write + Send;
-    /// Opens the Parquet output.
-    fn parquet(&mut self) -> io::Result<Self::Parquet>;
+    /// Opens Parquet part `part` (0 unless [`ConvertOptions::max_file_bytes`] splits output).
+    fn parquet(&mut self, part: usize) -> io::Result<Self::Parquet>;
     /// Opens the error output, if there is one.
     fn rejects(&mut self) -> io::Result<Option<Self::Rejects>>;
 }
@@ -197,8 +204,8 @@ impl Summary {
 pub struct Converted<P, R> {
     /// What happened.
     pub summary: Summary,
-    /// The complete Parquet output.
-    pub parquet: P,
+    /// The complete Parquet parts, in order (at least one).
+    pub parts: Vec<P>,
     /// The complete error output, if any.
     pub rejects: Option<R>,
 }
@@ -283,6 +290,9 @@ pub enum ConvertError {
         /// Records read.
         rows: u64,
     },
+    /// [`ConvertOptions::deadline`] passed before the conversion finished.
+    #[error("the conversion did not finish before its deadline")]
+    DeadlineExceeded,
     /// The schema widened more often than possible for unchanging input.
     #[error(
         "the input changed while it was being converted (its schema widened {restarts} times)"
@@ -344,7 +354,6 @@ pub fn convert<D: Destination>(
     };
     let mut restarts = 0u32;
     loop {
-        let parquet = destination.parquet().map_err(ConvertError::Output)?;
         let rejects = destination.rejects().map_err(ConvertError::RejectOutput)?;
         if options.on_error == OnError::Quarantine && rejects.is_none() {
             return Err(ConvertError::QuarantineWithoutOutput);
@@ -355,7 +364,15 @@ pub fn convert<D: Destination>(
             },
             raw_total(sources),
         );
-        match attempt(sources, options, &schema, mode, parquet, rejects, progress)? {
+        match attempt(
+            sources,
+            options,
+            &schema,
+            mode,
+            destination,
+            rejects,
+            progress,
+        )? {
             Attempt::Done(mut converted) => {
                 if schema.fields.is_empty() {
                     let stats = converted.summary.stats;
@@ -461,29 +478,101 @@ fn footer_metadata(sources: &[Arc<dyn Source>], schema: &Schema) -> Vec<(String,
     ]
 }
 
-fn attempt<P: Write + Send, R: Write + Send>(
+/// Writes batches into numbered Parquet parts, starting a new part once the current one
+/// reaches `max_file_bytes` (at a row-group boundary). Parts are opened lazily, so no part is
+/// empty unless the whole output is.
+struct PartWriter<'d, D: Destination> {
+    destination: &'d mut D,
+    schema: arrow::datatypes::SchemaRef,
+    properties: parquet::file::properties::WriterProperties,
+    max_file_bytes: Option<u64>,
+    current: Option<ArrowWriter<CountingWriter<D::Parquet>>>,
+    parts: Vec<D::Parquet>,
+    output_bytes: u64,
+    row_groups: usize,
+}
+
+impl<D: Destination> PartWriter<'_, D> {
+    fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<(), ConvertError> {
+        if self.current.is_none() {
+            let writer = self.open()?;
+            self.current = Some(writer);
+        }
+        let writer = self.current.as_mut().expect("invariant: a part is open");
+        writer.write(batch).map_err(ConvertError::Parquet)?;
+        if let Some(max) = self.max_file_bytes {
+            if writer.bytes_written() as u64 + writer.in_progress_size() as u64 >= max {
+                self.close_current()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<ArrowWriter<CountingWriter<D::Parquet>>, ConvertError> {
+        let out = self
+            .destination
+            .parquet(self.parts.len())
+            .map_err(ConvertError::Output)?;
+        ArrowWriter::try_new(
+            CountingWriter {
+                inner: out,
+                written: 0,
+            },
+            Arc::clone(&self.schema),
+            Some(self.properties.clone()),
+        )
+        .map_err(ConvertError::Parquet)
+    }
+
+    fn close_current(&mut self) -> Result<(), ConvertError> {
+        let Some(mut writer) = self.current.take() else {
+            return Ok(());
+        };
+        writer.flush().map_err(ConvertError::Parquet)?;
+        self.row_groups += writer.flushed_row_groups().len();
+        let counted = writer.into_inner().map_err(ConvertError::Parquet)?;
+        self.output_bytes += counted.written;
+        let mut part = counted.inner;
+        part.flush().map_err(ConvertError::Output)?;
+        self.parts.push(part);
+        Ok(())
+    }
+
+    /// Closes the last part; an output without rows still gets one (empty) part.
+    fn finish(mut self) -> Result<(Vec<D::Parquet>, u64, usize), ConvertError> {
+        if self.current.is_none() && self.parts.is_empty() {
+            self.current = Some(self.open()?);
+        }
+        self.close_current()?;
+        Ok((self.parts, self.output_bytes, self.row_groups))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attempt<D: Destination>(
     sources: &[Arc<dyn Source>],
     options: &ConvertOptions,
     schema: &Schema,
     mode: DecodeMode,
-    parquet: P,
-    mut rejects: Option<R>,
+    destination: &mut D,
+    mut rejects: Option<D::Rejects>,
     progress: &dyn Progress,
-) -> Result<Attempt<P, R>, ConvertError> {
+) -> Result<Attempt<D::Parquet, D::Rejects>, ConvertError> {
     let decoder = RecordDecoder::new(schema, mode, options.max_line_bytes);
     let mut parquet_options = options.parquet.clone();
     parquet_options
         .metadata
         .extend(footer_metadata(sources, schema));
-    let mut writer = ArrowWriter::try_new(
-        CountingWriter {
-            inner: parquet,
-            written: 0,
-        },
-        Arc::clone(decoder.arrow_schema()),
-        Some(parquet_options.writer_properties()),
-    )
-    .map_err(ConvertError::Parquet)?;
+    let mut parts = PartWriter {
+        destination,
+        schema: Arc::clone(decoder.arrow_schema()),
+        properties: parquet_options.writer_properties(),
+        max_file_bytes: options.max_file_bytes,
+        current: None,
+        parts: Vec::new(),
+        output_bytes: 0,
+        row_groups: 0,
+    };
 
     let raw_bytes = Arc::new(AtomicU64::new(0));
     let mut stats = LineStats::default();
@@ -499,6 +588,9 @@ fn attempt<P: Write + Send, R: Write + Send>(
             Piece::TooLong(reject) => Decoded::TooLong(reject),
         },
         |item| {
+            if options.deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ConvertError::DeadlineExceeded);
+            }
             match item.map_err(|f| read_error(sources, f))? {
                 Decoded::TooLong(reject) => {
                     stats.lines += 1;
@@ -528,7 +620,7 @@ fn attempt<P: Write + Send, R: Write + Send>(
                     }
                     stats += decoded.stats;
                     if let Some(batch) = decoded.batch {
-                        writer.write(&batch).map_err(ConvertError::Parquet)?;
+                        parts.write(&batch)?;
                     }
                 }
             }
@@ -540,12 +632,7 @@ fn attempt<P: Write + Send, R: Write + Send>(
         return Ok(Attempt::Misfit(misfit));
     }
 
-    writer.flush().map_err(ConvertError::Parquet)?;
-    let row_groups = writer.flushed_row_groups().len();
-    let counted = writer.into_inner().map_err(ConvertError::Parquet)?;
-    let output_bytes = counted.written;
-    let mut parquet = counted.inner;
-    parquet.flush().map_err(ConvertError::Output)?;
+    let (parts, output_bytes, row_groups) = parts.finish()?;
     if let Some(out) = rejects.as_mut() {
         out.flush().map_err(ConvertError::RejectOutput)?;
     }
@@ -561,7 +648,7 @@ fn attempt<P: Write + Send, R: Write + Send>(
             restarts: 0,
             elapsed: Duration::ZERO,
         },
-        parquet,
+        parts,
         rejects,
     }))
 }
@@ -745,4 +832,101 @@ fn infer_parallel(
         lines,
         invalid,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::MemorySource;
+
+    #[derive(Default)]
+    struct Memory {
+        opened: Vec<usize>,
+    }
+
+    impl Destination for Memory {
+        type Parquet = Vec<u8>;
+        type Rejects = Vec<u8>;
+
+        fn parquet(&mut self, part: usize) -> io::Result<Vec<u8>> {
+            self.opened.push(part);
+            Ok(Vec::new())
+        }
+
+        fn rejects(&mut self) -> io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+    }
+
+    fn rows_of(part: Vec<u8>) -> Vec<i64> {
+        use arrow::array::AsArray;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(part),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        reader
+            .flat_map(|b| {
+                let b = b.unwrap();
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn output_rolls_into_parts_that_keep_every_row_in_order() {
+        let text: String = (0..20_000)
+            .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", i * 7919 % 10007))
+            .collect();
+        let sources: Vec<Arc<dyn Source>> =
+            vec![Arc::new(MemorySource::new("in", text.into_bytes()))];
+        let options = ConvertOptions {
+            max_file_bytes: Some(15_000),
+            chunk_bytes: 4096,
+            parquet: ParquetOptions {
+                row_group_rows: 1000,
+                ..ParquetOptions::default()
+            },
+            ..ConvertOptions::default()
+        };
+        let mut destination = Memory::default();
+        let converted = convert(&sources, &options, &mut destination, &NoProgress).unwrap();
+        assert!(converted.parts.len() > 3, "{} parts", converted.parts.len());
+        assert_eq!(
+            destination.opened,
+            (0..converted.parts.len()).collect::<Vec<_>>()
+        );
+        let rows: Vec<i64> = converted.parts.into_iter().flat_map(rows_of).collect();
+        assert_eq!(rows, (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_output_without_rows_is_one_empty_part() {
+        let sources: Vec<Arc<dyn Source>> = vec![Arc::new(MemorySource::new("in", &b"\n\n"[..]))];
+        let schema = Schema::from_json(r#"{"fields":[{"name":"i","type":"int64"}]}"#).unwrap();
+        let options = ConvertOptions {
+            schema: SchemaChoice::Explicit(schema),
+            max_file_bytes: Some(10),
+            ..ConvertOptions::default()
+        };
+        let converted = convert(&sources, &options, &mut Memory::default(), &NoProgress).unwrap();
+        assert_eq!(converted.parts.len(), 1);
+        assert!(rows_of(converted.parts.into_iter().next().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_passed_deadline_stops_the_conversion() {
+        let sources: Vec<Arc<dyn Source>> =
+            vec![Arc::new(MemorySource::new("in", &b"{\"a\":1}\n"[..]))];
+        let options = ConvertOptions {
+            deadline: Some(Instant::now()),
+            ..ConvertOptions::default()
+        };
+        let error = convert(&sources, &options, &mut Memory::default(), &NoProgress).unwrap_err();
+        assert!(matches!(error, ConvertError::DeadlineExceeded));
+    }
 }

@@ -19,14 +19,14 @@
 //! impl Destination for InMemory {
 //!     type Parquet = Vec<u8>;
 //!     type Rejects = Vec<u8>;
-//!     fn parquet(&mut self) -> std::io::Result<Vec<u8>> { Ok(Vec::new()) }
+//!     fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> { Ok(Vec::new()) }
 //!     fn rejects(&mut self) -> std::io::Result<Option<Vec<u8>>> { Ok(None) }
 //! }
 //!
 //! let input: Arc<dyn Source> = Arc::new(MemorySource::new("events", &b"{\"id\":1}\n{\"id\":2}\n"[..]));
 //! let done = convert(&[input], &ConvertOptions::default(), &mut InMemory, &NoProgress).unwrap();
 //! assert_eq!(done.summary.stats.rows, 2);
-//! assert_eq!(&done.parquet[..4], b"PAR1");
+//! assert_eq!(&done.parts[0][..4], b"PAR1");
 //! ```
 #![warn(missing_docs)]
 

@@ -130,7 +130,8 @@ impl Destination for LocalDestination {
     type Parquet = AtomicFile;
     type Rejects = AtomicFile;
 
-    fn parquet(&mut self) -> io::Result<AtomicFile> {
+    /// One file: the CLI never splits output into parts.
+    fn parquet(&mut self, _part: usize) -> io::Result<AtomicFile> {
         AtomicFile::create(&self.parquet)
     }
 

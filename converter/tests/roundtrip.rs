@@ -21,7 +21,7 @@ impl Destination for InMemory {
     type Parquet = Vec<u8>;
     type Rejects = Vec<u8>;
 
-    fn parquet(&mut self) -> std::io::Result<Vec<u8>> {
+    fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> {
         Ok(Vec::new())
     }
 
@@ -103,7 +103,7 @@ fn run(text: &[u8], threads: usize, sample_rows: u64) -> Result<(Vec<u8>, Summar
         ..ConvertOptions::default()
     };
     let converted = convert(&sources, &options, &mut InMemory, &NoProgress)?;
-    Ok((converted.parquet, converted.summary))
+    Ok((converted.parts.concat(), converted.summary))
 }
 
 proptest! {

@@ -383,10 +383,9 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
     let converted = convert(&sources, &options, &mut destination, &progress);
     progress.done();
     let converted = converted?;
-    converted
-        .parquet
-        .commit()
-        .context("cannot finish the Parquet output")?;
+    for part in converted.parts {
+        part.commit().context("cannot finish the Parquet output")?;
+    }
     if let Some(rejects) = converted.rejects {
         rejects.commit().context("cannot finish the error output")?;
     }
