@@ -329,6 +329,9 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
             file_count: 0,
             total_bytes: 0,
             execution_arn: None,
+            result: None,
+            error: None,
+            needs_sweep: true,
             created_at: now,
             updated_at: now,
             ttl: now
@@ -399,7 +402,7 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
             manifest_path: Some(format!("s3://{}/{key}", self.config.manifest_bucket)),
             file_count: Some(document.file_count),
             total_bytes: Some(total_bytes),
-            execution_arn: None,
+            ..ManifestChanges::default()
         };
         if !self
             .store
@@ -508,6 +511,38 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
         Ok(())
     }
 
+    /// A manifest the workflow marked `failed` (its retries ran out): every file it still
+    /// holds goes back to pending with one more attempt counted, or to `failed` at
+    /// `MAX_ATTEMPTS`; then the manifest leaves the sweep's list.
+    async fn release_failed(
+        &self,
+        manifest: &ManifestRecord,
+        now: Timestamp,
+    ) -> Result<(), BuildError> {
+        for key in &manifest.candidates {
+            self.store
+                .fail_file(
+                    &manifest.date_prefix,
+                    key,
+                    &manifest.manifest_id,
+                    self.config.max_attempts,
+                    now,
+                )
+                .await?;
+        }
+        self.store
+            .update_manifest(
+                &manifest.date_prefix,
+                &manifest.manifest_id,
+                ManifestStatus::Failed,
+                ManifestStatus::Failed,
+                &ManifestChanges::default(),
+                now,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Best-effort undo after a failure while claiming; the sweep finishes what this cannot.
     async fn undo_quietly(&self, intent: &ManifestRecord, now: Timestamp, metrics: &mut Metrics) {
         if let Err(e) = self
@@ -526,7 +561,11 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
         match self.store.open_manifests().await {
             Ok(open) => {
                 for manifest in open {
-                    if now.seconds_since(manifest.updated_at) < self.config.repair_after_seconds {
+                    // A builder may still be at work on a fresh claiming/starting manifest; a
+                    // failed one is final and can be released at once.
+                    let fresh =
+                        now.seconds_since(manifest.updated_at) < self.config.repair_after_seconds;
+                    if fresh && manifest.status.is_open() {
                         continue;
                     }
                     let outcome = match manifest.status {
@@ -537,6 +576,7 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
                         ManifestStatus::Starting => {
                             self.start_execution(&manifest, now, metrics).await
                         }
+                        ManifestStatus::Failed => self.release_failed(&manifest, now).await,
                         _ => Ok(()),
                     };
                     match outcome {

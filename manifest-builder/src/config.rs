@@ -47,6 +47,9 @@ pub struct BuilderConfig {
     /// manifest only after this long without change. Must exceed the Lambda timeout, so that
     /// a builder still at work is never overtaken.
     pub repair_after_seconds: i64,
+    /// `MAX_ATTEMPTS` (default 3): a file whose manifest the workflow failed this often is
+    /// marked `failed` instead of going back to pending.
+    pub max_attempts: u32,
     /// `KMS_KEY_ARN` (optional): manifests are written with SSE-KMS under this key.
     pub kms_key_arn: Option<String>,
     /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for emulators.
@@ -102,6 +105,7 @@ impl BuilderConfig {
         };
         let repair_after_seconds =
             env.parsed::<i64>("REPAIR_AFTER_SECONDS", 960, in_range(60, 86_400));
+        let max_attempts = env.parsed::<u32>("MAX_ATTEMPTS", 3, in_range(1, 100));
         let kms_key_arn = env.optional("KMS_KEY_ARN");
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE", false);
         env.finish()?;
@@ -118,6 +122,7 @@ impl BuilderConfig {
             date_prefix_pattern,
             suffixes,
             repair_after_seconds,
+            max_attempts,
             kms_key_arn,
             s3_force_path_style,
         })

@@ -113,6 +113,7 @@ struct Stats {
     errors: AtomicU64,
     crashes: AtomicU64,
     lost_responses: AtomicU64,
+    workflow_failures: AtomicU64,
     sweeps: AtomicU64,
     manifests: AtomicU64,
     repairs: AtomicU64,
@@ -127,6 +128,7 @@ static STATS: Stats = Stats {
     errors: AtomicU64::new(0),
     crashes: AtomicU64::new(0),
     lost_responses: AtomicU64::new(0),
+    workflow_failures: AtomicU64::new(0),
     sweeps: AtomicU64::new(0),
     manifests: AtomicU64::new(0),
     repairs: AtomicU64::new(0),
@@ -213,6 +215,35 @@ impl TrackingStore for FaultyStore {
             "claim_file",
             store_fault,
             self.0.claim_file(p, k, m, now)
+        )
+    }
+    async fn complete_file(
+        &self,
+        p: &DatePrefix,
+        k: &str,
+        m: &ManifestId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        guarded!(
+            self.1,
+            "complete_file",
+            store_fault,
+            self.0.complete_file(p, k, m, now)
+        )
+    }
+    async fn fail_file(
+        &self,
+        p: &DatePrefix,
+        k: &str,
+        m: &ManifestId,
+        max: u32,
+        now: Timestamp,
+    ) -> Result<Option<FileStatus>, StoreError> {
+        guarded!(
+            self.1,
+            "fail_file",
+            store_fault,
+            self.0.fail_file(p, k, m, max, now)
         )
     }
     async fn release_file(
@@ -373,6 +404,8 @@ struct Scenario {
     max_files: usize,
     max_bytes: u64,
     sweep_faults: Vec<Fault>,
+    /// Running manifests (by index) the workflow fails after the deliveries.
+    workflow_failures: Vec<usize>,
     seed: u64,
 }
 
@@ -420,6 +453,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 prop::collection::vec(1usize..4, n),
                 prop::collection::vec((0usize..4, fault()), 1..5),
                 prop::collection::vec(fault(), 0..3),
+                prop::collection::vec(0usize..8, 0..3),
                 Just(max_files),
                 Just(max_bytes),
                 Just(seed),
@@ -432,6 +466,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 sizes,
                 invocation_plan,
                 sweep_faults,
+                workflow_failures,
                 max_files,
                 max_bytes,
                 seed,
@@ -462,6 +497,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                     max_files,
                     max_bytes,
                     sweep_faults,
+                    workflow_failures,
                     seed,
                 }
             },
@@ -547,6 +583,28 @@ async fn run(scenario: Scenario) -> Result<(), TestCaseError> {
         plan = vec![(retry, None)];
     }
 
+    // The workflow gives up on some manifests (the state machine's Catch marks them failed).
+    let running: Vec<ManifestRecord> = world
+        .store
+        .all_manifests()
+        .into_iter()
+        .filter(|m| m.status == ManifestStatus::Running)
+        .collect();
+    let mut failed_by_workflow = BTreeSet::new();
+    for &index in &scenario.workflow_failures {
+        if let Some(manifest) = running.get(index) {
+            world.store.fail_by_workflow(
+                &manifest.date_prefix,
+                &manifest.manifest_id,
+                "States.TaskFailed",
+            );
+            failed_by_workflow.insert(manifest.manifest_id.clone());
+        }
+    }
+    STATS
+        .workflow_failures
+        .fetch_add(failed_by_workflow.len() as u64, Ordering::Relaxed);
+
     // Sweeps after the repair delay: first with faults, then clean ones.
     let mut sweep_time = t0.plus_seconds(2_000);
     for fault in scenario.sweep_faults.iter().copied().chain([None, None]) {
@@ -559,10 +617,14 @@ async fn run(scenario: Scenario) -> Result<(), TestCaseError> {
         sweep_time = sweep_time.plus_seconds(1_000);
     }
 
-    check(&world, &scenario)
+    check(&world, &scenario, &failed_by_workflow)
 }
 
-fn check(world: &World, scenario: &Scenario) -> Result<(), TestCaseError> {
+fn check(
+    world: &World,
+    scenario: &Scenario,
+    failed_by_workflow: &BTreeSet<ManifestId>,
+) -> Result<(), TestCaseError> {
     let files = world.store.all_files();
     let manifests = world.store.all_manifests();
     prop_assert_eq!(
@@ -595,8 +657,42 @@ fn check(world: &World, scenario: &Scenario) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(
         executions.len(),
-        running.len(),
-        "an execution per running manifest, and no other"
+        running.len() + failed_by_workflow.len(),
+        "an execution per running manifest, plus the ones the workflow failed, and no other"
+    );
+    for manifest in manifests
+        .iter()
+        .filter(|m| m.status == ManifestStatus::Failed)
+    {
+        prop_assert!(failed_by_workflow.contains(&manifest.manifest_id));
+        prop_assert!(
+            !manifest.needs_sweep,
+            "the sweep released failed manifest {}",
+            manifest.manifest_id
+        );
+        for key in &manifest.candidates {
+            let file = files.iter().find(|f| &f.object.key == key).unwrap();
+            if file.manifest_id.as_ref() != Some(&manifest.manifest_id) {
+                continue;
+            }
+            prop_assert!(
+                false,
+                "{} still held by failed manifest {}",
+                key,
+                manifest.manifest_id
+            );
+        }
+    }
+    let retried = files.iter().filter(|f| f.attempts == 1).count();
+    let expected_retried: usize = manifests
+        .iter()
+        .filter(|m| failed_by_workflow.contains(&m.manifest_id))
+        .map(|m| m.file_count as usize)
+        .sum();
+    prop_assert_eq!(
+        retried,
+        expected_retried,
+        "one attempt counted per file of a failed manifest"
     );
     STATS
         .manifests
@@ -661,7 +757,8 @@ fn every_file_ends_in_exactly_one_started_manifest() {
     let s = &STATS;
     eprintln!(
         "model coverage: {} cases, {} deliveries ({} duplicates), {} invocations ({} cases with concurrent builders), \
-         {} injected errors, {} crashes, {} lost responses, {} sweeps ({} repairs), {} manifests started",
+         {} injected errors, {} crashes, {} lost responses, {} manifests failed by the workflow, {} sweeps ({} repairs), \
+         {} manifests started",
         s.cases.load(Ordering::Relaxed),
         s.deliveries.load(Ordering::Relaxed),
         s.duplicates.load(Ordering::Relaxed),
@@ -670,6 +767,7 @@ fn every_file_ends_in_exactly_one_started_manifest() {
         s.errors.load(Ordering::Relaxed),
         s.crashes.load(Ordering::Relaxed),
         s.lost_responses.load(Ordering::Relaxed),
+        s.workflow_failures.load(Ordering::Relaxed),
         s.sweeps.load(Ordering::Relaxed),
         s.repairs.load(Ordering::Relaxed),
         s.manifests.load(Ordering::Relaxed),

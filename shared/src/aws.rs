@@ -13,3 +13,23 @@ pub fn s3_client(config: &aws_config::SdkConfig, force_path_style: bool) -> aws_
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
 }
+
+/// A one-line description of an SDK error: the service's error code and message when the
+/// service answered, else the SDK's own account (timeouts, connection failures).
+pub fn describe_error<E, R>(error: &aws_sdk_dynamodb::error::SdkError<E, R>) -> String
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error {
+        aws_sdk_dynamodb::error::SdkError::ServiceError(service) => {
+            let err = service.err();
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("ServiceError"),
+                err.message().unwrap_or("(no message)")
+            )
+        }
+        other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
+    }
+}

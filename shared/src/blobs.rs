@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::Client;
@@ -71,7 +71,10 @@ impl S3Blobs {
     }
 }
 
-fn service<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn service<
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     operation: &'static str,
     bucket: &str,
     key: &str,
@@ -81,7 +84,7 @@ fn service<E: std::error::Error + 'static, R: std::fmt::Debug>(
         operation,
         bucket,
         key,
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::aws::describe_error(&error),
     }
 }
 

@@ -13,14 +13,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 
 use crate::tracking::{ManifestChanges, PendingPrefix, StoreError, TrackOutcome, TrackingStore};
 use crate::types::{
-    DatePrefix, FileRecord, FileStatus, ManifestId, ManifestRecord, ManifestStatus, ObjectRef,
-    Timestamp, MANIFEST_KEY_PREFIX,
+    ConversionResult, DatePrefix, FileRecord, FileStatus, ManifestId, ManifestRecord,
+    ManifestStatus, ObjectRef, Timestamp, MANIFEST_KEY_PREFIX,
 };
 
 /// Name of the sparse index of pending files.
@@ -60,14 +60,17 @@ impl DynamoTrackingStore {
         &self.table
     }
 
-    fn service<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    fn service<
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    >(
         &self,
         operation: &'static str,
     ) -> impl FnOnce(SdkError<E, R>) -> StoreError + '_ {
         move |error| StoreError::Service {
             table: self.table.clone(),
             operation,
-            message: DisplayErrorContext(&error).to_string(),
+            message: crate::aws::describe_error(&error),
         }
     }
 
@@ -182,10 +185,67 @@ impl DynamoTrackingStore {
         if let Some(arn) = &manifest.execution_arn {
             item.insert("execution_arn".into(), s(arn));
         }
-        if manifest.status.is_open() {
+        if let Some(result) = &manifest.result {
+            item.extend(Self::result_attributes(result));
+        }
+        if let Some(error) = &manifest.error {
+            item.insert("error".into(), s(error));
+        }
+        if manifest.needs_sweep {
             item.insert("open_shard".into(), s(OPEN_SHARD));
         }
         item
+    }
+
+    fn result_attributes(result: &ConversionResult) -> Vec<(String, AttributeValue)> {
+        let mut attributes = vec![
+            ("lines_read".to_string(), n(result.lines_read)),
+            ("rows_written".to_string(), n(result.rows_written)),
+            ("rows_rejected".to_string(), n(result.rows_rejected)),
+            ("blank_lines".to_string(), n(result.blank_lines)),
+            ("bytes_in".to_string(), n(result.bytes_in)),
+            ("bytes_out".to_string(), n(result.bytes_out)),
+            (
+                "output_keys".to_string(),
+                AttributeValue::L(result.output_keys.iter().map(s).collect()),
+            ),
+        ];
+        if let Some(key) = &result.error_key {
+            attributes.push(("error_key".to_string(), s(key)));
+        }
+        if let Some(schema) = &result.schema {
+            attributes.push(("schema".to_string(), s(schema)));
+        }
+        attributes
+    }
+
+    fn result_record(&self, item: &Item) -> Result<Option<ConversionResult>, StoreError> {
+        if !item.contains_key("rows_written") {
+            return Ok(None);
+        }
+        let output_keys = match item.get("output_keys") {
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| self.malformed(item, "an output key is not a string"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => Vec::new(),
+        };
+        let optional = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
+        Ok(Some(ConversionResult {
+            lines_read: self.number(item, "lines_read")?,
+            rows_written: self.number(item, "rows_written")?,
+            rows_rejected: self.number(item, "rows_rejected")?,
+            blank_lines: self.number(item, "blank_lines")?,
+            bytes_in: self.number(item, "bytes_in")?,
+            bytes_out: self.number(item, "bytes_out")?,
+            output_keys,
+            error_key: optional("error_key"),
+            schema: optional("schema"),
+        }))
     }
 
     fn manifest_record(&self, item: &Item) -> Result<ManifestRecord, StoreError> {
@@ -214,6 +274,9 @@ impl DynamoTrackingStore {
             file_count: self.number(item, "file_count")?,
             total_bytes: self.number(item, "total_bytes")?,
             execution_arn: optional("execution_arn"),
+            result: self.result_record(item)?,
+            error: optional("error"),
+            needs_sweep: item.contains_key("open_shard"),
             created_at: self.timestamp(item, "created_at")?,
             updated_at: self.timestamp(item, "updated_at")?,
             ttl: self.number(item, "ttl")?,
@@ -422,6 +485,103 @@ impl TrackingStore for DynamoTrackingStore {
         }
     }
 
+    async fn complete_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(date_prefix, key)))
+            .update_expression("SET #status = :processed, updated_at = :now")
+            .condition_expression("#status = :manifested AND manifest_id = :manifest")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":processed", s(FileStatus::Processed.as_str()))
+            .expression_attribute_values(":manifested", s(FileStatus::Manifested.as_str()))
+            .expression_attribute_values(":manifest", s(manifest.as_str()))
+            .expression_attribute_values(":now", s(now.to_rfc3339()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.service("UpdateItem")(e)),
+        }
+    }
+
+    async fn fail_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<Option<FileStatus>, StoreError> {
+        // Read, then write conditioned on what was read: the attempt count decides the status.
+        for _ in 0..5 {
+            let Some(file) = self.get_file(date_prefix, key).await? else {
+                return Ok(None);
+            };
+            if file.status != FileStatus::Manifested || file.manifest_id.as_ref() != Some(manifest)
+            {
+                return Ok(None);
+            }
+            let attempts = file.attempts + 1;
+            let status = if attempts >= max_attempts {
+                FileStatus::Failed
+            } else {
+                FileStatus::Pending
+            };
+            let expression = match status {
+                FileStatus::Failed => "SET #status = :status, attempts = :attempts, updated_at = :now",
+                _ => "SET #status = :status, attempts = :attempts, updated_at = :now, pending_prefix = :prefix REMOVE manifest_id",
+            };
+            let mut request = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(date_prefix, key)))
+                .update_expression(expression)
+                .condition_expression(
+                    "#status = :manifested AND manifest_id = :manifest AND attempts = :before",
+                )
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", s(status.as_str()))
+                .expression_attribute_values(":manifested", s(FileStatus::Manifested.as_str()))
+                .expression_attribute_values(":manifest", s(manifest.as_str()))
+                .expression_attribute_values(":before", n(file.attempts))
+                .expression_attribute_values(":attempts", n(attempts))
+                .expression_attribute_values(":now", s(now.to_rfc3339()));
+            if status == FileStatus::Pending {
+                request = request.expression_attribute_values(":prefix", s(date_prefix.as_str()));
+            }
+            match request.send().await {
+                Ok(_) => return Ok(Some(status)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(self.service("UpdateItem")(e)),
+            }
+        }
+        Err(StoreError::Service {
+            table: self.table.clone(),
+            operation: "UpdateItem",
+            message: format!("{date_prefix}/{key} kept changing while its failure was recorded"),
+        })
+    }
+
     async fn release_file(
         &self,
         date_prefix: &DatePrefix,
@@ -492,6 +652,27 @@ impl TrackingStore for DynamoTrackingStore {
             sets.push("execution_arn = :arn");
             request = request.expression_attribute_values(":arn", s(arn));
         }
+        let mut result_sets = Vec::new();
+        if let Some(result) = &changes.result {
+            // Names go through placeholders: `schema` is a DynamoDB reserved word.
+            for (name, value) in Self::result_attributes(result) {
+                result_sets.push(format!("#r_{name} = :r_{name}"));
+                request = request
+                    .expression_attribute_names(format!("#r_{name}"), name.clone())
+                    .expression_attribute_values(format!(":r_{name}"), value);
+            }
+        }
+        if let Some(error) = &changes.error {
+            sets.push("#error = :error");
+            request = request
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":error", s(error));
+        }
+        let sets: Vec<String> = sets
+            .into_iter()
+            .map(str::to_string)
+            .chain(result_sets)
+            .collect();
         let mut expression = format!("SET {}", sets.join(", "));
         if status.is_open() {
             expression.push_str(", open_shard = :open");
@@ -601,6 +782,6 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
         .global_secondary_indexes(index(OPEN_MANIFESTS_INDEX, "open_shard")?)
         .send()
         .await
-        .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        .map_err(|e| crate::aws::describe_error(&e))?;
     Ok(())
 }

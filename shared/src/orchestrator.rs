@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_sfn::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::Client;
 
 /// How a start went.
@@ -102,12 +102,15 @@ impl StepFunctions {
     }
 }
 
-fn service<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn service<
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+>(
     operation: &'static str,
 ) -> impl FnOnce(SdkError<E, R>) -> OrchestratorError {
     move |error| OrchestratorError::Service {
         operation,
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::aws::describe_error(&error),
     }
 }
 

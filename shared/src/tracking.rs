@@ -24,8 +24,8 @@ use std::future::Future;
 use std::sync::Mutex;
 
 use crate::types::{
-    DatePrefix, FileRecord, FileStatus, ManifestId, ManifestRecord, ManifestStatus, ObjectRef,
-    Timestamp,
+    ConversionResult, DatePrefix, FileRecord, FileStatus, ManifestId, ManifestRecord,
+    ManifestStatus, ObjectRef, Timestamp,
 };
 
 /// A tracking-store operation that failed.
@@ -95,6 +95,10 @@ pub struct ManifestChanges {
     pub total_bytes: Option<u64>,
     /// The execution.
     pub execution_arn: Option<String>,
+    /// The conversion's result.
+    pub result: Option<ConversionResult>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// The tracking table, behind the contract stated in the module docs.
@@ -138,6 +142,27 @@ pub trait TrackingStore: Send + Sync {
         manifest: &ManifestId,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Moves a file `manifested → processed` if `manifest` holds it; false otherwise.
+    fn complete_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Counts a failed attempt on a file `manifest` holds: back to `pending` with
+    /// `attempts + 1`, or `failed` once that reaches `max_attempts`. Returns the new status, or
+    /// `None` if `manifest` does not hold the file.
+    fn fail_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<FileStatus>, StoreError>> + Send;
 
     /// Moves a file `manifested → pending` if `manifest` holds it; false otherwise.
     fn release_file(
@@ -226,6 +251,21 @@ impl MemoryTrackingStore {
     /// Every manifest record (for assertions).
     pub fn all_manifests(&self) -> Vec<ManifestRecord> {
         self.with(|s| s.manifests.values().cloned().collect())
+    }
+
+    /// What the state machine's `Catch` does in production: mark the manifest `failed` and
+    /// hand it to the sweep, which returns its files to pending.
+    pub fn fail_by_workflow(&self, date_prefix: &DatePrefix, manifest: &ManifestId, cause: &str) {
+        self.with(|s| {
+            if let Some(record) = s
+                .manifests
+                .get_mut(&(date_prefix.clone(), manifest.clone()))
+            {
+                record.status = ManifestStatus::Failed;
+                record.error = Some(cause.to_string());
+                record.needs_sweep = true;
+            }
+        })
     }
 }
 
@@ -328,6 +368,57 @@ impl TrackingStore for MemoryTrackingStore {
         ))
     }
 
+    async fn complete_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(
+            |s| match s.files.get_mut(&(date_prefix.clone(), key.to_string())) {
+                Some(file)
+                    if file.status == FileStatus::Manifested
+                        && file.manifest_id.as_ref() == Some(manifest) =>
+                {
+                    file.status = FileStatus::Processed;
+                    file.updated_at = now;
+                    true
+                }
+                _ => false,
+            },
+        ))
+    }
+
+    async fn fail_file(
+        &self,
+        date_prefix: &DatePrefix,
+        key: &str,
+        manifest: &ManifestId,
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> Result<Option<FileStatus>, StoreError> {
+        Ok(self.with(
+            |s| match s.files.get_mut(&(date_prefix.clone(), key.to_string())) {
+                Some(file)
+                    if file.status == FileStatus::Manifested
+                        && file.manifest_id.as_ref() == Some(manifest) =>
+                {
+                    file.attempts += 1;
+                    file.updated_at = now;
+                    if file.attempts >= max_attempts {
+                        file.status = FileStatus::Failed;
+                    } else {
+                        file.status = FileStatus::Pending;
+                        file.manifest_id = None;
+                    }
+                    Some(file.status)
+                }
+                _ => None,
+            },
+        ))
+    }
+
     async fn release_file(
         &self,
         date_prefix: &DatePrefix,
@@ -368,6 +459,13 @@ impl TrackingStore for MemoryTrackingStore {
                 Some(record) if record.status == expected => {
                     record.status = status;
                     record.updated_at = now;
+                    record.needs_sweep = status.is_open();
+                    if let Some(result) = &changes.result {
+                        record.result = Some(result.clone());
+                    }
+                    if let Some(error) = &changes.error {
+                        record.error = Some(error.clone());
+                    }
                     if let Some(path) = &changes.manifest_path {
                         record.manifest_path = Some(path.clone());
                     }
@@ -403,7 +501,7 @@ impl TrackingStore for MemoryTrackingStore {
         Ok(self.with(|s| {
             s.manifests
                 .values()
-                .filter(|m| m.status.is_open())
+                .filter(|m| m.needs_sweep)
                 .cloned()
                 .collect()
         }))
@@ -440,6 +538,9 @@ pub mod contract {
             file_count: 0,
             total_bytes: 0,
             execution_arn: None,
+            result: None,
+            error: None,
+            needs_sweep: true,
             created_at: now,
             updated_at: now,
             ttl: now.plus_seconds(86_400).unix_seconds(),
@@ -458,6 +559,7 @@ pub mod contract {
         claims_are_exclusive_and_releases_need_the_holder(store, &day(3)).await;
         manifests_change_only_from_the_expected_status(store, &day(4)).await;
         pending_prefixes_report_the_oldest_file(store, &day(5), &day(6)).await;
+        files_complete_or_fail_only_for_their_manifest(store, &day(7)).await;
     }
 
     async fn tracking_is_idempotent_and_detects_overwrites<S: TrackingStore>(
@@ -605,7 +707,7 @@ pub mod contract {
             manifest_path: Some("s3://m/x.json".into()),
             file_count: Some(2),
             total_bytes: Some(30),
-            execution_arn: None,
+            ..ManifestChanges::default()
         };
         let later = Timestamp(21_000);
         assert!(store
@@ -674,6 +776,150 @@ pub mod contract {
                 .await
                 .unwrap(),
             None
+        );
+
+        let result = ConversionResult {
+            lines_read: 10,
+            rows_written: 7,
+            rows_rejected: 2,
+            blank_lines: 1,
+            bytes_in: 100,
+            bytes_out: 50,
+            output_keys: vec![
+                "out/dt=x/m-00000.parquet".into(),
+                "out/dt=x/m-00001.parquet".into(),
+            ],
+            error_key: Some("errors/dt=x/m.errors.ndjson.gz".into()),
+            schema: Some("{\"fields\":[]}".into()),
+        };
+        let done = ManifestChanges {
+            result: Some(result.clone()),
+            ..ManifestChanges::default()
+        };
+        assert!(store
+            .update_manifest(
+                prefix,
+                &id,
+                ManifestStatus::Running,
+                ManifestStatus::Completed,
+                &done,
+                later
+            )
+            .await
+            .unwrap());
+        let stored = store.get_manifest(prefix, &id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status, stored.result, stored.needs_sweep),
+            (ManifestStatus::Completed, Some(result), false)
+        );
+
+        let failed = ManifestId::parse("m-failed").unwrap();
+        store
+            .create_manifest(&manifest(prefix, &failed, &[], now))
+            .await
+            .unwrap();
+        let cause = ManifestChanges {
+            error: Some("NoSuchKey: s3://in/x".into()),
+            ..ManifestChanges::default()
+        };
+        assert!(store
+            .update_manifest(
+                prefix,
+                &failed,
+                ManifestStatus::Claiming,
+                ManifestStatus::Failed,
+                &cause,
+                later
+            )
+            .await
+            .unwrap());
+        let stored = store.get_manifest(prefix, &failed).await.unwrap().unwrap();
+        assert_eq!(stored.error.as_deref(), Some("NoSuchKey: s3://in/x"));
+        assert!(!stored.needs_sweep);
+    }
+
+    async fn files_complete_or_fail_only_for_their_manifest<S: TrackingStore>(
+        store: &S,
+        prefix: &DatePrefix,
+    ) {
+        let now = Timestamp(30_000);
+        let holder = ManifestId::parse("m-holder").unwrap();
+        let other = ManifestId::parse("m-other").unwrap();
+        for key in ["ok", "bad"] {
+            store
+                .track_file(&new_file_record(
+                    prefix.clone(),
+                    object(key, 1, "e"),
+                    now,
+                    7,
+                ))
+                .await
+                .unwrap();
+            assert!(store.claim_file(prefix, key, &holder, now).await.unwrap());
+        }
+        assert!(!store
+            .complete_file(prefix, "ok", &other, now)
+            .await
+            .unwrap());
+        assert!(store
+            .complete_file(prefix, "ok", &holder, now)
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .complete_file(prefix, "ok", &holder, now)
+                .await
+                .unwrap(),
+            "completes once"
+        );
+        assert_eq!(
+            store.get_file(prefix, "ok").await.unwrap().unwrap().status,
+            FileStatus::Processed
+        );
+
+        assert_eq!(
+            store
+                .fail_file(prefix, "bad", &other, 2, now)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .fail_file(prefix, "bad", &holder, 2, now)
+                .await
+                .unwrap(),
+            Some(FileStatus::Pending)
+        );
+        let file = store.get_file(prefix, "bad").await.unwrap().unwrap();
+        assert_eq!(
+            (file.status, file.attempts, file.manifest_id),
+            (FileStatus::Pending, 1, None)
+        );
+        assert_eq!(
+            store
+                .fail_file(prefix, "bad", &holder, 2, now)
+                .await
+                .unwrap(),
+            None,
+            "no longer held"
+        );
+        assert!(
+            store.claim_file(prefix, "bad", &other, now).await.unwrap(),
+            "pending again: claimable"
+        );
+        assert_eq!(
+            store
+                .fail_file(prefix, "bad", &other, 2, now)
+                .await
+                .unwrap(),
+            Some(FileStatus::Failed)
+        );
+        let file = store.get_file(prefix, "bad").await.unwrap().unwrap();
+        assert_eq!((file.status, file.attempts), (FileStatus::Failed, 2));
+        assert!(
+            !store.claim_file(prefix, "bad", &holder, now).await.unwrap(),
+            "failed files are not claimed"
         );
     }
 

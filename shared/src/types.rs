@@ -353,12 +353,42 @@ pub struct ManifestRecord {
     pub total_bytes: u64,
     /// The execution, once started.
     pub execution_arn: Option<String>,
+    /// What the conversion produced, once completed.
+    pub result: Option<ConversionResult>,
+    /// Why it failed, once failed.
+    pub error: Option<String>,
+    /// Whether the sweep must look at it: while `claiming` or `starting`, and after the
+    /// workflow marked it `failed` (its files still need releasing).
+    pub needs_sweep: bool,
     /// Created.
     pub created_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
     /// When DynamoDB may delete the item.
     pub ttl: i64,
+}
+
+/// The counts and outputs of a completed conversion, kept on the manifest item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversionResult {
+    /// Lines read (`rows_written + rows_rejected + blank_lines`).
+    pub lines_read: u64,
+    /// Rows written to Parquet.
+    pub rows_written: u64,
+    /// Lines written to the error output.
+    pub rows_rejected: u64,
+    /// Empty or whitespace-only lines.
+    pub blank_lines: u64,
+    /// Raw input bytes read.
+    pub bytes_in: u64,
+    /// Parquet bytes written.
+    pub bytes_out: u64,
+    /// Keys of the Parquet parts.
+    pub output_keys: Vec<String>,
+    /// Key of the error output, if any line was rejected.
+    pub error_key: Option<String>,
+    /// The schema used (in the converter's schema file format).
+    pub schema: Option<String>,
 }
 
 #[cfg(test)]
