@@ -89,6 +89,9 @@ pub struct ConvertOptions {
     pub max_file_bytes: Option<u64>,
     /// Give up (with [`ConvertError::DeadlineExceeded`]) once this instant passes.
     pub deadline: Option<Instant>,
+    /// Succeed with no Parquet part when the input holds no valid record (every line blank or
+    /// rejected). Default: false, such input is [`ConvertError::NothingToInfer`].
+    pub empty_output_ok: bool,
 }
 
 impl Default for ConvertOptions {
@@ -106,6 +109,7 @@ impl Default for ConvertOptions {
             parquet: ParquetOptions::default(),
             max_file_bytes: None,
             deadline: None,
+            empty_output_ok: false,
         }
     }
 }
@@ -204,7 +208,8 @@ impl Summary {
 pub struct Converted<P, R> {
     /// What happened.
     pub summary: Summary,
-    /// The complete Parquet parts, in order (at least one).
+    /// The complete Parquet parts, in order: at least one, except with
+    /// [`ConvertOptions::empty_output_ok`] and no valid record.
     pub parts: Vec<P>,
     /// The complete error output, if any.
     pub rejects: Option<R>,
@@ -379,7 +384,7 @@ pub fn convert<D: Destination>(
                     if stats.rows > 0 {
                         return Err(ConvertError::NoColumns { rows: stats.rows });
                     }
-                    if options.schema == SchemaChoice::Infer {
+                    if !options.empty_output_ok {
                         return Err(ConvertError::NothingToInfer { lines: stats.lines });
                     }
                 }
@@ -540,7 +545,8 @@ impl<D: Destination> PartWriter<'_, D> {
 
     /// Closes the last part; an output without rows still gets one (empty) part.
     fn finish(mut self) -> Result<(Vec<D::Parquet>, u64, usize), ConvertError> {
-        if self.current.is_none() && self.parts.is_empty() {
+        // A schema without fields has no Parquet form (and then there are no rows either).
+        if self.current.is_none() && self.parts.is_empty() && !self.schema.fields().is_empty() {
             self.current = Some(self.open()?);
         }
         self.close_current()?;

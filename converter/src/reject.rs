@@ -42,6 +42,8 @@ pub enum RejectKind {
     TypeMismatch,
     /// An object has the same key twice.
     DuplicateKey,
+    /// A whole input object is empty (pipeline only: recorded with line 0).
+    EmptyObject,
 }
 
 impl RejectKind {
@@ -56,6 +58,7 @@ impl RejectKind {
             RejectKind::UnknownField => "unknown_field",
             RejectKind::TypeMismatch => "type_mismatch",
             RejectKind::DuplicateKey => "duplicate_key",
+            RejectKind::EmptyObject => "empty_object",
         }
     }
 }

@@ -4,10 +4,14 @@
 //! library's options, indicatif shows progress, and errors print as `error: …` with their
 //! causes. Exit status: 0 success, 1 conversion error, 2 usage error.
 
+mod cloud;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+use cloud::{is_s3, CliDestination, Cloud, RunManifestFailed};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -17,7 +21,6 @@ use converter::convert::{
 };
 use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
 use converter::input::{is_regular_file, FileSource, Source, StreamSource};
-use converter::output::LocalDestination;
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
 use converter::schema::{Schema, TimestampUnit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -45,13 +48,24 @@ enum Command {
     Convert(ConvertArgs),
     /// Print the schema `convert` would use, in the format `--schema` reads.
     Schema(SchemaArgs),
+    /// Convert one manifest of the pipeline (the AWS Batch entry point). Configured by the
+    /// same environment variables as the converter Lambda; prints the JSON result. Exit
+    /// status 75 means "retry later", 1 a final failure.
+    RunManifest(RunManifestArgs),
+}
+
+#[derive(Args, Debug)]
+struct RunManifestArgs {
+    /// The manifest JSON: s3://bucket/key.
+    #[arg(value_name = "MANIFEST")]
+    manifest: String,
 }
 
 /// Options that control how input is read, shared by both subcommands.
 #[derive(Args, Debug)]
 struct ReadArgs {
-    /// Input files; `-` reads standard input. Compression (gzip, zstd) is detected from the
-    /// content, not the name.
+    /// Input files or s3://bucket/key URLs; `-` reads standard input. Compression (gzip,
+    /// zstd) is detected from the content, not the name.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
 
@@ -79,9 +93,14 @@ struct ConvertArgs {
     #[command(flatten)]
     read: ReadArgs,
 
-    /// The Parquet file to write. It appears only when the conversion succeeds.
+    /// The Parquet file (or s3://bucket/key) to write. It appears only when the conversion
+    /// succeeds.
     #[arg(short, long, value_name = "PATH")]
-    output: PathBuf,
+    output: String,
+
+    /// SSE-KMS key (ARN, id or alias) for outputs written to S3.
+    #[arg(long, value_name = "KEY")]
+    kms_key_id: Option<String>,
 
     /// Schema file (as printed by `ndjson-parquet schema`); disables inference.
     #[arg(long, value_name = "FILE")]
@@ -92,10 +111,10 @@ struct ConvertArgs {
     #[arg(long, value_enum, default_value_t = OnErrorArg::Fail)]
     on_error: OnErrorArg,
 
-    /// NDJSON file receiving one record per rejected line (source, line, offset, kind,
-    /// reason, raw). Required by --on-error quarantine.
+    /// NDJSON file (or s3://bucket/key) receiving one record per rejected line (source,
+    /// line, offset, kind, reason, raw). Required by --on-error quarantine.
     #[arg(long, value_name = "PATH")]
-    errors: Option<PathBuf>,
+    errors: Option<String>,
 
     /// A field that the schema does not have: reject the line, or drop the field (counted).
     #[arg(long, value_enum, default_value_t = UnknownArg::Reject)]
@@ -218,12 +237,25 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.verbose);
+    if !matches!(cli.command, Command::RunManifest(_)) {
+        init_logging(cli.verbose);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
+            }
+            if let Some(RunManifestFailed(failure)) = error.downcast_ref::<RunManifestFailed>() {
+                let line = serde_json::json!({
+                    "error": failure.name(),
+                    "message": failure.to_string(),
+                    "retryable": failure.retryable(),
+                });
+                println!("{line}");
+                eprintln!("error: {error}");
+                // 75 (EX_TEMPFAIL): AWS Batch's retry strategy retries on this exit code.
+                return ExitCode::from(if failure.retryable() { 75 } else { 1 });
             }
             eprintln!("error: {error}");
             for cause in error.chain().skip(1) {
@@ -272,6 +304,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Convert(args) => run_convert(args, cli.quiet),
         Command::Schema(args) => run_schema(args, cli.quiet),
+        Command::RunManifest(args) => {
+            let result = cloud::run_manifest(&args.manifest)?;
+            println!("{}", serde_json::to_string(&result)?);
+            Ok(())
+        }
     }
 }
 
@@ -282,20 +319,23 @@ fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     // The head that --infer-rows reads from a pipe is replayed; 1 GiB is far beyond any
     // sensible sample and stops a runaway.
     const REPLAY_LIMIT: usize = 1 << 30;
-    Ok(read
-        .inputs
+    read.inputs
         .iter()
-        .map(|input| -> Arc<dyn Source> {
+        .map(|input| -> anyhow::Result<Arc<dyn Source>> {
             let path = std::path::Path::new(input);
-            if input == "-" {
+            Ok(if input == "-" {
                 Arc::new(StreamSource::stdin(REPLAY_LIMIT))
+            } else if is_s3(input) {
+                Cloud::get()?
+                    .source(input)
+                    .map_err(|e| usage(format!("{e:#}")))?
             } else if path.exists() && !is_regular_file(path) {
                 Arc::new(StreamSource::from_path(path, REPLAY_LIMIT))
             } else {
                 Arc::new(FileSource::new(input))
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 fn base_options(read: &ReadArgs) -> ConvertOptions {
@@ -358,7 +398,7 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
         },
         metadata: Vec::new(),
     };
-    if args.output.as_os_str() == "-" {
+    if args.output == "-" {
         bail!(usage(
             "Parquet cannot be written to standard output; give a file path with -o"
         ));
@@ -367,18 +407,24 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
         bail!(usage("--errors and --output must be different files"));
     }
     for input in &args.read.inputs {
-        if input != "-" && same_file(input.as_ref(), &args.output) {
+        let clash = if is_s3(input) {
+            *input == args.output
+        } else {
+            input != "-" && !is_s3(&args.output) && same_file(input.as_ref(), args.output.as_ref())
+        };
+        if clash {
             bail!(usage(format!(
                 "the output {} is also an input",
-                args.output.display()
+                args.output
             )));
         }
     }
 
     let progress = Bar::new(quiet);
-    let mut destination = LocalDestination {
+    let mut destination = CliDestination {
         parquet: args.output.clone(),
-        rejects: args.errors.clone(),
+        errors: args.errors.clone(),
+        kms_key_id: args.kms_key_id.clone(),
     };
     let converted = convert(&sources, &options, &mut destination, &progress);
     progress.done();
@@ -435,7 +481,7 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
     }
     eprintln!(
         "{}: {} rows written, {rejected}, {} blank lines (lines read {} = written + rejected + blank)",
-        args.output.display(),
+        args.output,
         s.rows,
         s.blank,
         s.lines
@@ -467,7 +513,7 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
         );
     }
     if let Some(errors) = &args.errors {
-        eprintln!("  rejected lines written to {}", errors.display());
+        eprintln!("  rejected lines written to {errors}");
     }
 }
 

@@ -1,0 +1,525 @@
+//! S3 adapters for the synchronous conversion core: a streaming [`Source`] and a streaming,
+//! multipart [`std::io::Write`] destination.
+//!
+//! The core runs on plain threads; these adapters hand the network work to a Tokio runtime
+//! (whose [`Handle`] they hold) and never buffer a whole object:
+//!
+//! * [`S3Source`] streams `GetObject` through a small bounded channel (about 4 SDK chunks in
+//!   memory), and resumes with a ranged `GetObject` (`If-Match` the same ETag) if the
+//!   connection drops mid-object.
+//! * [`S3Upload`] buffers one part (`part_size`), uploads parts in the background (at most
+//!   `max_in_flight` at once), and on [`S3Upload::commit`] completes the multipart upload, or
+//!   uses a single `PutObject` when the whole object fit in one part. An upload dropped without
+//!   commit is aborted: nothing half-written ever becomes visible. Every object is written with
+//!   SSE-KMS when a key is configured (bucket key enabled).
+//!
+//! Both must be used from threads outside the runtime (e.g. `spawn_blocking`), since they
+//! block on it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::input::Source;
+
+/// Why an S3 read or write failed, carried inside the `io::Error` the core sees, so that
+/// callers can tell a missing object from a throttled request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Failure {
+    /// `s3://bucket/key`.
+    pub url: String,
+    /// What was being done (`GetObject`, `UploadPart`, …).
+    pub operation: &'static str,
+    /// The service's error code (`NoSuchKey`, `AccessDenied`, `SlowDown`, …), if it answered.
+    pub code: Option<String>,
+    /// Description.
+    pub message: String,
+    /// Whether trying again later may succeed (throttling, 5xx, timeouts, dropped connections).
+    pub retryable: bool,
+}
+
+impl fmt::Display for S3Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} failed: {}",
+            self.operation, self.url, self.message
+        )
+    }
+}
+
+impl std::error::Error for S3Failure {}
+
+impl S3Failure {
+    fn from_sdk<E>(operation: &'static str, url: &str, error: &SdkError<E, HttpResponse>) -> Self
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let (code, retryable) = match error {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().map(str::to_string);
+                let status = service.raw().status().as_u16();
+                let throttled = matches!(
+                    code.as_deref(),
+                    Some(
+                        "SlowDown"
+                            | "Throttling"
+                            | "ThrottlingException"
+                            | "RequestTimeout"
+                            | "InternalError"
+                    )
+                );
+                (code, throttled || status >= 500)
+            }
+            // Timeouts, dispatch and response failures are about the network, not the object.
+            _ => (None, true),
+        };
+        S3Failure {
+            url: url.to_string(),
+            operation,
+            code,
+            message: shared::aws::describe_error(error),
+            retryable,
+        }
+    }
+
+    /// The `io::Error` the core propagates, with a kind that says what went wrong.
+    pub fn into_io(self) -> io::Error {
+        let kind = match self.code.as_deref() {
+            Some("NoSuchKey" | "NotFound" | "NoSuchBucket") => io::ErrorKind::NotFound,
+            Some("AccessDenied" | "Forbidden" | "KMS.AccessDeniedException") => {
+                io::ErrorKind::PermissionDenied
+            }
+            _ if self.retryable => io::ErrorKind::Interrupted,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, self)
+    }
+
+    /// Finds an `S3Failure` inside an error chain.
+    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a S3Failure> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = current {
+            if let Some(failure) = e.downcast_ref::<S3Failure>() {
+                return Some(failure);
+            }
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                if let Some(inner) = io.get_ref() {
+                    if let Some(failure) = inner.downcast_ref::<S3Failure>() {
+                        return Some(failure);
+                    }
+                }
+            }
+            current = e.source();
+        }
+        None
+    }
+}
+
+/// Splits `s3://bucket/key` (re-exported for the CLI).
+pub fn parse_url(url: &str) -> Option<(String, String)> {
+    shared::manifest::parse_s3_url(url).map(|(b, k)| (b.to_string(), k.to_string()))
+}
+
+/// An S3 object as a conversion input.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    client: Client,
+    handle: Handle,
+    bucket: String,
+    key: String,
+    etag: Option<String>,
+    size: Option<u64>,
+    name: String,
+}
+
+impl S3Source {
+    /// A source for `bucket/key`. With `etag`, reads fail (412) if the object changed since it
+    /// was listed; `size` feeds the progress display.
+    pub fn new(
+        client: Client,
+        handle: Handle,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        etag: Option<String>,
+        size: Option<u64>,
+    ) -> Self {
+        let (bucket, key) = (bucket.into(), key.into());
+        S3Source {
+            name: format!("s3://{bucket}/{key}"),
+            client,
+            handle,
+            bucket,
+            key,
+            etag: etag.filter(|e| !e.is_empty()),
+            size,
+        }
+    }
+}
+
+/// How many times a dropped connection is resumed before the read fails.
+const RESUMES: u32 = 3;
+
+impl Source for S3Source {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(4);
+        let source = self.clone();
+        self.handle.spawn(async move {
+            let mut offset = 0u64;
+            let mut resumes = 0;
+            loop {
+                let mut request = source
+                    .client
+                    .get_object()
+                    .bucket(&source.bucket)
+                    .key(&source.key);
+                if let Some(etag) = &source.etag {
+                    request = request.if_match(format!("\"{etag}\""));
+                }
+                if offset > 0 {
+                    request = request.range(format!("bytes={offset}-"));
+                }
+                let mut body = match request.send().await {
+                    Ok(output) => output.body,
+                    Err(error) => {
+                        let failure = S3Failure::from_sdk("GetObject", &source.name, &error);
+                        let _ = sender.send(Err(failure.into_io())).await;
+                        return;
+                    }
+                };
+                loop {
+                    match body.next().await {
+                        Some(Ok(bytes)) => {
+                            offset += bytes.len() as u64;
+                            if sender.send(Ok(bytes)).await.is_err() {
+                                return; // the reader is gone
+                            }
+                        }
+                        None => return,
+                        Some(Err(error)) => {
+                            resumes += 1;
+                            if resumes > RESUMES {
+                                let failure = S3Failure {
+                                    url: source.name.clone(),
+                                    operation: "GetObject",
+                                    code: None,
+                                    message: format!(
+                                        "connection dropped {resumes} times; last: {error}"
+                                    ),
+                                    retryable: true,
+                                };
+                                let _ = sender.send(Err(failure.into_io())).await;
+                                return;
+                            }
+                            tracing::warn!(offset, resumes, "S3 read interrupted; resuming");
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Box::new(ChannelReader {
+            receiver,
+            current: Bytes::new(),
+        }))
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.size
+    }
+}
+
+struct ChannelReader {
+    receiver: mpsc::Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(bytes)) => self.current = bytes,
+                Some(Err(e)) => return Err(e),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+/// How objects are encrypted at rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Encryption {
+    /// SSE-KMS with this key (ARN or id); `None` leaves it to the bucket's default.
+    pub kms_key_id: Option<String>,
+}
+
+/// Smallest part S3 accepts (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// A streaming upload of one object (see the module docs).
+pub struct S3Upload {
+    client: Client,
+    handle: Handle,
+    bucket: String,
+    key: String,
+    content_type: String,
+    encryption: Encryption,
+    part_size: usize,
+    max_in_flight: usize,
+    buffer: Vec<u8>,
+    upload_id: Option<String>,
+    next_part: i32,
+    in_flight: VecDeque<JoinHandle<Result<CompletedPart, S3Failure>>>,
+    completed: Vec<CompletedPart>,
+    written: u64,
+    committed: bool,
+}
+
+impl fmt::Debug for S3Upload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Upload")
+            .field("url", &self.url())
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl S3Upload {
+    /// Starts writing `bucket/key` (nothing is sent until a part is full or on commit).
+    pub fn new(
+        client: Client,
+        handle: Handle,
+        bucket: impl Into<String>,
+        key: impl Into<String>,
+        content_type: &str,
+        encryption: Encryption,
+        part_size: usize,
+    ) -> Self {
+        let part_size = part_size.max(MIN_PART_SIZE);
+        S3Upload {
+            client,
+            handle,
+            bucket: bucket.into(),
+            key: key.into(),
+            content_type: content_type.to_string(),
+            encryption,
+            part_size,
+            max_in_flight: 2,
+            buffer: Vec::with_capacity(part_size),
+            upload_id: None,
+            next_part: 1,
+            in_flight: VecDeque::new(),
+            completed: Vec::new(),
+            written: 0,
+            committed: false,
+        }
+    }
+
+    /// `s3://bucket/key`.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.key)
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn start_upload(&mut self) -> Result<String, S3Failure> {
+        let mut request = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .content_type(&self.content_type);
+        if let Some(kms) = &self.encryption.kms_key_id {
+            request = request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms)
+                .bucket_key_enabled(true);
+        }
+        let output = self
+            .handle
+            .block_on(request.send())
+            .map_err(|e| S3Failure::from_sdk("CreateMultipartUpload", &self.url(), &e))?;
+        output.upload_id.ok_or_else(|| S3Failure {
+            url: self.url(),
+            operation: "CreateMultipartUpload",
+            code: None,
+            message: "no upload id in the response".to_string(),
+            retryable: true,
+        })
+    }
+
+    /// Sends the buffer as the next part, in the background.
+    fn ship_part(&mut self) -> Result<(), S3Failure> {
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.start_upload()?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        let body = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_size));
+        let number = self.next_part;
+        self.next_part += 1;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body));
+        let url = self.url();
+        self.in_flight.push_back(self.handle.spawn(async move {
+            let output = request
+                .send()
+                .await
+                .map_err(|e| S3Failure::from_sdk("UploadPart", &url, &e))?;
+            Ok(CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(output.e_tag)
+                .build())
+        }));
+        while self.in_flight.len() > self.max_in_flight {
+            self.wait_oldest()?;
+        }
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<(), S3Failure> {
+        if let Some(task) = self.in_flight.pop_front() {
+            let part = self.handle.block_on(task).map_err(|e| S3Failure {
+                url: self.url(),
+                operation: "UploadPart",
+                code: None,
+                message: format!("upload task failed: {e}"),
+                retryable: true,
+            })??;
+            self.completed.push(part);
+        }
+        Ok(())
+    }
+
+    /// Makes the object visible: completes the multipart upload, or puts it in one request if
+    /// it fit in one part. Returns the bytes written.
+    pub fn commit(mut self) -> Result<u64, S3Failure> {
+        if self.upload_id.is_none() {
+            let mut request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .content_type(&self.content_type)
+                .body(ByteStream::from(std::mem::take(&mut self.buffer)));
+            if let Some(kms) = &self.encryption.kms_key_id {
+                request = request
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .ssekms_key_id(kms)
+                    .bucket_key_enabled(true);
+            }
+            self.handle
+                .block_on(request.send())
+                .map_err(|e| S3Failure::from_sdk("PutObject", &self.url(), &e))?;
+            self.committed = true;
+            return Ok(self.written);
+        }
+        if !self.buffer.is_empty() {
+            self.ship_part()?;
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_oldest()?;
+        }
+        let mut parts = std::mem::take(&mut self.completed);
+        parts.sort_by_key(|p| p.part_number);
+        let request = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(self.upload_id.clone().unwrap_or_default())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            );
+        self.handle
+            .block_on(request.send())
+            .map_err(|e| S3Failure::from_sdk("CompleteMultipartUpload", &self.url(), &e))?;
+        self.committed = true;
+        Ok(self.written)
+    }
+}
+
+impl Write for S3Upload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = self.part_size - self.buffer.len();
+        let n = buf.len().min(room);
+        self.buffer.extend_from_slice(&buf[..n]);
+        self.written += n as u64;
+        if self.buffer.len() >= self.part_size {
+            self.ship_part().map_err(S3Failure::into_io)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for S3Upload {
+    /// An upload that was not committed is aborted, so no part of it lingers (or bills).
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        for task in self.in_flight.drain(..) {
+            task.abort();
+        }
+        let Some(upload_id) = self.upload_id.take() else {
+            return;
+        };
+        let request = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id);
+        let abort = async move {
+            if let Err(e) = request.send().await {
+                tracing::warn!(error = %shared::aws::describe_error(&e), "could not abort a multipart upload; the bucket's lifecycle rule removes it");
+            }
+        };
+        if Handle::try_current().is_ok() {
+            self.handle.spawn(abort);
+        } else {
+            self.handle.block_on(abort);
+        }
+    }
+}
