@@ -74,8 +74,9 @@ pub struct ConverterConfig {
     pub max_attempts: u32,
     /// `MEMORY_BUDGET_MB` (optional; in Lambda, 80% of the function's memory by default).
     pub memory_budget_mb: Option<u64>,
-    /// `TARGET_FILE_MB` (default 256): Parquet parts roll over at about this size.
-    pub target_file_mb: u64,
+    /// `TARGET_FILE_BYTES` (default 256 MiB, at least 64 KiB): Parquet parts roll over at
+    /// about this size (at a row-group boundary).
+    pub target_file_bytes: u64,
     /// `THREADS` (default: all cores).
     pub threads: usize,
     /// `LAMBDA_MIN_MBPS` (default 40): the throughput assumed when deciding up front whether a
@@ -122,7 +123,8 @@ impl ConverterConfig {
                 .and_then(|m| m.trim().parse::<u64>().ok())
                 .map(|m| m * 8 / 10),
         };
-        let target_file_mb = env.parsed::<u64>("TARGET_FILE_MB", 256, in_range(8, 1 << 14));
+        let target_file_bytes =
+            env.parsed::<u64>("TARGET_FILE_BYTES", 256 << 20, in_range(64 << 10, 16 << 30));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = env.parsed::<usize>("THREADS", cores, in_range(1, 1024));
         let lambda_min_mbps = env.parsed::<u64>("LAMBDA_MIN_MBPS", 40, in_range(1, 100_000));
@@ -141,7 +143,7 @@ impl ConverterConfig {
             timestamp_unit,
             max_attempts,
             memory_budget_mb,
-            target_file_mb,
+            target_file_bytes,
             threads,
             lambda_min_mbps,
             log_level,
@@ -183,7 +185,7 @@ impl ConverterConfig {
                 row_group_bytes,
                 ..ParquetOptions::default()
             },
-            max_file_bytes: Some(self.target_file_mb * 1024 * 1024),
+            max_file_bytes: Some(self.target_file_bytes),
             empty_output_ok: true,
             ..ConvertOptions::default()
         };
@@ -424,6 +426,49 @@ fn prefixed(prefix: &str, rest: &str) -> String {
     } else {
         format!("{prefix}/{rest}")
     }
+}
+
+/// Checks what would otherwise fail every manifest: the KMS key exists and is enabled (S3
+/// accepts a write naming a key it cannot use only to fail later, and some S3-compatible
+/// stores accept any key id), and the output bucket is reachable. Run at start-up.
+pub async fn preflight(
+    kms: &aws_sdk_kms::Client,
+    s3: &Client,
+    config: &ConverterConfig,
+) -> Result<(), String> {
+    let key = kms
+        .describe_key()
+        .key_id(&config.kms_key_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "KMS_KEY_ARN {}: {}",
+                config.kms_key_arn,
+                shared::aws::describe_error(&e)
+            )
+        })?;
+    let metadata = key
+        .key_metadata
+        .ok_or_else(|| format!("KMS_KEY_ARN {}: no key metadata", config.kms_key_arn))?;
+    if !metadata.enabled {
+        return Err(format!(
+            "KMS_KEY_ARN {}: the key is disabled",
+            config.kms_key_arn
+        ));
+    }
+    s3.head_bucket()
+        .bucket(&config.output_bucket)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "OUTPUT_BUCKET {}: {}",
+                config.output_bucket,
+                shared::aws::describe_error(&e)
+            )
+        })?;
+    Ok(())
 }
 
 impl<S: TrackingStore> Runner<S> {

@@ -138,7 +138,14 @@ impl BlobStore for S3Blobs {
                     })?;
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
-            Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => Ok(None),
+            // A missing bucket means the object does not exist either.
+            Err(error)
+                if error.as_service_error().is_some_and(|e| e.is_no_such_key())
+                    || aws_smithy_types::error::metadata::ProvideErrorMetadata::code(&error)
+                        == Some("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
             Err(error) => Err(service("GetObject", bucket, key)(error)),
         }
     }

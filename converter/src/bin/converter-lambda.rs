@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
-use converter::manifest_run::{ConverterConfig, RunError, Runner};
+use converter::manifest_run::{preflight, ConverterConfig, RunError, Runner};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use shared::blobs::S3Blobs;
 use shared::dynamo::DynamoTrackingStore;
@@ -47,6 +47,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_json(config.log_level, std::io::stdout);
     let aws = shared::aws::load_config().await;
     let s3 = shared::aws::s3_client(&aws, config.s3_force_path_style);
+    if let Err(problem) = preflight(&aws_sdk_kms::Client::new(&aws), &s3, &config).await {
+        tracing::error!(problem = %problem, "configuration refers to resources that cannot be used");
+        std::process::exit(1);
+    }
     let runner = Runner {
         store: DynamoTrackingStore::new(
             aws_sdk_dynamodb::Client::new(&aws),

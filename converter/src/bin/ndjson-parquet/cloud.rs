@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use converter::convert::Destination;
-use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner};
+use converter::manifest_run::{preflight, ConverterConfig, RunError, RunResult, Runner};
 use converter::output::AtomicFile;
 use converter::s3::{parse_url, Encryption, S3Source, S3Upload};
 use shared::blobs::{BlobStore, S3Blobs};
@@ -191,6 +191,14 @@ pub fn run_manifest(manifest_url: &str) -> anyhow::Result<RunResult> {
     let cloud = Cloud::get()?;
     let (bucket, key) = parse_url(manifest_url)
         .with_context(|| format!("`{manifest_url}` is not an s3://bucket/key URL"))?;
+    cloud
+        .runtime
+        .block_on(preflight(
+            &aws_sdk_kms::Client::new(&cloud.config),
+            &cloud.s3,
+            &config,
+        ))
+        .map_err(|problem| anyhow::anyhow!(problem))?;
     let runner = Runner {
         store: DynamoTrackingStore::new(
             aws_sdk_dynamodb::Client::new(&cloud.config),

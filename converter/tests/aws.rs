@@ -1,0 +1,806 @@
+//! The converter on real AWS APIs (the local emulator started by `scripts/test.sh`): a
+//! manifest of S3 objects becomes SSE-KMS Parquet parts and an error object, read back by
+//! pyarrow and DuckDB; retries leave every row once; failures are named and leave statuses
+//! as documented; the real `converter-lambda` binary runs behind a Lambda Runtime API.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use converter::manifest_run::{preflight, ConverterConfig, RunError, RunResult, Runner};
+use serde_json::{json, Value};
+use shared::blobs::{BlobStore, S3Blobs};
+use shared::dynamo::{create_table, DynamoTrackingStore};
+use shared::manifest::{
+    manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
+};
+use shared::metrics::Metrics;
+use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
+use shared::tracking::{new_file_record, ManifestChanges, TrackingStore};
+use shared::types::{
+    DatePrefix, FileStatus, ManifestId, ManifestRecord, ManifestStatus, ObjectRef, Timestamp,
+};
+
+struct World {
+    s3: aws_sdk_s3::Client,
+    kms: aws_sdk_kms::Client,
+    store: DynamoTrackingStore,
+    input: String,
+    output: String,
+    table: String,
+    key_arn: String,
+    prefix: DatePrefix,
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// `count` records with ids from `first`, each about 150 bytes.
+fn records(first: u64, count: u64) -> String {
+    (first..first + count)
+        .map(|i| {
+            format!(
+                "{{\"id\":{i},\"at\":\"2026-11-25T10:{:02}:{:02}Z\",\"user\":{{\"name\":\"user {i} ü\",\"tags\":[\"t{}\"]}},\"amount\":{}.5}}\n",
+                i / 60 % 60,
+                i % 60,
+                i % 7,
+                i % 1000
+            )
+        })
+        .collect()
+}
+
+impl World {
+    async fn new() -> World {
+        let config = sdk_config().await;
+        let s3 = shared::aws::s3_client(&config, true);
+        let kms = aws_sdk_kms::Client::new(&config);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let (input, output, table) = (unique("in"), unique("out"), unique("tracking"));
+        for bucket in [&input, &output] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        create_table(&dynamodb, &table).await.unwrap();
+        let key_arn = kms
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .arn
+            .unwrap();
+        World {
+            store: DynamoTrackingStore::new(dynamodb, table.clone()),
+            s3,
+            kms,
+            input,
+            output,
+            table,
+            key_arn,
+            prefix: DatePrefix::parse("2026-11-25").unwrap(),
+        }
+    }
+
+    fn environment(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut vars: BTreeMap<String, String> = [
+            ("TRACKING_TABLE", self.table.as_str()),
+            ("OUTPUT_BUCKET", self.output.as_str()),
+            ("OUTPUT_PREFIX", "parquet"),
+            ("ERROR_PREFIX", "errors"),
+            ("KMS_KEY_ARN", self.key_arn.as_str()),
+            ("COMPRESSION_TYPE", "zstd"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("THREADS", "2"),
+            ("MAX_ATTEMPTS", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        vars.into_iter().collect()
+    }
+
+    fn config(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> Result<ConverterConfig, shared::config::ConfigError> {
+        let env = self.environment(extra);
+        ConverterConfig::from_env(&|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    fn runner(&self, extra: &[(&str, &str)]) -> Runner<DynamoTrackingStore> {
+        Runner {
+            store: self.store.clone(),
+            s3: self.s3.clone(),
+            blobs: S3Blobs::new(self.s3.clone(), None),
+            handle: tokio::runtime::Handle::current(),
+            config: self.config(extra).expect("valid configuration"),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> ObjectRef {
+        let output = self
+            .s3
+            .put_object()
+            .bucket(&self.input)
+            .key(key)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .unwrap();
+        ObjectRef {
+            bucket: self.input.clone(),
+            key: key.to_string(),
+            size: body.len() as u64,
+            etag: output
+                .e_tag
+                .unwrap_or_default()
+                .trim_matches('"')
+                .to_string(),
+        }
+    }
+
+    /// What the manifest-builder leaves for the converter: tracked files claimed by a running
+    /// manifest, and the manifest JSON.
+    async fn manifest(&self, objects: &[ObjectRef]) -> ExecutionInput {
+        let now = Timestamp::now();
+        let id = ManifestId::generate(&self.prefix, now);
+        for object in objects {
+            let file = new_file_record(self.prefix.clone(), object.clone(), now, 7);
+            self.store.track_file(&file).await.unwrap();
+        }
+        let record = ManifestRecord {
+            date_prefix: self.prefix.clone(),
+            manifest_id: id.clone(),
+            status: ManifestStatus::Claiming,
+            candidates: objects.iter().map(|o| o.key.clone()).collect(),
+            manifest_path: None,
+            file_count: 0,
+            total_bytes: 0,
+            execution_arn: None,
+            result: None,
+            error: None,
+            needs_sweep: true,
+            created_at: now,
+            updated_at: now,
+            ttl: now.plus_seconds(86_400).unix_seconds(),
+        };
+        assert!(self.store.create_manifest(&record).await.unwrap());
+        for object in objects {
+            assert!(self
+                .store
+                .claim_file(&self.prefix, &object.key, &id, now)
+                .await
+                .unwrap());
+        }
+        let total_bytes = objects.iter().map(|o| o.size).sum();
+        let document = ManifestDocument {
+            format: MANIFEST_FORMAT.into(),
+            version: MANIFEST_VERSION,
+            manifest_id: id.clone(),
+            date_prefix: self.prefix.clone(),
+            created_at: now.to_rfc3339(),
+            file_count: objects.len() as u64,
+            total_bytes,
+            files: objects.iter().map(ManifestFile::from).collect(),
+        };
+        let key = manifest_key("manifests", &self.prefix, &id);
+        S3Blobs::new(self.s3.clone(), None)
+            .put(&self.output, &key, document.to_json(), "application/json")
+            .await
+            .unwrap();
+        let path = format!("s3://{}/{key}", self.output);
+        for (from, to) in [
+            (ManifestStatus::Claiming, ManifestStatus::Starting),
+            (ManifestStatus::Starting, ManifestStatus::Running),
+        ] {
+            let changes = ManifestChanges {
+                manifest_path: Some(path.clone()),
+                file_count: Some(objects.len() as u64),
+                total_bytes: Some(total_bytes),
+                ..ManifestChanges::default()
+            };
+            assert!(self
+                .store
+                .update_manifest(&self.prefix, &id, from, to, &changes, now)
+                .await
+                .unwrap());
+        }
+        ExecutionInput {
+            manifest_path: path,
+            date_prefix: self.prefix.clone(),
+            file_count: objects.len() as u64,
+            file_key: id.file_key(),
+            total_bytes,
+        }
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let listing = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.output)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        let mut keys: Vec<String> = listing
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(&self.output)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        object.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    async fn assert_kms(&self, key: &str) {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(&self.output)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption().map(|e| e.as_str()),
+            Some("aws:kms"),
+            "{key}"
+        );
+        assert_eq!(head.ssekms_key_id(), Some(self.key_arn.as_str()), "{key}");
+    }
+
+    /// Every row of every part, as pyarrow and DuckDB read them (checked to agree).
+    async fn rows(&self, keys: &[String]) -> Vec<Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rows = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let path = dir.path().join(format!("part-{i}.parquet"));
+            std::fs::write(&path, self.get(key).await).unwrap();
+            let read = common::read_independently(&path);
+            common::assert_rows_eq(&read.duckdb, &read.pyarrow, "duckdb vs pyarrow");
+            rows.extend(read.pyarrow);
+        }
+        rows
+    }
+
+    async fn manifest_record(&self, input: &ExecutionInput) -> ManifestRecord {
+        let id = ManifestId::parse(input.file_key.trim_start_matches("MANIFEST#")).unwrap();
+        self.store
+            .get_manifest(&self.prefix, &id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    async fn file(&self, key: &str) -> shared::types::FileRecord {
+        self.store
+            .get_file(&self.prefix, key)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Puts the manifest back to `running` and its files to `manifested`, as if the workflow
+    /// retried a run whose success was never recorded.
+    async fn rewind(&self, input: &ExecutionInput, keys: &[&str]) {
+        let record = self.manifest_record(input).await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+        let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
+        for key in keys
+            .iter()
+            .map(|k| k.to_string())
+            .chain([record.manifest_id.file_key()])
+        {
+            let status = if key.starts_with("MANIFEST#") {
+                "running"
+            } else {
+                "manifested"
+            };
+            client
+                .update_item()
+                .table_name(&self.table)
+                .key("date_prefix", s(self.prefix.as_str()))
+                .key("file_key", s(&key))
+                .update_expression("SET #s = :s")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":s", s(status))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn ids(rows: &[Value]) -> Vec<u64> {
+    let mut ids: Vec<u64> = rows.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+fn gunzip(bytes: &[u8]) -> String {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
+    let w = World::new().await;
+    let mut bad = records(3000, 100);
+    bad.push_str("{\"id\": 3100, \"broken\n");
+    bad.push_str("[\"not\", \"an object\"]\n");
+    bad.push_str("\n");
+    bad.push_str(&records(3101, 99));
+    let objects = vec![
+        w.put("2026-11-25/plain one.ndjson", records(0, 8000).into_bytes())
+            .await,
+        w.put(
+            "2026-11-25/zipped.ndjson.gz",
+            gzip(records(8000, 8000).as_bytes()),
+        )
+        .await,
+        w.put(
+            "2026-11-25/frames.ndjson.zst",
+            zstd::encode_all(records(16000, 8000).as_bytes(), 3).unwrap(),
+        )
+        .await,
+        w.put("2026-11-25/bad lines.ndjson", bad.into_bytes()).await,
+    ];
+    let input = w.manifest(&objects).await;
+    let runner = w.runner(&[("TARGET_FILE_BYTES", "262144")]);
+    let mut metrics = Metrics::new("test");
+    let result = runner
+        .run_manifest(&input, None, &mut metrics)
+        .await
+        .unwrap();
+
+    assert_eq!(result.status, "completed");
+    assert_eq!(result.rows_written, 24_199);
+    assert_eq!(result.rows_rejected, 2);
+    assert_eq!(result.blank_lines, 1);
+    assert_eq!(
+        result.lines_read,
+        result.rows_written + result.rows_rejected + result.blank_lines
+    );
+    assert!(
+        result.output_keys.len() > 1,
+        "rolled into parts: {:?}",
+        result.output_keys
+    );
+    let listed = w.keys("parquet/dt=2026-11-25/").await;
+    assert_eq!(listed, result.output_keys);
+    for key in &listed {
+        assert!(key.starts_with(&format!(
+            "parquet/dt=2026-11-25/{}-",
+            input.file_key.trim_start_matches("MANIFEST#")
+        )));
+        w.assert_kms(key).await;
+    }
+    let rows = w.rows(&result.output_keys).await;
+    let mut expected: Vec<u64> = (0..24_000).chain(3000..3100).chain(3101..3200).collect();
+    expected.sort();
+    assert_eq!(ids(&rows), expected, "every valid row exactly once");
+    assert_eq!(
+        rows.iter().find(|r| r["id"] == 5).unwrap()["user"]["name"],
+        "user 5 ü"
+    );
+
+    let error_key = result.error_key.clone().expect("an error object");
+    w.assert_kms(&error_key).await;
+    let errors: Vec<Value> = gunzip(&w.get(&error_key).await)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(errors.len(), 2);
+    assert_eq!(
+        errors[0]["source"],
+        format!("s3://{}/2026-11-25/bad lines.ndjson", w.input)
+    );
+    assert_eq!(errors[0]["line"], 101);
+    assert_eq!(errors[0]["kind"], "invalid_json");
+    assert_eq!(errors[1]["kind"], "not_an_object");
+
+    let record = w.manifest_record(&input).await;
+    assert_eq!(record.status, ManifestStatus::Completed);
+    let stored = record.result.unwrap();
+    assert_eq!((stored.rows_written, stored.rows_rejected), (24_199, 2));
+    assert!(
+        stored.schema.unwrap().contains("\"timestamp\""),
+        "the schema is on the manifest item"
+    );
+    for object in &objects {
+        assert_eq!(w.file(&object.key).await.status, FileStatus::Processed);
+    }
+    assert_eq!(metrics.get("RowsWritten"), 24_199.0);
+
+    // Running it again is a no-op: the manifest is completed.
+    let again = runner
+        .run_manifest(&input, None, &mut Metrics::new("test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.status.as_str(), again.rows_written),
+        ("already_completed", 24_199)
+    );
+    assert_eq!(w.keys("parquet/").await, listed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
+    let w = World::new().await;
+    let objects = vec![
+        w.put("2026-11-25/a.ndjson", records(0, 6000).into_bytes())
+            .await,
+        w.put(
+            "2026-11-25/b.ndjson",
+            format!("{}not json\n", records(6000, 6000)).into_bytes(),
+        )
+        .await,
+    ];
+    let input = w.manifest(&objects).await;
+    let id = input.file_key.trim_start_matches("MANIFEST#").to_string();
+
+    // Leftovers of an attempt that died after writing some parts: a part number this run will
+    // not produce, and an error object.
+    let stale_part = format!("parquet/dt=2026-11-25/{id}-00042.parquet");
+    let stale_errors = format!("errors/dt=2026-11-25/{id}.errors.ndjson.gz");
+    for key in [&stale_part, &stale_errors] {
+        w.s3.put_object()
+            .bucket(&w.output)
+            .key(key)
+            .body(ByteStream::from_static(b"junk"))
+            .send()
+            .await
+            .unwrap();
+    }
+    // An attempt that runs out of time mid-conversion: nothing of it becomes visible.
+    let hurried = w.runner(&[
+        ("TARGET_FILE_BYTES", "262144"),
+        ("LAMBDA_MIN_MBPS", "100000"),
+    ]);
+    let error = hurried
+        .run_manifest(
+            &input,
+            Some(Instant::now() + Duration::from_secs(20)),
+            &mut Metrics::new("t"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "ConverterTimeout");
+    assert!(error.retryable());
+    assert_eq!(w.keys("parquet/").await, vec![stale_part.clone()]);
+    let uploads =
+        w.s3.list_multipart_uploads()
+            .bucket(&w.output)
+            .send()
+            .await
+            .unwrap();
+    assert!(
+        uploads.uploads().is_empty(),
+        "aborted uploads: {:?}",
+        uploads.uploads()
+    );
+    assert_eq!(
+        w.manifest_record(&input).await.status,
+        ManifestStatus::Running,
+        "a retryable error changes no status"
+    );
+
+    let first = w
+        .runner(&[("TARGET_FILE_BYTES", "65536")])
+        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap();
+    assert!(first.output_keys.len() >= 2);
+    assert_eq!(
+        w.keys("parquet/").await,
+        first.output_keys,
+        "the stale part is gone"
+    );
+    assert!(first.error_key.is_some());
+
+    // The workflow retries although the first run finished: fewer, larger parts this time.
+    w.rewind(&input, &["2026-11-25/a.ndjson", "2026-11-25/b.ndjson"])
+        .await;
+    let second: RunResult = w
+        .runner(&[("TARGET_FILE_BYTES", "67108864")])
+        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap();
+    assert_eq!(second.output_keys.len(), 1);
+    assert_eq!(
+        w.keys("parquet/").await,
+        second.output_keys,
+        "parts of the first run are gone"
+    );
+    let rows = w.rows(&second.output_keys).await;
+    assert_eq!(
+        ids(&rows),
+        (0..12_000).collect::<Vec<_>>(),
+        "each row once after any number of runs"
+    );
+    assert_eq!(second.rows_rejected, 1);
+    assert_eq!(w.keys("errors/").await, vec![stale_errors]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_corrupt_file_fails_the_manifest_and_only_that_file_counts_an_attempt() {
+    let w = World::new().await;
+    for poison in ["missing", "truncated gzip"] {
+        let good = w
+            .put(
+                &format!("2026-11-25/good for {poison}.ndjson"),
+                records(0, 100).into_bytes(),
+            )
+            .await;
+        let bad = match poison {
+            "missing" => {
+                let object = w
+                    .put("2026-11-25/gone.ndjson", records(100, 10).into_bytes())
+                    .await;
+                w.s3.delete_object()
+                    .bucket(&w.input)
+                    .key(&object.key)
+                    .send()
+                    .await
+                    .unwrap();
+                object
+            }
+            _ => {
+                let full = gzip(records(0, 5000).as_bytes());
+                w.put("2026-11-25/cut.ndjson.gz", full[..full.len() / 2].to_vec())
+                    .await
+            }
+        };
+        let input = w.manifest(&[good.clone(), bad.clone()]).await;
+        let error = w
+            .runner(&[])
+            .run_manifest(&input, None, &mut Metrics::new("t"))
+            .await
+            .unwrap_err();
+        assert_eq!(error.name(), "ManifestFailed", "{poison}: {error}");
+        assert!(!error.retryable());
+        let RunError::FileFailed { file, .. } = &error else {
+            panic!("{error}")
+        };
+        assert_eq!(file, &format!("s3://{}/{}", w.input, bad.key));
+        let record = w.manifest_record(&input).await;
+        assert_eq!(record.status, ManifestStatus::Failed);
+        assert!(record.error.unwrap().contains(&bad.key));
+        let (good_file, bad_file) = (w.file(&good.key).await, w.file(&bad.key).await);
+        assert_eq!(
+            (good_file.status, good_file.attempts),
+            (FileStatus::Pending, 0),
+            "{poison}"
+        );
+        assert_eq!(
+            (bad_file.status, bad_file.attempts),
+            (FileStatus::Pending, 1),
+            "{poison}"
+        );
+        assert!(
+            w.keys("parquet/").await.is_empty(),
+            "{poison}: nothing half-written is visible"
+        );
+        let uploads =
+            w.s3.list_multipart_uploads()
+                .bucket(&w.output)
+                .send()
+                .await
+                .unwrap();
+        assert!(uploads.uploads().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_manifest_is_named_and_changes_nothing() {
+    let w = World::new().await;
+    let object = w
+        .put("2026-11-25/x.ndjson", records(0, 10).into_bytes())
+        .await;
+    let mut input = w.manifest(&[object.clone()]).await;
+    let (bucket, key) = shared::manifest::parse_s3_url(&input.manifest_path).unwrap();
+    w.s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from_static(b"{\"not\": \"a manifest\"}"))
+        .send()
+        .await
+        .unwrap();
+    let error = w
+        .runner(&[])
+        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "ManifestUnreadable", "{error}");
+    assert_eq!(
+        w.manifest_record(&input).await.status,
+        ManifestStatus::Running
+    );
+    assert_eq!(w.file(&object.key).await.status, FileStatus::Manifested);
+    input.manifest_path = format!("s3://{}/manifests/none.json", w.output);
+    let error = w
+        .runner(&[])
+        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "ManifestUnreadable");
+    assert!(error.to_string().contains("does not exist"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_kms_key_or_lzo_is_refused_before_any_work() {
+    let w = World::new().await;
+    let lzo = w
+        .config(&[("COMPRESSION_TYPE", "lzo")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        lzo.contains("COMPRESSION_TYPE") && lzo.contains("`lzo` is not supported"),
+        "{lzo}"
+    );
+    let malformed = w
+        .config(&[("KMS_KEY_ARN", "not a key")])
+        .unwrap_err()
+        .to_string();
+    assert!(malformed.contains("KMS_KEY_ARN"), "{malformed}");
+    let config = w
+        .config(&[(
+            "KMS_KEY_ARN",
+            "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000",
+        )])
+        .unwrap();
+    let problem = preflight(&w.kms, &w.s3, &config).await.unwrap_err();
+    assert!(
+        problem.contains("KMS_KEY_ARN") && problem.contains("NotFoundException"),
+        "{problem}"
+    );
+    preflight(&w.kms, &w.s3, &w.config(&[]).unwrap())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_binary_converts_a_manifest_behind_the_runtime_api() {
+    let w = World::new().await;
+    let object = w
+        .put(
+            "2026-11-25/lambda.ndjson.gz",
+            gzip(records(0, 500).as_bytes()),
+        )
+        .await;
+    let input = w.manifest(&[object]).await;
+    let api = RuntimeApi::start();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_converter-lambda"))
+        .env_clear()
+        .envs(lambda_environment(&api, "converter"))
+        .envs(w.environment(&[("LOG_LEVEL", "INFO")]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ok = api.invoke(&serde_json::to_value(&input).unwrap());
+    let bad = api.invoke(&json!({"manifest_path": "s3://nowhere/x.json", "date_prefix": "2026-11-25", "file_count": 1, "file_key": "MANIFEST#m", "total_bytes": 1}));
+    let answers = (
+        api.wait(&ok, Duration::from_secs(120)),
+        api.wait(&bad, Duration::from_secs(60)),
+    );
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stdout);
+    let InvocationResult::Response(body) = answers.0.unwrap() else {
+        panic!("failed; logs:\n{logs}")
+    };
+    let result: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(result["status"], "completed");
+    assert_eq!(result["rows_written"], 500);
+    assert_eq!(result["output_keys"].as_array().unwrap().len(), 1);
+    let InvocationResult::Error(error) = answers.1.unwrap() else {
+        panic!("expected an error")
+    };
+    let error: Value = serde_json::from_str(&error).unwrap();
+    assert_eq!(error["errorType"], "ManifestUnreadable", "{error}");
+    assert!(
+        logs.lines().any(|l| l.contains("\"RowsWritten\":500")),
+        "an EMF line:\n{logs}"
+    );
+    assert!(!logs.contains("user 1 ü"), "no record content in the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_are_multipart_encrypted_and_aborted_unless_committed() {
+    use converter::s3::{Encryption, S3Upload, MIN_PART_SIZE};
+    let w = World::new().await;
+    let data: Vec<u8> = (0..(2 * MIN_PART_SIZE + 12_345) as u64)
+        .map(|i| (i * 2_654_435_761 >> 13) as u8)
+        .collect();
+    let (s3, bucket, key_arn) = (w.s3.clone(), w.output.clone(), w.key_arn.clone());
+    let handle = tokio::runtime::Handle::current();
+    let expected = data.clone();
+    tokio::task::spawn_blocking(move || {
+        let encryption = Encryption {
+            kms_key_id: Some(key_arn),
+        };
+        let mut upload = S3Upload::new(
+            s3.clone(),
+            handle.clone(),
+            &bucket,
+            "big.bin",
+            "application/octet-stream",
+            encryption.clone(),
+            MIN_PART_SIZE,
+        );
+        upload.write_all(&data).unwrap();
+        assert_eq!(upload.commit().unwrap(), data.len() as u64);
+        // An upload that shipped a part and is then dropped leaves nothing behind.
+        let mut abandoned = S3Upload::new(
+            s3,
+            handle,
+            &bucket,
+            "abandoned.bin",
+            "application/octet-stream",
+            encryption,
+            MIN_PART_SIZE,
+        );
+        abandoned.write_all(&data[..MIN_PART_SIZE + 1]).unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(w.get("big.bin").await, expected);
+    w.assert_kms("big.bin").await;
+    assert!(w
+        .s3
+        .head_object()
+        .bucket(&w.output)
+        .key("abandoned.bin")
+        .send()
+        .await
+        .is_err());
+    let mut uploads = Vec::new();
+    for _ in 0..50 {
+        uploads =
+            w.s3.list_multipart_uploads()
+                .bucket(&w.output)
+                .send()
+                .await
+                .unwrap()
+                .uploads()
+                .to_vec();
+        if uploads.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        uploads.is_empty(),
+        "the abandoned multipart upload was aborted: {uploads:?}"
+    );
+}
