@@ -356,7 +356,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     let mut bad = records(3000, 100);
     bad.push_str("{\"id\": 3100, \"broken\n");
     bad.push_str("[\"not\", \"an object\"]\n");
-    bad.push_str("\n");
+    bad.push('\n');
     bad.push_str(&records(3101, 99));
     let objects = vec![
         w.put("2026-11-25/plain one.ndjson", records(0, 8000).into_bytes())
@@ -625,7 +625,7 @@ async fn an_unreadable_manifest_is_named_and_changes_nothing() {
     let object = w
         .put("2026-11-25/x.ndjson", records(0, 10).into_bytes())
         .await;
-    let mut input = w.manifest(&[object.clone()]).await;
+    let mut input = w.manifest(std::slice::from_ref(&object)).await;
     let (bucket, key) = shared::manifest::parse_s3_url(&input.manifest_path).unwrap();
     w.s3.put_object()
         .bucket(bucket)
@@ -740,7 +740,7 @@ async fn uploads_are_multipart_encrypted_and_aborted_unless_committed() {
     use converter::s3::{Encryption, S3Upload, MIN_PART_SIZE};
     let w = World::new().await;
     let data: Vec<u8> = (0..(2 * MIN_PART_SIZE + 12_345) as u64)
-        .map(|i| (i * 2_654_435_761 >> 13) as u8)
+        .map(|i| ((i * 2_654_435_761) >> 13) as u8)
         .collect();
     let (s3, bucket, key_arn) = (w.s3.clone(), w.output.clone(), w.key_arn.clone());
     let handle = tokio::runtime::Handle::current();
