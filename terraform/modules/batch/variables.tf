@@ -1,0 +1,87 @@
+variable "name" {
+  description = "Name of the compute environment, queue and job definition."
+  type        = string
+}
+
+variable "image" {
+  description = "Converter image (built from the repository's Dockerfile)."
+  type        = string
+}
+
+variable "job_role_arn" {
+  description = "Role the converter runs as (S3, DynamoDB, KMS)."
+  type        = string
+}
+
+variable "execution_role_arn" {
+  description = "Role ECS uses to pull the image and write logs."
+  type        = string
+}
+
+variable "converter_environment" {
+  description = "The converter's environment (module lambda's converter_environment)."
+  type        = map(string)
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed key of the job's log group."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Subnets of the Fargate tasks."
+  type        = list(string)
+}
+
+variable "security_group_ids" {
+  description = "Security groups of the Fargate tasks (outbound HTTPS to AWS APIs)."
+  type        = list(string)
+}
+
+variable "assign_public_ip" {
+  description = "Give tasks a public IP (subnets without NAT or VPC endpoints need it)."
+  type        = bool
+  default     = false
+}
+
+variable "vcpus" {
+  description = "vCPUs per job (Fargate sizes)."
+  type        = number
+  default     = 4
+}
+
+variable "memory_mb" {
+  description = "Memory per job in MiB (valid for the vCPU count on Fargate)."
+  type        = number
+  default     = 8192
+}
+
+variable "max_vcpus" {
+  description = "Most vCPUs the compute environment runs at once."
+  type        = number
+  default     = 64
+}
+
+variable "retry_attempts" {
+  description = "Attempts per job (retried only on exit status 75)."
+  type        = number
+  default     = 3
+}
+
+variable "attempt_timeout_seconds" {
+  description = "Longest one attempt may run."
+  type        = number
+  default     = 14400
+}
+
+variable "log_retention_days" {
+  description = "Retention of the job log group."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,244 @@
+data "aws_region" "current" {}
+
+# Every alarm notifies this encrypted topic when it fires and when it recovers (the guide's
+# fix 9): an alarm without actions is silent, and a CI check refuses one.
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == "" ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+locals {
+  actions = [aws_sns_topic.alarms.arn]
+
+  function_alarms = merge(
+    { for name, function in var.function_names : "${name}-errors" => {
+      function  = function
+      metric    = "Errors"
+      threshold = var.lambda_error_threshold
+      what      = "${function} reported errors"
+    } },
+    { for name, function in var.function_names : "${name}-throttles" => {
+      function  = function
+      metric    = "Throttles"
+      threshold = 0
+      what      = "${function} was throttled"
+    } },
+  )
+
+  dead_letter_queues = {
+    arrivals-dlq = var.dlq_name
+    sweep-dlq    = var.sweep_dlq_name
+  }
+
+  # Counts the binaries emit (EMF, namespace NdjsonParquet, dimension Function).
+  pipeline_alarms = {
+    rows-rejected = {
+      function  = "converter"
+      metric    = "RowsRejected"
+      threshold = var.rows_rejected_threshold
+      what      = "the converter rejected lines (they are in the error prefix with their reasons)"
+    }
+    rows-rejected-batch = {
+      function  = "converter-batch"
+      metric    = "RowsRejected"
+      threshold = var.rows_rejected_threshold
+      what      = "the Batch converter rejected lines (they are in the error prefix with their reasons)"
+    }
+    objects-overwritten = {
+      function  = "manifest-builder"
+      metric    = "ObjectsOverwrittenAfterTracking"
+      threshold = 0
+      what      = "input objects were overwritten after they were tracked; the tracked version stands"
+    }
+    manifests-failed = {
+      function  = "converter"
+      metric    = "ManifestsFailed"
+      threshold = 0
+      what      = "a manifest failed on an unreadable or missing file"
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "function" {
+  for_each = local.function_alarms
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "Fires when ${each.value.what}."
+  namespace           = "AWS/Lambda"
+  metric_name         = each.value.metric
+  dimensions          = { FunctionName = each.value.function }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "dead_letters" {
+  for_each = local.dead_letter_queues
+
+  alarm_name          = "${var.name}-${each.key}-not-empty"
+  alarm_description   = "Fires when ${each.value} holds a message: something the pipeline could not process. Inspect, fix, then redrive it."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = each.value }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "oldest_arrival" {
+  alarm_name          = "${var.name}-arrivals-backlog"
+  alarm_description   = "Fires when the oldest S3 notification waited more than ${var.oldest_message_age_threshold_seconds} s: the manifest-builder is not keeping up."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateAgeOfOldestMessage"
+  dimensions          = { QueueName = var.queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 2
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.oldest_message_age_threshold_seconds
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "executions" {
+  for_each = {
+    executions-failed    = "ExecutionsFailed"
+    executions-timed-out = "ExecutionsTimedOut"
+  }
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "Fires on ${each.value} of the conversion state machine; the manifest is marked failed and its files return to pending."
+  namespace           = "AWS/States"
+  metric_name         = each.value
+  dimensions          = { StateMachineArn = var.state_machine_arn }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_metric_alarm" "pipeline" {
+  for_each = local.pipeline_alarms
+
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = "Fires when ${each.value.what}."
+  namespace           = "NdjsonParquet"
+  metric_name         = each.value.metric
+  dimensions          = { Function = each.value.function }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = var.name
+  dashboard_body = jsonencode({
+    widgets = [
+      {
+        type = "metric", x = 0, y = 0, width = 12, height = 6
+        properties = {
+          title   = "Throughput (MB/s of NDJSON)"
+          region  = data.aws_region.current.name
+          stat    = "Average"
+          period  = 300
+          metrics = [["NdjsonParquet", "Throughput", "Function", "converter"], ["NdjsonParquet", "Throughput", "Function", "converter-batch"]]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 0, width = 12, height = 6
+        properties = {
+          title  = "Rows written and rejected"
+          region = data.aws_region.current.name
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["NdjsonParquet", "RowsWritten", "Function", "converter"],
+            ["NdjsonParquet", "RowsRejected", "Function", "converter"],
+            ["NdjsonParquet", "RowsWritten", "Function", "converter-batch"],
+            ["NdjsonParquet", "RowsRejected", "Function", "converter-batch"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Backlog"
+          region = data.aws_region.current.name
+          stat   = "Maximum"
+          period = 60
+          metrics = [
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.queue_name],
+            ["AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", var.queue_name, { yAxis = "right" }],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 12, y = 6, width = 12, height = 6
+        properties = {
+          title  = "Files and manifests"
+          region = data.aws_region.current.name
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["NdjsonParquet", "FilesTracked", "Function", "manifest-builder"],
+            ["NdjsonParquet", "DuplicateDeliveries", "Function", "manifest-builder"],
+            ["NdjsonParquet", "ManifestsStarted", "Function", "manifest-builder"],
+            ["NdjsonParquet", "SweepRepairs", "Function", "manifest-builder"],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 12, width = 24, height = 6
+        properties = {
+          title  = "Failures"
+          region = data.aws_region.current.name
+          stat   = "Sum"
+          period = 300
+          metrics = concat(
+            [for name, function in var.function_names : ["AWS/Lambda", "Errors", "FunctionName", function]],
+            [
+              ["AWS/States", "ExecutionsFailed", "StateMachineArn", var.state_machine_arn],
+              ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", var.state_machine_arn],
+              ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.dlq_name],
+              ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.sweep_dlq_name],
+            ],
+          )
+        }
+      },
+    ]
+  })
+}

@@ -1,0 +1,46 @@
+variable "name" {
+  description = "Queue name; the dead-letter queue is <name>-dlq."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "Customer-managed key encrypting both queues."
+  type        = string
+}
+
+variable "source_bucket_arn" {
+  description = "The only bucket allowed to send to the queue."
+  type        = string
+}
+
+variable "account_id" {
+  description = "Account that owns the source bucket."
+  type        = string
+}
+
+variable "lambda_timeout_seconds" {
+  description = "Timeout of the consuming Lambda; the visibility timeout is six times it."
+  type        = number
+}
+
+variable "max_receive_count" {
+  description = "Receives before a message moves to the dead-letter queue."
+  type        = number
+  default     = 5
+  validation {
+    condition     = var.max_receive_count >= 1 && var.max_receive_count <= 1000
+    error_message = "max_receive_count must be between 1 and 1000."
+  }
+}
+
+variable "message_retention_seconds" {
+  description = "How long an unprocessed notification is kept."
+  type        = number
+  default     = 1209600
+}
+
+variable "tags" {
+  description = "Tags for every resource."
+  type        = map(string)
+  default     = {}
+}
