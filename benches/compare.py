@@ -1,0 +1,210 @@
+"""Side-by-side comparison of ndjson-parquet with the tools a user would pick instead
+(DuckDB, Polars, pyarrow), as whole processes on the same files with the same codec.
+
+Runs are alternated (tool A, B, C, D, then again) so that a noisy machine hurts every tool
+alike; each figure is the median of the runs. Peak RSS and CPU time come from wait4(2) of
+the child process. Our output is read back (row count) to prove it is complete.
+
+usage: compare.py --binary PATH --data DIR --out benches/RESULTS.md [--runs 3]
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+
+PYTHON = sys.executable
+
+PEERS = {
+    "duckdb": (
+        "import duckdb, sys\n"
+        "src, dst, codec = sys.argv[1:4]\n"
+        "level = ', COMPRESSION_LEVEL 3' if codec == 'zstd' else ''\n"
+        "duckdb.sql(f\"COPY (SELECT * FROM read_json('{src}', format='newline_delimited')) "
+        "TO '{dst}' (FORMAT parquet, COMPRESSION {codec}{level})\")\n"
+    ),
+    "polars": (
+        "import polars as pl, sys\n"
+        "src, dst, codec = sys.argv[1:4]\n"
+        "kw = {'compression_level': 3} if codec == 'zstd' else {}\n"
+        "pl.scan_ndjson(src, infer_schema_length=10000).sink_parquet(dst, compression=codec, **kw)\n"
+    ),
+    "pyarrow": (
+        "import pyarrow.json as pj, pyarrow.parquet as pq, sys\n"
+        "src, dst, codec = sys.argv[1:4]\n"
+        "kw = {'compression_level': 3} if codec == 'zstd' else {}\n"
+        "pq.write_table(pj.read_json(src), dst, compression=codec, **kw)\n"
+    ),
+}
+
+
+def run(argv):
+    """Runs a command; returns (wall seconds, cpu seconds, peak RSS bytes)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = process.stderr.read().decode(errors="replace")
+    process.stderr.close()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({process.returncode}): {stderr[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def command(tool, binary, src, dst, codec, threads=None):
+    if tool == "ndjson-parquet":
+        argv = [binary, "convert", src, "-o", dst, "--compression", f"{codec}:3" if codec == "zstd" else codec, "-q"]
+        if threads:
+            argv += ["--threads", str(threads)]
+        return argv
+    return [PYTHON, "-c", PEERS[tool], src, dst, codec]
+
+
+def count_lines(path):
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
+
+
+def measure(tools, binary, src, codec, runs, workdir, lines):
+    results = {tool: [] for tool in tools}
+    for _ in range(runs):
+        for tool in tools:
+            dst = os.path.join(workdir, f"{tool.replace(' ', '_')}.parquet")
+            if os.path.exists(dst):
+                os.remove(dst)
+            threads = 1 if tool == "ndjson-parquet 1 thread" else None
+            name = "ndjson-parquet" if tool.startswith("ndjson-parquet") else tool
+            wall, cpu, rss = run(command(name, binary, src, dst, codec, threads))
+            size = os.path.getsize(dst)
+            if name == "ndjson-parquet":
+                rows = pq.ParquetFile(dst).metadata.num_rows
+                if rows != lines:
+                    raise RuntimeError(f"our output has {rows} rows, the input {lines} lines")
+            results[tool].append((wall, cpu, rss, size))
+            print(f"  {tool:28s} {os.path.getsize(src) / 1e6 / wall:8.1f} MB/s  {rss / 1e6:8.1f} MB RSS", flush=True)
+    summary = {}
+    for tool, samples in results.items():
+        summary[tool] = {
+            "mb_s": os.path.getsize(src) / 1e6 / statistics.median(s[0] for s in samples),
+            "cpu_s": statistics.median(s[1] for s in samples),
+            "rss_mb": statistics.median(s[2] for s in samples) / 1e6,
+            "out_mb": statistics.median(s[3] for s in samples) / 1e6,
+        }
+    return summary
+
+
+def chart(all_results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cases = list(all_results)
+    tools = list(next(iter(all_results.values())))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    width = 0.8 / len(tools)
+    for t, tool in enumerate(tools):
+        xs = [i + t * width for i in range(len(cases))]
+        axes[0].bar(xs, [all_results[c][tool]["mb_s"] for c in cases], width, label=tool)
+        axes[1].bar(xs, [all_results[c][tool]["rss_mb"] for c in cases], width, label=tool)
+    for ax, title in zip(axes, ["Throughput (MB/s of NDJSON, higher is better)", "Peak RSS (MB, lower is better)"]):
+        ax.set_title(title)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
+        ax.set_xticklabels(cases, rotation=15)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    tools = ["ndjson-parquet", "ndjson-parquet 1 thread", "duckdb", "polars", "pyarrow"]
+    cases = [
+        ("clickstream", "zstd"),
+        ("clickstream", "snappy"),
+        ("logs", "zstd"),
+        ("wide", "zstd"),
+    ]
+    all_results = {}
+    workdir = os.path.join(args.data, "out")
+    os.makedirs(workdir, exist_ok=True)
+    for dataset, codec in cases:
+        src = os.path.join(args.data, f"{dataset}-1g.ndjson")
+        print(f"{dataset} / {codec}", flush=True)
+        all_results[f"{dataset} {codec}"] = measure(tools, args.binary, src, codec, args.runs, workdir, count_lines(src))
+
+    # Memory must not grow with the input: the same conversion on 4 GB.
+    big = os.path.join(args.data, "clickstream-4g.ndjson")
+    print("clickstream 4 GB / zstd (ours only)", flush=True)
+    scale = measure(["ndjson-parquet"], args.binary, big, "zstd", 1, workdir, count_lines(big))["ndjson-parquet"]
+
+    png = os.path.splitext(args.out)[0].replace("RESULTS", "results") + ".png"
+    chart(all_results, png)
+    write_report(args, all_results, scale, png)
+
+
+def write_report(args, all_results, scale, png):
+    ours = lambda case: all_results[case]["ndjson-parquet"]
+    lines = [
+        "# Comparison results",
+        "",
+        f"Generated by `benches/compare.sh` on {datetime.date.today().isoformat()}: "
+        f"{os.cpu_count()} cores ({platform.machine()}), {args.runs} alternating runs per tool, medians. "
+        "Inputs come from the deterministic generator (`gen-ndjson`, 1 GiB each). Every tool runs as a whole "
+        "process reading the same file and writing Parquet with the same codec (zstd level 3, or snappy).",
+        "",
+        f"![throughput and memory]({os.path.basename(png)})",
+        "",
+    ]
+    for case, results in all_results.items():
+        lines += [f"## {case}", "", "| tool | MB/s | CPU s | peak RSS MB | output MB | our throughput ÷ theirs |", "|---|---|---|---|---|---|"]
+        for tool, r in results.items():
+            ratio = ours(case)["mb_s"] / r["mb_s"]
+            lines.append(f"| {tool} | {r['mb_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | {ratio:.2f} |")
+        lines.append("")
+
+    def check(ok, text):
+        return f"- [{'x' if ok else ' '}] {text}"
+
+    click_z, click_s = "clickstream zstd", "clickstream snappy"
+    best = lambda case: max(v["mb_s"] for k, v in all_results[case].items() if not k.startswith("ndjson-parquet"))
+    targets = []
+    for case in (click_z, click_s):
+        r = ours(case)["mb_s"] / all_results[case]["duckdb"]["mb_s"]
+        targets.append(check(r >= 1.5, f"{case}: {r:.2f}x DuckDB's throughput (target 1.5x)"))
+    for case in ("logs zstd", "wide zstd"):
+        r = ours(case)["mb_s"] / best(case)
+        targets.append(check(r >= 1.0, f"{case}: {r:.2f}x the best peer (target 1.0x, aim 1.5x)"))
+    rss = ours(click_z)["rss_mb"] / all_results[click_z]["duckdb"]["rss_mb"]
+    targets.append(check(rss <= 1 / 3, f"peak RSS {rss:.2f}x DuckDB's on clickstream zstd (target at most 0.33x)"))
+    growth = scale["rss_mb"] / ours(click_z)["rss_mb"]
+    targets.append(check(abs(growth - 1) <= 0.10, f"peak RSS on 4 GB is {growth:.2f}x that on 1 GB ({scale['rss_mb']:.0f} vs {ours(click_z)['rss_mb']:.0f} MB; target within 10%)"))
+    speedup = ours(click_z)["mb_s"] / all_results[click_z]["ndjson-parquet 1 thread"]["mb_s"]
+    targets.append(check(speedup >= 1.8, f"all threads vs 1 thread: {speedup:.2f}x (target 1.8x)"))
+    for case in (click_z, click_s):
+        size = ours(case)["out_mb"] / all_results[case]["duckdb"]["out_mb"]
+        targets.append(check(size <= 1.05, f"{case}: output {size:.3f}x DuckDB's size (target at most 1.05x)"))
+    lines += ["## Targets", ""] + targets + [""]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as f:
+        json.dump({"results": all_results, "scale_4g": scale}, f, indent=1)
+    print("\n".join(targets))
+
+
+if __name__ == "__main__":
+    main()
