@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use converter::chunk::{Chunk, Chunker, Piece};
-use converter::convert::{convert, infer_schema, ConvertOptions, Destination, NoProgress, SchemaChoice};
+use converter::convert::{
+    convert, infer_schema, ConvertOptions, Destination, NoProgress, SchemaChoice,
+};
 use converter::decode::{DecodeMode, RecordDecoder};
 use converter::input::{MemorySource, Source};
 use converter::parquet_options::{Codec, ParquetOptions};
@@ -17,7 +19,11 @@ use converter::schema::Schema;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ndjson_parquet_suite::datagen::{generate, Shape};
 
-const SHAPES: [(&str, Shape); 3] = [("clickstream", Shape::Clickstream), ("logs", Shape::Logs), ("wide", Shape::Wide)];
+const SHAPES: [(&str, Shape); 3] = [
+    ("clickstream", Shape::Clickstream),
+    ("logs", Shape::Logs),
+    ("wide", Shape::Wide),
+];
 const BYTES: u64 = 24 * 1024 * 1024;
 
 struct Data {
@@ -30,7 +36,8 @@ fn data(shape: Shape) -> Data {
     let mut text = Vec::new();
     generate(shape, 7, BYTES, &mut text).expect("generation writes to memory");
     let text: Arc<[u8]> = text.into();
-    let sources: Vec<Arc<dyn Source>> = vec![Arc::new(MemorySource::new("bench", Arc::clone(&text)))];
+    let sources: Vec<Arc<dyn Source>> =
+        vec![Arc::new(MemorySource::new("bench", Arc::clone(&text)))];
     let schema = infer_schema(&sources, &ConvertOptions::default(), None, &NoProgress)
         .expect("inference")
         .schema;
@@ -40,7 +47,11 @@ fn data(shape: Shape) -> Data {
             Piece::TooLong(_) => None,
         })
         .collect();
-    Data { text, schema, chunks }
+    Data {
+        text,
+        schema,
+        chunks,
+    }
 }
 
 fn decode(c: &mut Criterion) {
@@ -101,7 +112,10 @@ fn batches(d: &Data) -> Vec<RecordBatch> {
         },
         16 << 20,
     );
-    d.chunks.iter().filter_map(|c| decoder.decode(c).batch).collect()
+    d.chunks
+        .iter()
+        .filter_map(|c| decoder.decode(c).batch)
+        .collect()
 }
 
 fn encode(c: &mut Criterion) {
@@ -158,7 +172,8 @@ fn end_to_end(c: &mut Criterion) {
     for (name, shape) in SHAPES {
         let d = data(shape);
         group.throughput(Throughput::Bytes(d.text.len() as u64));
-        let sources: Vec<Arc<dyn Source>> = vec![Arc::new(MemorySource::new("bench", Arc::clone(&d.text)))];
+        let sources: Vec<Arc<dyn Source>> =
+            vec![Arc::new(MemorySource::new("bench", Arc::clone(&d.text)))];
         for threads in [1, cores] {
             let options = ConvertOptions {
                 threads,
@@ -169,12 +184,16 @@ fn end_to_end(c: &mut Criterion) {
                 },
                 ..ConvertOptions::default()
             };
-            group.bench_function(BenchmarkId::new(format!("zstd-{threads}-threads"), name), |b| {
-                b.iter(|| {
-                    let done = convert(&sources, &options, &mut InMemory, &NoProgress).expect("conversion");
-                    assert!(done.summary.stats.rows > 0);
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(format!("zstd-{threads}-threads"), name),
+                |b| {
+                    b.iter(|| {
+                        let done = convert(&sources, &options, &mut InMemory, &NoProgress)
+                            .expect("conversion");
+                        assert!(done.summary.stats.rows > 0);
+                    })
+                },
+            );
         }
     }
     group.finish();
