@@ -75,6 +75,7 @@ def count_lines(path):
 
 def measure(tools, binary, src, codec, runs, workdir, lines):
     results = {tool: [] for tool in tools}
+    failures = {}
     for _ in range(runs):
         for tool in tools:
             dst = os.path.join(workdir, f"{tool.replace(' ', '_')}.parquet")
@@ -82,7 +83,18 @@ def measure(tools, binary, src, codec, runs, workdir, lines):
                 os.remove(dst)
             threads = 1 if tool == "ndjson-parquet 1 thread" else None
             name = "ndjson-parquet" if tool.startswith("ndjson-parquet") else tool
-            wall, cpu, rss = run(command(name, binary, src, dst, codec, threads))
+            if tool in failures:
+                continue
+            try:
+                wall, cpu, rss = run(command(name, binary, src, dst, codec, threads))
+            except RuntimeError as e:
+                if name == "ndjson-parquet":
+                    raise
+                # A peer that cannot convert this input is a result too: say why.
+                message = str(e).strip().splitlines()[-1]
+                failures[tool] = message[:200]
+                print(f"  {tool:28s} failed: {failures[tool]}", flush=True)
+                continue
             size = os.path.getsize(dst)
             if name == "ndjson-parquet":
                 rows = pq.ParquetFile(dst).metadata.num_rows
@@ -92,6 +104,9 @@ def measure(tools, binary, src, codec, runs, workdir, lines):
             print(f"  {tool:28s} {os.path.getsize(src) / 1e6 / wall:8.1f} MB/s  {rss / 1e6:8.1f} MB RSS", flush=True)
     summary = {}
     for tool, samples in results.items():
+        if tool in failures:
+            summary[tool] = {"failed": failures[tool]}
+            continue
         summary[tool] = {
             "mb_s": os.path.getsize(src) / 1e6 / statistics.median(s[0] for s in samples),
             "cpu_s": statistics.median(s[1] for s in samples),
@@ -113,8 +128,9 @@ def chart(all_results, path):
     width = 0.8 / len(tools)
     for t, tool in enumerate(tools):
         xs = [i + t * width for i in range(len(cases))]
-        axes[0].bar(xs, [all_results[c][tool]["mb_s"] for c in cases], width, label=tool)
-        axes[1].bar(xs, [all_results[c][tool]["rss_mb"] for c in cases], width, label=tool)
+        # A tool that failed on a case gets no bar there (the report says why).
+        axes[0].bar(xs, [all_results[c][tool].get("mb_s", 0) for c in cases], width, label=tool)
+        axes[1].bar(xs, [all_results[c][tool].get("rss_mb", 0) for c in cases], width, label=tool)
     for ax, title in zip(axes, ["Throughput (MB/s of NDJSON, higher is better)", "Peak RSS (MB, lower is better)"]):
         ax.set_title(title)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
@@ -173,6 +189,9 @@ def write_report(args, all_results, scale, png):
     for case, results in all_results.items():
         lines += [f"## {case}", "", "| tool | MB/s | CPU s | peak RSS MB | output MB | our throughput ÷ theirs |", "|---|---|---|---|---|---|"]
         for tool, r in results.items():
+            if "failed" in r:
+                lines.append(f"| {tool} | failed: {r['failed']} | | | | |")
+                continue
             ratio = ours(case)["mb_s"] / r["mb_s"]
             lines.append(f"| {tool} | {r['mb_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | {ratio:.2f} |")
         lines.append("")
@@ -181,7 +200,7 @@ def write_report(args, all_results, scale, png):
         return f"- [{'x' if ok else ' '}] {text}"
 
     click_z, click_s = "clickstream zstd", "clickstream snappy"
-    best = lambda case: max(v["mb_s"] for k, v in all_results[case].items() if not k.startswith("ndjson-parquet"))
+    best = lambda case: max(v["mb_s"] for k, v in all_results[case].items() if not k.startswith("ndjson-parquet") and "mb_s" in v)
     targets = []
     for case in (click_z, click_s):
         r = ours(case)["mb_s"] / all_results[case]["duckdb"]["mb_s"]

@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parquet::arrow::ArrowWriter;
 use parquet::errors::ParquetError;
 
 use crate::chunk::{Chunker, Piece};
@@ -28,6 +27,7 @@ use crate::decode::{
 use crate::infer::{Inference, LineInference};
 use crate::input::{decompressed, Source};
 use crate::parquet_options::ParquetOptions;
+use crate::parquet_writer::ParallelWriter;
 use crate::pipeline::{run_ordered, Flow, ReadFailure, ReadSettings};
 use crate::reject::{RejectKind, RejectedLine};
 use crate::schema::{Schema, TimestampUnit};
@@ -491,7 +491,8 @@ struct PartWriter<'d, D: Destination> {
     schema: arrow::datatypes::SchemaRef,
     properties: parquet::file::properties::WriterProperties,
     max_file_bytes: Option<u64>,
-    current: Option<ArrowWriter<CountingWriter<D::Parquet>>>,
+    current: Option<ParallelWriter<CountingWriter<D::Parquet>>>,
+    threads: usize,
     parts: Vec<D::Parquet>,
     output_bytes: u64,
     row_groups: usize,
@@ -513,18 +514,19 @@ impl<D: Destination> PartWriter<'_, D> {
         Ok(())
     }
 
-    fn open(&mut self) -> Result<ArrowWriter<CountingWriter<D::Parquet>>, ConvertError> {
+    fn open(&mut self) -> Result<ParallelWriter<CountingWriter<D::Parquet>>, ConvertError> {
         let out = self
             .destination
             .parquet(self.parts.len())
             .map_err(ConvertError::Output)?;
-        ArrowWriter::try_new(
+        ParallelWriter::try_new(
             CountingWriter {
                 inner: out,
                 written: 0,
             },
             Arc::clone(&self.schema),
-            Some(self.properties.clone()),
+            self.properties.clone(),
+            self.threads,
         )
         .map_err(ConvertError::Parquet)
     }
@@ -534,7 +536,7 @@ impl<D: Destination> PartWriter<'_, D> {
             return Ok(());
         };
         writer.flush().map_err(ConvertError::Parquet)?;
-        self.row_groups += writer.flushed_row_groups().len();
+        self.row_groups += writer.row_groups();
         let counted = writer.into_inner().map_err(ConvertError::Parquet)?;
         self.output_bytes += counted.written;
         let mut part = counted.inner;
@@ -575,6 +577,7 @@ fn attempt<D: Destination>(
         properties: parquet_options.writer_properties(),
         max_file_bytes: options.max_file_bytes,
         current: None,
+        threads: options.threads.max(1),
         parts: Vec::new(),
         output_bytes: 0,
         row_groups: 0,
@@ -590,8 +593,8 @@ fn attempt<D: Destination>(
         options.read_settings(),
         &raw_bytes,
         |piece| match piece {
-            Piece::Lines(chunk) => Decoded::Chunk(decoder.decode(&chunk)),
-            Piece::TooLong(reject) => Decoded::TooLong(reject),
+            Piece::Lines(chunk) => Decoded::Chunk(decoder.decode(chunk)),
+            Piece::TooLong(reject) => Decoded::TooLong(reject.clone()),
         },
         |item| {
             if options.deadline.is_some_and(|d| Instant::now() >= d) {

@@ -38,6 +38,7 @@ pub mod input;
 pub mod manifest_run;
 pub mod output;
 pub mod parquet_options;
+pub mod parquet_writer;
 mod pipeline;
 pub mod reject;
 pub mod s3;

@@ -62,9 +62,11 @@ pub(crate) fn run_ordered<O, E, P, S>(
 ) -> Result<(), E>
 where
     O: Send,
-    P: Fn(Piece) -> O + Sync,
+    P: Fn(&Piece) -> O + Sync,
     S: FnMut(Result<O, ReadFailure>) -> Result<Flow, E>,
 {
+    // Chunk buffers go back to the reader once decoded.
+    let (recycle, pool) = bounded::<Vec<u8>>(settings.threads * 2 + 4);
     if settings.threads <= 1 {
         let mut failure = None;
         read_pieces(
@@ -73,12 +75,20 @@ where
             settings,
             raw_bytes,
             &AtomicBool::new(false),
-            |item| match sink(item.map(&process)) {
-                Ok(Flow::Continue) => true,
-                Ok(Flow::Stop) => false,
-                Err(e) => {
-                    failure = Some(e);
-                    false
+            &pool,
+            |item| {
+                let output = item.map(|piece| {
+                    let output = process(&piece);
+                    give_back(&recycle, piece);
+                    output
+                });
+                match sink(output) {
+                    Ok(Flow::Continue) => true,
+                    Ok(Flow::Stop) => false,
+                    Err(e) => {
+                        failure = Some(e);
+                        false
+                    }
                 }
             },
         );
@@ -99,27 +109,39 @@ where
     std::thread::scope(|scope| {
         let reader_results = result_tx.clone();
         let cancelled_ref = &cancelled;
+        let pool = &pool;
         scope.spawn(move || {
             let mut seq = 0u64;
-            read_pieces(sources, first, settings, raw_bytes, cancelled_ref, |item| {
-                if permit_rx.recv().is_err() {
-                    return false;
-                }
-                let sent = match item {
-                    Ok(piece) => work_tx.send((seq, piece)).is_ok(),
-                    Err(failure) => reader_results.send((seq, Err(failure))).is_ok(),
-                };
-                seq += 1;
-                sent
-            });
+            read_pieces(
+                sources,
+                first,
+                settings,
+                raw_bytes,
+                cancelled_ref,
+                pool,
+                |item| {
+                    if permit_rx.recv().is_err() {
+                        return false;
+                    }
+                    let sent = match item {
+                        Ok(piece) => work_tx.send((seq, piece)).is_ok(),
+                        Err(failure) => reader_results.send((seq, Err(failure))).is_ok(),
+                    };
+                    seq += 1;
+                    sent
+                },
+            );
         });
         for _ in 0..settings.threads {
             let work_rx = work_rx.clone();
             let result_tx = result_tx.clone();
             let process = &process;
+            let recycle = recycle.clone();
             scope.spawn(move || {
                 for (seq, piece) in work_rx {
-                    if result_tx.send((seq, Ok(process(piece)))).is_err() {
+                    let output = process(&piece);
+                    give_back(&recycle, piece);
+                    if result_tx.send((seq, Ok(output))).is_err() {
                         break;
                     }
                 }
@@ -155,6 +177,13 @@ where
     })
 }
 
+/// Returns a decoded chunk's buffer to the pool (dropped if the pool is full).
+fn give_back(recycle: &crossbeam_channel::Sender<Vec<u8>>, piece: Piece) {
+    if let Piece::Lines(chunk) = piece {
+        let _ = recycle.try_send(chunk.data);
+    }
+}
+
 /// Reads pieces of every source from `first` on and hands them to `emit` until it returns
 /// false, a read fails, or `cancelled` is set.
 fn read_pieces(
@@ -163,6 +192,7 @@ fn read_pieces(
     settings: ReadSettings,
     raw_bytes: &Arc<AtomicU64>,
     cancelled: &AtomicBool,
+    pool: &crossbeam_channel::Receiver<Vec<u8>>,
     mut emit: impl FnMut(Result<Piece, ReadFailure>) -> bool,
 ) {
     for (index, source) in sources.iter().enumerate().skip(first) {
@@ -180,7 +210,8 @@ fn read_pieces(
             }
         };
         let mut chunker =
-            Chunker::new(reader, index, settings.chunk_bytes, settings.max_line_bytes);
+            Chunker::new(reader, index, settings.chunk_bytes, settings.max_line_bytes)
+                .with_pool(pool.clone());
         loop {
             if cancelled.load(Ordering::Relaxed) {
                 return;
