@@ -27,7 +27,7 @@ use crate::decode::{
 use crate::infer::{Inference, LineInference};
 use crate::input::{decompressed, Source};
 use crate::parquet_options::ParquetOptions;
-use crate::parquet_writer::ParallelWriter;
+use crate::parquet_writer::{adapt_dictionary, ParallelWriter};
 use crate::pipeline::{run_ordered, Flow, ReadFailure, ReadSettings};
 use crate::reject::{RejectKind, RejectedLine};
 use crate::schema::{Schema, TimestampUnit};
@@ -501,7 +501,7 @@ struct PartWriter<'d, D: Destination> {
 impl<D: Destination> PartWriter<'_, D> {
     fn write(&mut self, batch: &arrow::array::RecordBatch) -> Result<(), ConvertError> {
         if self.current.is_none() {
-            let writer = self.open()?;
+            let writer = self.open(Some(batch))?;
             self.current = Some(writer);
         }
         let writer = self.current.as_mut().expect("invariant: a part is open");
@@ -514,18 +514,26 @@ impl<D: Destination> PartWriter<'_, D> {
         Ok(())
     }
 
-    fn open(&mut self) -> Result<ParallelWriter<CountingWriter<D::Parquet>>, ConvertError> {
+    /// Opens the next part; its first batch decides which columns skip dictionary encoding.
+    fn open(
+        &mut self,
+        first: Option<&arrow::array::RecordBatch>,
+    ) -> Result<ParallelWriter<CountingWriter<D::Parquet>>, ConvertError> {
         let out = self
             .destination
             .parquet(self.parts.len())
             .map_err(ConvertError::Output)?;
+        let properties = match first {
+            Some(batch) => adapt_dictionary(self.properties.clone(), batch),
+            None => self.properties.clone(),
+        };
         ParallelWriter::try_new(
             CountingWriter {
                 inner: out,
                 written: 0,
             },
             Arc::clone(&self.schema),
-            self.properties.clone(),
+            properties,
             self.threads,
         )
         .map_err(ConvertError::Parquet)
@@ -549,7 +557,7 @@ impl<D: Destination> PartWriter<'_, D> {
     fn finish(mut self) -> Result<(Vec<D::Parquet>, u64, usize), ConvertError> {
         // A schema without fields has no Parquet form (and then there are no rows either).
         if self.current.is_none() && self.parts.is_empty() && !self.schema.fields().is_empty() {
-            self.current = Some(self.open()?);
+            self.current = Some(self.open(None)?);
         }
         self.close_current()?;
         Ok((self.parts, self.output_bytes, self.row_groups))
@@ -577,6 +585,9 @@ fn attempt<D: Destination>(
         properties: parquet_options.writer_properties(),
         max_file_bytes: options.max_file_bytes,
         current: None,
+        // Decoding keeps `threads` workers busy; encoding in parallel pays off only when the
+        // writer would otherwise fall behind them, i.e. with several cores (on two it costs
+        // more in thread hand-offs than it saves).
         threads: options.threads.max(1),
         parts: Vec::new(),
         output_bytes: 0,
@@ -911,6 +922,41 @@ mod tests {
         );
         let rows: Vec<i64> = converted.parts.into_iter().flat_map(rows_of).collect();
         assert_eq!(rows, (0..20_000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn parts_and_row_groups_do_not_depend_on_the_thread_count() {
+        let text: String = (0..30_000)
+            .map(|i| {
+                format!(
+                    "{{\"i\":{i},\"s\":\"v{}\",\"f\":{}.5}}\n",
+                    i * 7919 % 10007,
+                    i % 100
+                )
+            })
+            .collect();
+        let sources: Vec<Arc<dyn Source>> =
+            vec![Arc::new(MemorySource::new("in", text.into_bytes()))];
+        let run = |threads: usize| {
+            let options = ConvertOptions {
+                threads,
+                max_file_bytes: Some(60_000),
+                chunk_bytes: 4096,
+                parquet: ParquetOptions {
+                    row_group_bytes: 20_000,
+                    ..ParquetOptions::default()
+                },
+                ..ConvertOptions::default()
+            };
+            convert(&sources, &options, &mut Memory::default(), &NoProgress)
+                .unwrap()
+                .parts
+        };
+        let one = run(1);
+        assert!(one.len() > 2, "{} parts", one.len());
+        for threads in [2, 3, 5] {
+            assert_eq!(run(threads), one, "{threads} threads");
+        }
     }
 
     #[test]

@@ -359,16 +359,19 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     bad.push('\n');
     bad.push_str(&records(3101, 99));
     let objects = vec![
-        w.put("2026-11-25/plain one.ndjson", records(0, 8000).into_bytes())
-            .await,
+        w.put(
+            "2026-11-25/plain one.ndjson",
+            records(0, 40_000).into_bytes(),
+        )
+        .await,
         w.put(
             "2026-11-25/zipped.ndjson.gz",
-            gzip(records(8000, 8000).as_bytes()),
+            gzip(records(40_000, 40_000).as_bytes()),
         )
         .await,
         w.put(
             "2026-11-25/frames.ndjson.zst",
-            zstd::encode_all(records(16000, 8000).as_bytes(), 3).unwrap(),
+            zstd::encode_all(records(80_000, 40_000).as_bytes(), 3).unwrap(),
         )
         .await,
         w.put("2026-11-25/bad lines.ndjson", bad.into_bytes()).await,
@@ -382,7 +385,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
         .unwrap();
 
     assert_eq!(result.status, "completed");
-    assert_eq!(result.rows_written, 24_199);
+    assert_eq!(result.rows_written, 120_199);
     assert_eq!(result.rows_rejected, 2);
     assert_eq!(result.blank_lines, 1);
     assert_eq!(
@@ -404,7 +407,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
         w.assert_kms(key).await;
     }
     let rows = w.rows(&result.output_keys).await;
-    let mut expected: Vec<u64> = (0..24_000).chain(3000..3100).chain(3101..3200).collect();
+    let mut expected: Vec<u64> = (0..120_000).chain(3000..3100).chain(3101..3200).collect();
     expected.sort();
     assert_eq!(ids(&rows), expected, "every valid row exactly once");
     assert_eq!(
@@ -430,7 +433,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     let record = w.manifest_record(&input).await;
     assert_eq!(record.status, ManifestStatus::Completed);
     let stored = record.result.unwrap();
-    assert_eq!((stored.rows_written, stored.rows_rejected), (24_199, 2));
+    assert_eq!((stored.rows_written, stored.rows_rejected), (120_199, 2));
     assert!(
         stored.schema.unwrap().contains("\"timestamp\""),
         "the schema is on the manifest item"
@@ -438,7 +441,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     for object in &objects {
         assert_eq!(w.file(&object.key).await.status, FileStatus::Processed);
     }
-    assert_eq!(metrics.get("RowsWritten"), 24_199.0);
+    assert_eq!(metrics.get("RowsWritten"), 120_199.0);
 
     // Running it again is a no-op: the manifest is completed.
     let again = runner
@@ -447,7 +450,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
         .unwrap();
     assert_eq!(
         (again.status.as_str(), again.rows_written),
-        ("already_completed", 24_199)
+        ("already_completed", 120_199)
     );
     assert_eq!(w.keys("parquet/").await, listed);
 }
@@ -456,11 +459,11 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
 async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
     let w = World::new().await;
     let objects = vec![
-        w.put("2026-11-25/a.ndjson", records(0, 6000).into_bytes())
+        w.put("2026-11-25/a.ndjson", records(0, 30_000).into_bytes())
             .await,
         w.put(
             "2026-11-25/b.ndjson",
-            format!("{}not json\n", records(6000, 6000)).into_bytes(),
+            format!("{}not json\n", records(30_000, 30_000)).into_bytes(),
         )
         .await,
     ];
@@ -543,7 +546,7 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
     let rows = w.rows(&second.output_keys).await;
     assert_eq!(
         ids(&rows),
-        (0..12_000).collect::<Vec<_>>(),
+        (0..60_000).collect::<Vec<_>>(),
         "each row once after any number of runs"
     );
     assert_eq!(second.rows_rejected, 1);
