@@ -256,7 +256,7 @@ impl<W: Write + Send> ParallelWriter<W> {
         }
         self.rows_in_group += batch.num_rows();
         self.batches_in_group += 1;
-        if self.batches_in_group % CHECK_EVERY == 0 {
+        if self.batches_in_group.is_multiple_of(CHECK_EVERY) {
             self.estimate = self.current_estimate()?;
         }
         if self.rows_in_group >= self.max_rows || self.estimate >= self.max_bytes {
