@@ -77,7 +77,7 @@ pub struct ConvertOptions {
     pub type_mismatch: TypeMismatchPolicy,
     /// Longest accepted line in bytes. Default: 16 MiB.
     pub max_line_bytes: usize,
-    /// Decoding threads. Default: the number of available cores.
+    /// Decoding threads, and column-encoding threads. Default: the number of available cores.
     pub threads: usize,
     /// Target chunk size for parallel decoding. Default: 1 MiB.
     pub chunk_bytes: usize,
@@ -585,9 +585,8 @@ fn attempt<D: Destination>(
         properties: parquet_options.writer_properties(),
         max_file_bytes: options.max_file_bytes,
         current: None,
-        // Decoding keeps `threads` workers busy; encoding in parallel pays off only when the
-        // writer would otherwise fall behind them, i.e. with several cores (on two it costs
-        // more in thread hand-offs than it saves).
+        // As many column-encoder threads as decoders: compression costs about as much CPU as
+        // decoding, and the OS shares the cores between the two stages as the load shifts.
         threads: options.threads.max(1),
         parts: Vec::new(),
         output_bytes: 0,

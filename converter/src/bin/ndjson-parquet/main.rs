@@ -83,7 +83,7 @@ struct ReadArgs {
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = parse_size)]
     max_line_bytes: u64,
 
-    /// Decoding threads (default: all cores).
+    /// Decoding and encoding threads (default: all cores). Output is identical for any value.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..1025))]
     threads: Option<u64>,
 }
