@@ -12,8 +12,8 @@
 //!
 //! Memory: the encoded (compressed) pages of one row group, as with `ArrowWriter`, plus at
 //! most `QUEUED_BATCHES` batches waiting per encoder thread. A row group closes at
-//! `max_row_group_row_count` rows or once its estimated size, looked at every `CHECK_EVERY`
-//! batches, passes `max_row_group_bytes`.
+//! `max_row_group_row_count` rows or once its estimated size (bytes per row measured every
+//! `CHECK_EVERY` batches, see `SizeRequest`) passes `max_row_group_bytes`.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -51,6 +51,36 @@ enum Job {
 /// these fixed points, once every encoder has caught up, so that row group and part
 /// boundaries are the same whatever the thread count and timing.
 const CHECK_EVERY: usize = 4;
+
+/// The row group's encoded size as of a check, asked for there and read at the next check.
+///
+/// Waiting for the answer at the check itself would drain the pipeline every `CHECK_EVERY`
+/// batches: the caller would wait for every encoder to finish its queue, and the encoders
+/// would then wait for the caller. Read one check later, the answer is almost always there
+/// already, and it is the same whatever the thread count or timing, so row groups and parts
+/// still end at the same rows. Extrapolated by rows, it overshoots a size limit by at most
+/// the growth in bytes per row over `CHECK_EVERY` batches.
+struct SizeRequest {
+    rows: usize,
+    answer: SizeAnswer,
+}
+
+enum SizeAnswer {
+    Ready(usize),
+    Pending(Vec<Receiver<usize>>),
+}
+
+impl SizeAnswer {
+    fn resolve(self) -> Result<usize> {
+        match self {
+            SizeAnswer::Ready(bytes) => Ok(bytes),
+            SizeAnswer::Pending(replies) => replies
+                .into_iter()
+                .map(|answer| answer.recv().map_err(|_| encoder_gone()))
+                .sum(),
+        }
+    }
+}
 
 /// One long-lived encoder thread and what it owns.
 struct Encoder {
@@ -113,8 +143,13 @@ pub struct ParallelWriter<W: Write + Send> {
     row_group_index: usize,
     rows_in_group: usize,
     batches_in_group: usize,
-    /// Estimated encoded size of the row group, as of the last check.
+    /// Estimated encoded size of the row group.
     estimate: usize,
+    /// Encoded bytes and rows of the row group at its first check, then at the check before
+    /// last.
+    bytes_per_row: (usize, usize),
+    /// The size asked for at the last check.
+    size_request: Option<SizeRequest>,
     max_rows: usize,
     max_bytes: usize,
 }
@@ -162,8 +197,8 @@ impl<W: Write + Send> ParallelWriter<W> {
         } else {
             Vec::new()
         };
-        // Column i belongs to encoder i % threads: neighbouring columns, often alike in cost,
-        // land on different threads.
+        // Column i belongs to encoder i % threads until the first batch shows what the columns
+        // weigh (see `balance`).
         let owner = (0..leaves).map(|i| i % threads).collect();
         Ok(ParallelWriter {
             file,
@@ -177,6 +212,8 @@ impl<W: Write + Send> ParallelWriter<W> {
             rows_in_group: 0,
             batches_in_group: 0,
             estimate: 0,
+            bytes_per_row: (0, 1),
+            size_request: None,
             max_rows,
             max_bytes,
         })
@@ -226,6 +263,11 @@ impl<W: Write + Send> ParallelWriter<W> {
     }
 
     fn write_within_group(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.row_group_index == 0 && !self.group_open && self.encoders.len() > 1 {
+            if let Some(owner) = balance(batch, self.owner.len(), self.encoders.len()) {
+                self.owner = owner;
+            }
+        }
         if !self.group_open {
             self.start_group()?;
         }
@@ -257,25 +299,45 @@ impl<W: Write + Send> ParallelWriter<W> {
         self.rows_in_group += batch.num_rows();
         self.batches_in_group += 1;
         if self.batches_in_group.is_multiple_of(CHECK_EVERY) {
-            self.estimate = self.current_estimate()?;
+            if let Some(previous) = self.size_request.take() {
+                let bytes = previous.answer.resolve()?;
+                self.bytes_per_row = (bytes, previous.rows.max(1));
+            }
+            let request = SizeRequest {
+                rows: self.rows_in_group,
+                answer: self.request_size()?,
+            };
+            if self.bytes_per_row.0 == 0 {
+                // Nothing measured yet in this row group: wait for this answer (once per row
+                // group), so that small row groups and parts are sized from the start.
+                self.bytes_per_row = (request.answer.resolve()?, request.rows.max(1));
+            } else {
+                self.size_request = Some(request);
+            }
         }
+        let (bytes, rows) = self.bytes_per_row;
+        self.estimate = (bytes as u128 * self.rows_in_group as u128 / rows as u128) as usize;
         if self.rows_in_group >= self.max_rows || self.estimate >= self.max_bytes {
             self.flush()?;
         }
         Ok(())
     }
 
-    /// The encoders' estimate once they have caught up.
-    fn current_estimate(&self) -> Result<usize> {
+    /// Asks for the row group's estimated encoded size as of now, without waiting for the
+    /// encoders to catch up (the answer is picked up at the next check).
+    fn request_size(&self) -> Result<SizeAnswer> {
         if self.encoders.is_empty() {
-            return Ok(self.columns.as_ref().map_or(0, |columns| {
-                columns
-                    .iter()
-                    .map(ArrowColumnWriter::get_estimated_total_bytes)
-                    .sum()
-            }));
+            return Ok(SizeAnswer::Ready(self.columns.as_ref().map_or(
+                0,
+                |columns| {
+                    columns
+                        .iter()
+                        .map(ArrowColumnWriter::get_estimated_total_bytes)
+                        .sum()
+                },
+            )));
         }
-        let replies: Vec<_> = self
+        let replies = self
             .encoders
             .iter()
             .map(|encoder| {
@@ -287,14 +349,11 @@ impl<W: Write + Send> ParallelWriter<W> {
                 Ok(answer)
             })
             .collect::<Result<_>>()?;
-        replies
-            .into_iter()
-            .map(|answer| answer.recv().map_err(|_| encoder_gone()))
-            .sum()
+        Ok(SizeAnswer::Pending(replies))
     }
 
-    /// Estimated encoded size of the row group in progress, as of the last check (every
-    /// `CHECK_EVERY` batches).
+    /// Estimated encoded size of the row group in progress: its rows times the bytes per row
+    /// measured at its first check, then at the check before last (see `SizeRequest`).
     pub fn in_progress_size(&self) -> usize {
         self.estimate
     }
@@ -317,6 +376,8 @@ impl<W: Write + Send> ParallelWriter<W> {
         self.group_open = false;
         self.batches_in_group = 0;
         self.estimate = 0;
+        self.bytes_per_row = (0, 1);
+        self.size_request = None;
         let mut chunks: Vec<(usize, ArrowColumnChunk)> = Vec::new();
         if self.encoders.is_empty() {
             let columns = self
@@ -373,6 +434,56 @@ impl Drop for Encoder {
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
+    }
+}
+
+/// Assigns leaf columns to `threads` encoders by their weight in `batch` (largest first, each
+/// to the least loaded encoder), or `None` when the batch's leaves cannot be matched to the
+/// file's `leaves`.
+///
+/// One heavy column (log messages, say) bounds the writer's speed: the encoder that owns it
+/// has the most to compress. Round-robin ownership would also give that encoder its share of
+/// the other columns; weighing them leaves it the heavy column alone when that is the larger
+/// share of the work. Memory size stands in for encoding cost. Ownership does not change the
+/// bytes written.
+fn balance(batch: &RecordBatch, leaves: usize, threads: usize) -> Option<Vec<usize>> {
+    let mut weights = Vec::with_capacity(leaves);
+    for column in batch.columns() {
+        leaf_weights(column.as_ref(), &mut weights);
+    }
+    if weights.len() != leaves {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..leaves).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(weights[i]), i));
+    let mut load = vec![0usize; threads];
+    let mut owner = vec![0usize; leaves];
+    for i in order {
+        let lightest = (0..threads)
+            .min_by_key(|&t| (load[t], t))
+            .expect("invariant: at least one encoder");
+        owner[i] = lightest;
+        load[lightest] += weights[i].max(1);
+    }
+    Some(owner)
+}
+
+/// Memory size of each Parquet leaf under `array`, in the order Parquet numbers leaves.
+fn leaf_weights(array: &dyn Array, out: &mut Vec<usize>) {
+    match array.data_type() {
+        DataType::Struct(_) => {
+            for child in array.as_struct().columns() {
+                leaf_weights(child.as_ref(), out);
+            }
+        }
+        DataType::List(_) => leaf_weights(array.as_list::<i32>().values().as_ref(), out),
+        DataType::LargeList(_) => leaf_weights(array.as_list::<i64>().values().as_ref(), out),
+        DataType::Map(_, _) => {
+            for child in array.as_map().entries().columns() {
+                leaf_weights(child.as_ref(), out);
+            }
+        }
+        _ => out.push(array.get_array_memory_size()),
     }
 }
 
@@ -516,5 +627,40 @@ mod tests {
             .set_dictionary_enabled(false)
             .build();
         assert!(!adapt_dictionary(off, &batch).dictionary_enabled(&ColumnPath::from("status")));
+    }
+
+    #[test]
+    fn a_heavy_column_gets_an_encoder_of_its_own() {
+        let small = |n: i64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(0..n)) };
+        let message: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..1000).map(|i| format!("{i} {}", "lorem ipsum ".repeat(20))),
+        ));
+        let inner = Fields::from(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+        ]);
+        let nested: ArrayRef = Arc::new(StructArray::new(
+            inner.clone(),
+            vec![small(1000), small(1000)],
+            None,
+        ));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("message", DataType::Utf8, true),
+            Field::new("y", DataType::Int64, true),
+            Field::new("s", DataType::Struct(inner), true),
+        ]));
+        let batch =
+            RecordBatch::try_new(schema, vec![small(1000), message, small(1000), nested]).unwrap();
+        // Leaves: x, message, y, s.a, s.b.
+        let owner = balance(&batch, 5, 2).unwrap();
+        assert_eq!(owner.len(), 5);
+        let message_owner = owner[1];
+        assert!(owner
+            .iter()
+            .enumerate()
+            .all(|(i, &o)| i == 1 || o != message_owner));
+        assert_eq!(balance(&batch, 4, 2), None, "leaf count mismatch");
+        assert_eq!(balance(&batch, 5, 1).unwrap(), vec![0; 5]);
     }
 }
