@@ -637,20 +637,40 @@ fn named_pipes_are_read_once_and_never_half_converted() {
         .status()
         .unwrap();
     assert!(status.success());
+    // The writer waits for a reader with non-blocking opens (ENXIO until one is there) rather
+    // than a blocking open, whose pairing with a reader that opens and closes the FIFO around
+    // it is timing-dependent; then it writes with blocking semantics.
     let feed = |fifo: PathBuf| {
         std::thread::spawn(move || {
-            let mut pipe = std::fs::OpenOptions::new().write(true).open(fifo).unwrap();
+            use std::os::unix::fs::OpenOptionsExt;
+            const O_NONBLOCK: i32 = 0o4000;
+            let started = std::time::Instant::now();
+            let pipe = loop {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(O_NONBLOCK)
+                    .open(&fifo)
+                {
+                    Ok(pipe) => break pipe,
+                    Err(_) if started.elapsed() < std::time::Duration::from_secs(60) => {
+                        std::thread::sleep(std::time::Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("no reader opened the FIFO: {e}"),
+                }
+            };
+            let mut pipe = std::io::BufWriter::new(NonBlocking(pipe));
             for i in 0..5000 {
                 // A broken pipe just means the reader gave up, as it must without a schema.
                 if writeln!(pipe, "{{\"i\":{i}}}").is_err() {
                     return;
                 }
             }
+            let _ = pipe.flush();
         })
     };
 
-    // Without a schema the pipe is refused up front rather than sampled and re-opened.
-    let writer = feed(fifo.clone());
+    // Without a schema the pipe is refused up front (before it is opened: no writer needed)
+    // rather than sampled and re-opened.
     let out = run(dir.path(), &["convert", "events.fifo", "-o", "out.parquet"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
@@ -659,9 +679,6 @@ fn named_pipes_are_read_once_and_never_half_converted() {
         "{}",
         out.stderr
     );
-    // Unblock the writer if the refusal came before the pipe was opened.
-    let _ = std::fs::File::open(&fifo).map(|mut f| std::io::copy(&mut f, &mut std::io::sink()));
-    writer.join().unwrap();
 
     let writer = feed(fifo.clone());
     let out = run(
@@ -1128,4 +1145,24 @@ fn quiet_prints_nothing_and_no_progress_bar_when_not_a_terminal() {
         out.stderr
     );
     assert!(out.stderr.contains("MB/s"));
+}
+
+/// A non-blocking FIFO writer that waits while the pipe is full.
+struct NonBlocking(std::fs::File);
+
+impl Write for NonBlocking {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
