@@ -58,4 +58,15 @@ done
 .venv-checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fault-injection seam is only compiled with its feature: lint and test it that way too.
+faults="manifest-builder/fault-injection,converter/fault-injection"
+cargo clippy -p shared -p manifest-builder -p converter --all-targets --locked --features "shared/fault-injection,$faults" -- -D warnings
 cargo test --workspace --locked
+cargo test -p shared --lib --locked --features fault-injection faults
+
+# End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the
+# state machine Terraform renders, the binaries as Lambda processes, faults injected), which
+# writes its figures to tests/RELIABILITY.md.
+"$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
+cargo build --locked -p manifest-builder -p converter --features "$faults" --bin manifest-builder --bin converter-lambda
+"$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md

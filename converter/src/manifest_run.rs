@@ -30,7 +30,7 @@ use serde::Serialize;
 use shared::blobs::{BlobError, BlobStore};
 use shared::config::{any, in_range, ConfigError, Env};
 use shared::logging::LogLevel;
-use shared::manifest::{parse_s3_url, ExecutionInput, ManifestDocument};
+use shared::manifest::{error_key, parse_s3_url, part_prefix, ExecutionInput, ManifestDocument};
 use shared::metrics::{Metrics, Unit};
 use shared::tracking::{ManifestChanges, StoreError, TrackingStore};
 use shared::types::{
@@ -419,15 +419,6 @@ impl Destination for ManifestDestination {
     }
 }
 
-fn prefixed(prefix: &str, rest: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        rest.to_string()
-    } else {
-        format!("{prefix}/{rest}")
-    }
-}
-
 /// Checks what would otherwise fail every manifest: the KMS key exists and is enabled (S3
 /// accepts a write naming a key it cannot use only to fail later, and some S3-compatible
 /// stores accept any key id), and the output bucket is reachable. Run at start-up.
@@ -594,7 +585,7 @@ impl<S: TrackingStore> Runner<S> {
             })
             .collect();
 
-        let part_prefix = prefixed(&self.config.output_prefix, &format!("dt={prefix}/{id}-"));
+        let part_prefix = part_prefix(&self.config.output_prefix, &prefix, &id);
         let mut destination = ManifestDestination {
             client: self.s3.clone(),
             handle: self.handle.clone(),
@@ -605,10 +596,7 @@ impl<S: TrackingStore> Runner<S> {
             output_bucket: self.config.output_bucket.clone(),
             part_prefix: part_prefix.clone(),
             error_bucket: self.config.error_bucket.clone(),
-            error_key: prefixed(
-                &self.config.error_prefix,
-                &format!("dt={prefix}/{id}.errors.ndjson.gz"),
-            ),
+            error_key: error_key(&self.config.error_prefix, &prefix, &id),
         };
 
         let converted = tokio::task::spawn_blocking(move || -> Result<_, ConvertError> {
@@ -900,10 +888,7 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 }
 
 fn destination_error_key(config: &ConverterConfig, prefix: &DatePrefix, id: &ManifestId) -> String {
-    prefixed(
-        &config.error_prefix,
-        &format!("dt={prefix}/{id}.errors.ndjson.gz"),
-    )
+    error_key(&config.error_prefix, prefix, id)
 }
 
 fn result_of(

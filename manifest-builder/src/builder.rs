@@ -25,7 +25,8 @@ use std::collections::BTreeSet;
 use shared::blobs::{BlobError, BlobStore};
 use shared::events::{date_prefix_for, parse_body, Body};
 use shared::manifest::{
-    manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
+    error_key, manifest_key, part_prefix, ExecutionInput, ManifestDocument, ManifestFile,
+    MANIFEST_FORMAT, MANIFEST_VERSION,
 };
 use shared::metrics::Metrics;
 use shared::orchestrator::{Orchestrator, OrchestratorError};
@@ -63,6 +64,8 @@ pub mod metric {
     pub const SWEEP_REPAIRS: &str = "SweepRepairs";
     /// Errors while cutting manifests (files stay pending; the sweep retries).
     pub const MANIFEST_ERRORS: &str = "ManifestErrors";
+    /// Objects a failed manifest had committed, removed before its files were released.
+    pub const FAILED_OUTPUTS_REMOVED: &str = "FailedManifestOutputsRemoved";
 }
 
 /// A failure of one protocol step.
@@ -518,7 +521,33 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
         &self,
         manifest: &ManifestRecord,
         now: Timestamp,
+        metrics: &mut Metrics,
     ) -> Result<(), BuildError> {
+        // A converter that died after committing a part (and exhausted the workflow's
+        // retries) left rows under this manifest's id; its files are about to be converted
+        // again under another id, so those rows must go first.
+        if let Some(outputs) = &self.config.outputs {
+            let prefix = &manifest.date_prefix;
+            let id = &manifest.manifest_id;
+            let mut removed = self
+                .blobs
+                .delete_prefix(
+                    &outputs.output_bucket,
+                    &part_prefix(&outputs.output_prefix, prefix, id),
+                )
+                .await?;
+            removed += self
+                .blobs
+                .delete_prefix(
+                    &outputs.error_bucket,
+                    &error_key(&outputs.error_prefix, prefix, id),
+                )
+                .await?;
+            if removed > 0 {
+                metrics.count(metric::FAILED_OUTPUTS_REMOVED, removed as u64);
+                warn!(manifest_id = %id, objects = removed, "removed the outputs of a failed manifest before releasing its files");
+            }
+        }
         for key in &manifest.candidates {
             self.store
                 .fail_file(
@@ -576,7 +605,9 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
                         ManifestStatus::Starting => {
                             self.start_execution(&manifest, now, metrics).await
                         }
-                        ManifestStatus::Failed => self.release_failed(&manifest, now).await,
+                        ManifestStatus::Failed => {
+                            self.release_failed(&manifest, now, metrics).await
+                        }
                         _ => Ok(()),
                     };
                     match outcome {

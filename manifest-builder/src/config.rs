@@ -54,6 +54,25 @@ pub struct BuilderConfig {
     pub kms_key_arn: Option<String>,
     /// `S3_FORCE_PATH_STYLE` (default false): path-style S3 URLs, for emulators.
     pub s3_force_path_style: bool,
+    /// Where the converter writes (`OUTPUT_BUCKET`, `OUTPUT_PREFIX`, `ERROR_BUCKET`,
+    /// `ERROR_PREFIX`, read as the converter reads them): before the sweep returns a failed
+    /// manifest's files to pending, it deletes whatever that manifest's dead attempts
+    /// committed there, or the files' next manifest would duplicate those rows. Without
+    /// `OUTPUT_BUCKET` nothing is deleted (a warning says so at start-up).
+    pub outputs: Option<OutputLocations>,
+}
+
+/// Where a manifest's outputs are (see [`BuilderConfig::outputs`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLocations {
+    /// `OUTPUT_BUCKET`.
+    pub output_bucket: String,
+    /// `OUTPUT_PREFIX` (may be empty).
+    pub output_prefix: String,
+    /// `ERROR_BUCKET` (default: `OUTPUT_BUCKET`).
+    pub error_bucket: String,
+    /// `ERROR_PREFIX` (default `errors`).
+    pub error_prefix: String,
 }
 
 impl BuilderConfig {
@@ -108,6 +127,18 @@ impl BuilderConfig {
         let max_attempts = env.parsed::<u32>("MAX_ATTEMPTS", 3, in_range(1, 100));
         let kms_key_arn = env.optional("KMS_KEY_ARN");
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE", false);
+        let outputs = env
+            .optional("OUTPUT_BUCKET")
+            .map(|output_bucket| OutputLocations {
+                output_prefix: env.optional("OUTPUT_PREFIX").unwrap_or_default(),
+                error_bucket: env
+                    .optional("ERROR_BUCKET")
+                    .unwrap_or_else(|| output_bucket.clone()),
+                error_prefix: env
+                    .optional("ERROR_PREFIX")
+                    .unwrap_or_else(|| "errors".to_string()),
+                output_bucket,
+            });
         env.finish()?;
         Ok(BuilderConfig {
             tracking_table,
@@ -125,6 +156,7 @@ impl BuilderConfig {
             max_attempts,
             kms_key_arn,
             s3_force_path_style,
+            outputs,
         })
     }
 
@@ -158,6 +190,24 @@ mod tests {
 
     fn read(vars: &HashMap<&'static str, &'static str>) -> Result<BuilderConfig, ConfigError> {
         BuilderConfig::from_env(&|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn output_locations_default_as_the_converter_reads_them() {
+        assert_eq!(read(&valid()).unwrap().outputs, None);
+        let mut vars = valid();
+        vars.insert("OUTPUT_BUCKET", "out");
+        vars.insert("OUTPUT_PREFIX", "parquet/");
+        let outputs = read(&vars).unwrap().outputs.unwrap();
+        assert_eq!(
+            outputs,
+            OutputLocations {
+                output_bucket: "out".into(),
+                output_prefix: "parquet/".into(),
+                error_bucket: "out".into(),
+                error_prefix: "errors".into(),
+            }
+        );
     }
 
     #[test]

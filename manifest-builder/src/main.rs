@@ -24,14 +24,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     shared::logging::init_json(config.log_level, std::io::stdout);
+    if config.outputs.is_none() {
+        tracing::warn!("OUTPUT_BUCKET is not set: the sweep cannot remove what a failed manifest committed before its files are converted again");
+    }
     let aws = shared::aws::load_config().await;
     let builder = ManifestBuilder {
         store: DynamoTrackingStore::new(
-            aws_sdk_dynamodb_client(&aws),
+            shared::aws::dynamodb_client(&aws),
             config.tracking_table.clone(),
         ),
         orchestrator: StepFunctions::new(
-            aws_sdk_sfn_client(&aws),
+            shared::aws::sfn_client(&aws),
             config.step_function_arn.clone(),
         ),
         blobs: S3Blobs::new(
@@ -52,12 +55,4 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok::<Value, lambda_runtime::Error>(response)
     }))
     .await
-}
-
-fn aws_sdk_dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(config)
-}
-
-fn aws_sdk_sfn_client(config: &aws_config::SdkConfig) -> aws_sdk_sfn::Client {
-    aws_sdk_sfn::Client::new(config)
 }

@@ -19,7 +19,7 @@ use manifest_builder::config::BuilderConfig;
 use proptest::prelude::*;
 use serde_json::json;
 use shared::blobs::{BlobError, BlobStore, MemoryBlobs};
-use shared::manifest::{parse_s3_url, ManifestDocument};
+use shared::manifest::{error_key, parse_s3_url, part_prefix, ManifestDocument};
 use shared::metrics::Metrics;
 use shared::orchestrator::{MemoryOrchestrator, Orchestrator, OrchestratorError, Started};
 use shared::tracking::{
@@ -334,6 +334,14 @@ impl BlobStore for FaultyBlobs {
     async fn get(&self, b: &str, k: &str) -> Result<Option<Vec<u8>>, BlobError> {
         guarded!(self.1, "get", blob_fault, self.0.get(b, k))
     }
+    async fn delete_prefix(&self, b: &str, p: &str) -> Result<usize, BlobError> {
+        guarded!(
+            self.1,
+            "delete_prefix",
+            blob_fault,
+            self.0.delete_prefix(b, p)
+        )
+    }
 }
 
 #[derive(Clone)]
@@ -370,6 +378,8 @@ fn config(max_files: usize, max_bytes: u64) -> BuilderConfig {
         ("MAX_FILES_PER_MANIFEST", max_files.to_string()),
         ("MAX_BYTES_PER_MANIFEST", max_bytes.to_string()),
         ("MAX_WAIT_SECONDS", "60".to_string()),
+        ("OUTPUT_BUCKET", "output".to_string()),
+        ("OUTPUT_PREFIX", "parquet".to_string()),
     ]);
     BuilderConfig::from_env(&|name| vars.get(name).cloned()).unwrap()
 }
@@ -599,8 +609,40 @@ async fn run(scenario: Scenario) -> Result<(), TestCaseError> {
                 "States.TaskFailed",
             );
             failed_by_workflow.insert(manifest.manifest_id.clone());
+            // What a converter that died after committing left behind, and a neighbour
+            // manifest's part that must survive.
+            for (id, part) in [
+                (&manifest.manifest_id, "00000"),
+                (&manifest.manifest_id, "00001"),
+            ] {
+                let key = format!(
+                    "{}{part}.parquet",
+                    part_prefix("parquet", &manifest.date_prefix, id)
+                );
+                world
+                    .blobs
+                    .put("output", &key, b"rows".to_vec(), "application/octet-stream")
+                    .await
+                    .unwrap();
+            }
+            let errors = error_key("errors", &manifest.date_prefix, &manifest.manifest_id);
+            world
+                .blobs
+                .put("output", &errors, b"rejects".to_vec(), "application/gzip")
+                .await
+                .unwrap();
         }
     }
+    world
+        .blobs
+        .put(
+            "output",
+            "parquet/dt=2026-11-20/other-manifest-00000.parquet",
+            b"rows".to_vec(),
+            "application/octet-stream",
+        )
+        .await
+        .unwrap();
     STATS
         .workflow_failures
         .fetch_add(failed_by_workflow.len() as u64, Ordering::Relaxed);
@@ -665,6 +707,20 @@ fn check(
         .filter(|m| m.status == ManifestStatus::Failed)
     {
         prop_assert!(failed_by_workflow.contains(&manifest.manifest_id));
+        let leftovers: Vec<_> = world
+            .blobs
+            .objects()
+            .into_keys()
+            .filter(|(bucket, key)| {
+                bucket == "output" && key.contains(manifest.manifest_id.as_str())
+            })
+            .collect();
+        prop_assert!(
+            leftovers.is_empty(),
+            "outputs of failed manifest {} survived its release: {:?}",
+            manifest.manifest_id,
+            leftovers
+        );
         prop_assert!(
             !manifest.needs_sweep,
             "the sweep released failed manifest {}",
@@ -683,6 +739,13 @@ fn check(
             );
         }
     }
+    prop_assert!(
+        world.blobs.objects().contains_key(&(
+            "output".to_string(),
+            "parquet/dt=2026-11-20/other-manifest-00000.parquet".to_string()
+        )),
+        "an unrelated part was deleted"
+    );
     let retried = files.iter().filter(|f| f.attempts == 1).count();
     let expected_retried: usize = manifests
         .iter()

@@ -1,4 +1,18 @@
 //! AWS SDK configuration shared by the binaries and the tests.
+//!
+//! The binaries build every client here, so that the end-to-end suite's fault injection
+//! (feature `fault-injection`, [`crate::faults`]) reaches every AWS call they make.
+
+/// Adds the fault injector of the environment's plan, if any, to a client config builder.
+#[cfg(feature = "fault-injection")]
+macro_rules! with_faults {
+    ($builder:expr) => {
+        match crate::faults::FaultInjector::from_env() {
+            Some(injector) => $builder.interceptor(injector),
+            None => $builder,
+        }
+    };
+}
 
 /// Loads the SDK configuration the usual way (environment, profiles, SSO, instance and task
 /// roles; `AWS_ENDPOINT_URL` for emulators).
@@ -8,10 +22,34 @@ pub async fn load_config() -> aws_config::SdkConfig {
 
 /// An S3 client; `force_path_style` is needed by emulators on `http://host:port`.
 pub fn s3_client(config: &aws_config::SdkConfig, force_path_style: bool) -> aws_sdk_s3::Client {
-    let s3_config = aws_sdk_s3::config::Builder::from(config)
-        .force_path_style(force_path_style)
-        .build();
-    aws_sdk_s3::Client::from_conf(s3_config)
+    let builder = aws_sdk_s3::config::Builder::from(config).force_path_style(force_path_style);
+    #[cfg(feature = "fault-injection")]
+    let builder = with_faults!(builder);
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// A DynamoDB client.
+pub fn dynamodb_client(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let builder = aws_sdk_dynamodb::config::Builder::from(config);
+    #[cfg(feature = "fault-injection")]
+    let builder = with_faults!(builder);
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// A Step Functions client.
+pub fn sfn_client(config: &aws_config::SdkConfig) -> aws_sdk_sfn::Client {
+    let builder = aws_sdk_sfn::config::Builder::from(config);
+    #[cfg(feature = "fault-injection")]
+    let builder = with_faults!(builder);
+    aws_sdk_sfn::Client::from_conf(builder.build())
+}
+
+/// A KMS client.
+pub fn kms_client(config: &aws_config::SdkConfig) -> aws_sdk_kms::Client {
+    let builder = aws_sdk_kms::config::Builder::from(config);
+    #[cfg(feature = "fault-injection")]
+    let builder = with_faults!(builder);
+    aws_sdk_kms::Client::from_conf(builder.build())
 }
 
 /// A one-line description of an SDK error: the service's error code and message when the

@@ -1,10 +1,12 @@
-//! Small whole objects (manifests): put and get.
+//! Small whole objects (manifests): put and get; and removing a failed manifest's outputs.
 //!
 //! # Contract
 //!
 //! [`BlobStore::put`] replaces the object atomically (readers see the old or the new
 //! content, never a mix) and is durable when it returns; [`BlobStore::get`] returns `None` for
-//! a missing object. Large data never goes through this trait: the converter streams it.
+//! a missing object; [`BlobStore::delete_prefix`] removes every object whose key starts with
+//! the prefix and is idempotent (nothing to delete is success). Large data never goes through
+//! this trait: the converter streams it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -55,6 +57,13 @@ pub trait BlobStore: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, BlobError>> + Send;
+
+    /// Deletes every object of `bucket` whose key starts with `prefix`; returns how many.
+    fn delete_prefix(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> impl Future<Output = Result<usize, BlobError>> + Send;
 }
 
 /// S3, optionally encrypting every object with a KMS key.
@@ -149,6 +158,37 @@ impl BlobStore for S3Blobs {
             Err(error) => Err(service("GetObject", bucket, key)(error)),
         }
     }
+
+    async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, BlobError> {
+        let mut deleted = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(service("ListObjectsV2", bucket, prefix))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                self.client
+                    .delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(service("DeleteObject", bucket, key))?;
+                deleted += 1;
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
+                _ => return Ok(deleted),
+            }
+        }
+    }
 }
 
 /// In-memory objects for unit tests.
@@ -194,5 +234,15 @@ impl BlobStore for MemoryBlobs {
             .expect("invariant: lock is never poisoned")
             .get(&(bucket.to_string(), key.to_string()))
             .cloned())
+    }
+
+    async fn delete_prefix(&self, bucket: &str, prefix: &str) -> Result<usize, BlobError> {
+        let mut objects = self
+            .objects
+            .lock()
+            .expect("invariant: lock is never poisoned");
+        let before = objects.len();
+        objects.retain(|(b, k), _| !(b == bucket && k.starts_with(prefix)));
+        Ok(before - objects.len())
     }
 }

@@ -15,6 +15,8 @@ pub mod blobs;
 pub mod config;
 pub mod dynamo;
 pub mod events;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;

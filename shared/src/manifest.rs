@@ -139,6 +139,30 @@ pub fn manifest_key(prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> 
     }
 }
 
+fn prefixed(prefix: &str, rest: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
+/// The key prefix of a manifest's Parquet parts: `<output prefix>/dt=<date>/<id>-` (parts
+/// are `<that><part number>.parquet`). The converter writes there; the sweep removes what a
+/// failed manifest left there.
+pub fn part_prefix(output_prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> String {
+    prefixed(output_prefix, &format!("dt={date_prefix}/{id}-"))
+}
+
+/// The key of a manifest's rejected lines: `<error prefix>/dt=<date>/<id>.errors.ndjson.gz`.
+pub fn error_key(error_prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> String {
+    prefixed(
+        error_prefix,
+        &format!("dt={date_prefix}/{id}.errors.ndjson.gz"),
+    )
+}
+
 /// The input of a Step Functions execution (and of the converter Lambda).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutionInput {

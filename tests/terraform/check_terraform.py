@@ -25,6 +25,9 @@ import tempfile
 
 import hcl2
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+from tools.local_aws.terraform_template import render  # noqa: E402 - after the path is set
+
 PROBLEMS = []
 
 
@@ -256,32 +259,6 @@ def check_environment(root, modules):
             problem(f"lambda module: {local_name} lacks {variable}, which {os.path.relpath(source, root)} requires")
         for variable in sorted(environments[local_name] - readable):
             problem(f"lambda module: {local_name} sets {variable}, which {os.path.relpath(source, root)} never reads")
-
-
-def render(template, variables):
-    """The subset of templatefile() the definition uses: ${name}, ${cond ? "a" : "b"}, %{ if x }/%{ endif }."""
-    out = []
-    stack = []
-    for line in template.splitlines(keepends=True):
-        directive = re.fullmatch(r"\s*%\{~?\s*(if\s+(\w+)|endif)\s*~?\}\s*", line)
-        if directive:
-            if directive.group(1).startswith("if"):
-                stack.append(bool(variables[directive.group(2)]))
-            else:
-                stack.pop()
-            continue
-        if all(stack):
-            out.append(line)
-
-    def value(match):
-        expr = match.group(1).strip()
-        conditional = re.fullmatch(r'(\w+)\s*\?\s*"([^"]*)"\s*:\s*"([^"]*)"', expr)
-        if conditional:
-            return conditional.group(2) if variables[conditional.group(1)] else conditional.group(3)
-        result = variables[expr]
-        return str(result).lower() if isinstance(result, bool) else str(result)
-
-    return re.sub(r"\$\{([^}]*)\}", value, "".join(out))
 
 
 def rust_struct_fields(path, struct):

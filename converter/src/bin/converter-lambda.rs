@@ -47,13 +47,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::logging::init_json(config.log_level, std::io::stdout);
     let aws = shared::aws::load_config().await;
     let s3 = shared::aws::s3_client(&aws, config.s3_force_path_style);
-    if let Err(problem) = preflight(&aws_sdk_kms::Client::new(&aws), &s3, &config).await {
+    if let Err(problem) = preflight(&shared::aws::kms_client(&aws), &s3, &config).await {
         tracing::error!(problem = %problem, "configuration refers to resources that cannot be used");
         std::process::exit(1);
     }
     let runner = Runner {
         store: DynamoTrackingStore::new(
-            aws_sdk_dynamodb::Client::new(&aws),
+            shared::aws::dynamodb_client(&aws),
             config.tracking_table.clone(),
         ),
         blobs: S3Blobs::new(s3.clone(), Some(config.kms_key_arn.clone())),

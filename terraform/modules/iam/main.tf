@@ -69,6 +69,21 @@ data "aws_iam_policy_document" "manifest_builder" {
     resources = ["${var.manifest_bucket_arn}/${trim(var.manifest_prefix, "/")}/*"]
   }
   statement {
+    sid       = "RemoveFailedManifestOutputs"
+    actions   = ["s3:DeleteObject"]
+    resources = local.output_objects
+  }
+  statement {
+    sid       = "ListFailedManifestOutputs"
+    actions   = ["s3:ListBucket"]
+    resources = [var.output_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${trim(var.output_prefix, "/")}/*", "${trim(var.error_prefix, "/")}/*"]
+    }
+  }
+  statement {
     sid       = "StartExecutions"
     actions   = ["states:StartExecution"]
     resources = [var.state_machine_arn]

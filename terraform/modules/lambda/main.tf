@@ -19,6 +19,12 @@ locals {
       KMS_KEY_ARN            = var.kms_key_arn
       # The sweep must never overtake a builder still at work: longer than any invocation.
       REPAIR_AFTER_SECONDS = tostring(var.builder_timeout_seconds + 60)
+      # Where the converter writes: the sweep removes a failed manifest's leftovers there
+      # before its files are converted again.
+      OUTPUT_BUCKET = var.output_bucket_name
+      OUTPUT_PREFIX = var.output_prefix
+      ERROR_BUCKET  = var.output_bucket_name
+      ERROR_PREFIX  = var.error_prefix
     },
     var.date_prefix_pattern == "" ? {} : { DATE_PREFIX_PATTERN = var.date_prefix_pattern },
   )

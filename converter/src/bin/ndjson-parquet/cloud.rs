@@ -194,14 +194,14 @@ pub fn run_manifest(manifest_url: &str) -> anyhow::Result<RunResult> {
     cloud
         .runtime
         .block_on(preflight(
-            &aws_sdk_kms::Client::new(&cloud.config),
+            &shared::aws::kms_client(&cloud.config),
             &cloud.s3,
             &config,
         ))
         .map_err(|problem| anyhow::anyhow!(problem))?;
     let runner = Runner {
         store: DynamoTrackingStore::new(
-            aws_sdk_dynamodb::Client::new(&cloud.config),
+            shared::aws::dynamodb_client(&cloud.config),
             config.tracking_table.clone(),
         ),
         blobs: S3Blobs::new(cloud.s3.clone(), Some(config.kms_key_arn.clone())),

@@ -1,0 +1,616 @@
+"""The end-to-end suite: the deployed pipeline on a local AWS, with faults; nothing lost.
+
+usage: python tests/e2e/run.py --binaries DIR [--only NAME ...] [--summary tests/RELIABILITY.md]
+
+Each scenario builds the whole pipeline (`tools.local_aws`) on a fresh in-process moto, runs
+the binaries in DIR (built with the `fault-injection` feature) as Lambda functions, uploads
+generated NDJSON whose every line is identifiable, waits until the pipeline settles, then
+checks the outcome against the inputs with independent readers (pyarrow for each Parquet
+object, DuckDB over all of them):
+
+* every valid input line is in the Parquet output exactly once, and nothing else is;
+* every bad line is in the error output exactly once, with its file and line number;
+* the manifest items reconcile with both (rows written, rows rejected);
+* every file ends `processed` (or `failed`, for poison input only), in exactly one completed
+  manifest; no manifest is left open; every output object is SSE-KMS;
+* the dead-letter queue holds nothing, and the pipeline's metrics say what happened.
+
+Fault scenarios inject one fault at a time per rule (an error response, or a process crash
+right after a successful call) at every AWS call the two functions make; each rule must
+actually fire. The summary goes to stdout and to `--summary`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tools.local_aws.emulator import Emulator  # noqa: E402
+from tools.local_aws.pipeline import Binaries, Pipeline, Settings  # noqa: E402
+
+# --- Inputs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class InputFile:
+    key: str
+    body: bytes
+    # Ids of the valid lines, in order.
+    ids: list[str]
+    # (line number, raw text) of each line that must be rejected.
+    bad: list[tuple[int, str]]
+    # "processed" for every normal file; "failed" for a file that cannot be read at all.
+    outcome: str = "processed"
+    # Deleted from the bucket after its notification went out.
+    delete_after_upload: bool = False
+
+
+def ndjson_file(key: str, rows: int, bad_every: int = 0, seed: int = 0, gzip_it: bool = False) -> InputFile:
+    """Clickstream-like records: nested objects, lists, timestamps, an id per line."""
+    rng = random.Random(f"{key}/{seed}")
+    lines, ids, bad = [], [], []
+    for n in range(1, rows + 1):
+        if bad_every and n % bad_every == 0:
+            raw = '{"id": "bad-%s-%d", "user": {"name": "unterminated' % (rng.randrange(1 << 30), n)
+            lines.append(raw)
+            bad.append((n, raw))
+            continue
+        record_id = f"{key}#{n}"
+        ids.append(record_id)
+        lines.append(
+            json.dumps(
+                {
+                    "id": record_id,
+                    "ts": f"2026-11-{rng.randrange(1, 29):02d}T{rng.randrange(24):02d}:{rng.randrange(60):02d}:00Z",
+                    "user": {"uid": rng.randrange(10**6), "name": rng.choice(["ana", "bo", "chloé", "dž"])},
+                    "tags": [rng.choice(["a", "b", "c"]) for _ in range(rng.randrange(3))],
+                    "amount": round(rng.random() * 100, 3),
+                },
+                ensure_ascii=False,
+            )
+        )
+    body = ("\n".join(lines) + "\n").encode()
+    if gzip_it:
+        body = gzip.compress(body, mtime=0)
+    return InputFile(key, body, ids, bad)
+
+
+# --- Checks -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    name: str
+    files: int = 0
+    rows_expected: int = 0
+    rows_written: int = 0
+    rejects_expected: int = 0
+    rejects_written: int = 0
+    rows_lost: int = 0
+    duplicate_rows: int = 0
+    manifests: int = 0
+    executions: int = 0
+    faults_planned: int = 0
+    faults_injected: int = 0
+    duplicates_delivered: int = 0
+    redeliveries: int = 0
+    failed_files: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir: str) -> None:
+    import duckdb
+    import pyarrow.parquet as pq
+
+    problems = outcome.problems
+    items = pipeline.tracking_items()
+    files = {i["file_key"]: i for i in items if i["item_type"] == "file"}
+    manifests = {i["manifest_id"]: i for i in items if i["item_type"] == "manifest"}
+    outcome.files = len(inputs)
+    outcome.manifests = len(manifests)
+    outcome.executions = len(pipeline.executions())
+
+    # Statuses: every file tracked and in its expected end state.
+    for f in inputs:
+        item = files.get(f.key)
+        if item is None:
+            problems.append(f"{f.key}: never tracked")
+        elif item["status"] != f.outcome:
+            problems.append(f"{f.key}: status {item['status']}, expected {f.outcome}")
+    extra = set(files) - {f.key for f in inputs}
+    if extra:
+        problems.append(f"tracked files that were never uploaded: {sorted(extra)[:5]}")
+    outcome.failed_files = sum(1 for i in files.values() if i["status"] == "failed")
+    open_manifests = [m for m in manifests.values() if m["status"] not in ("completed", "failed", "abandoned")]
+    if open_manifests:
+        problems.append(f"{len(open_manifests)} manifests left open: {[m['status'] for m in open_manifests]}")
+
+    # No file in two completed manifests (their manifest JSON lists the files they claimed;
+    # the item's `candidates` are only what a builder tried to claim); each processed file
+    # in the one its item names.
+    completed = {m_id: m for m_id, m in manifests.items() if m["status"] == "completed"}
+    members: dict[str, set[str]] = {}
+    for m_id, m in completed.items():
+        bucket, _, key = m["manifest_path"].removeprefix("s3://").partition("/")
+        document = json.loads(pipeline.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        members[m_id] = {f["key"] for f in document["files"]}
+    in_completed = collections.Counter(k for keys in members.values() for k in keys)
+    doubled = [key for key, count in in_completed.items() if count > 1]
+    if doubled:
+        problems.append(f"{len(doubled)} files in more than one completed manifest, e.g. {doubled[:3]}")
+    for f in inputs:
+        item = files.get(f.key)
+        if item and item["status"] == "processed":
+            if item.get("manifest_id") not in completed:
+                problems.append(f"{f.key}: processed by {item.get('manifest_id')}, which did not complete")
+            elif f.key not in members[item["manifest_id"]]:
+                problems.append(f"{f.key}: not in the manifest {item['manifest_id']} that processed it")
+
+    # The output: every object SSE-KMS; Parquet rows by id (pyarrow per object, DuckDB over all).
+    out_dir = os.path.join(workdir, "output")
+    parquet_paths, error_paths = [], []
+    for obj in pipeline.list_keys(pipeline.output_bucket):
+        path = os.path.join(out_dir, obj["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        head = pipeline.download(pipeline.output_bucket, obj["Key"], path)
+        if head.get("ServerSideEncryption") != "aws:kms" or head.get("SSEKMSKeyId") not in (
+            pipeline.kms_key_arn,
+            pipeline.kms_key_arn.split("/")[-1],
+        ):
+            problems.append(
+                f"{obj['Key']}: encryption {head.get('ServerSideEncryption')} / {head.get('SSEKMSKeyId')}"
+            )
+        if obj["Key"].endswith(".parquet"):
+            parquet_paths.append(path)
+        elif obj["Key"].endswith(".errors.ndjson.gz"):
+            error_paths.append(path)
+        else:
+            problems.append(f"unexpected output object {obj['Key']}")
+    expected_ids = collections.Counter(i for f in inputs for i in f.ids)
+    seen_ids: collections.Counter = collections.Counter()
+    for path in parquet_paths:
+        seen_ids.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+    outcome.rows_expected = sum(expected_ids.values())
+    outcome.rows_written = sum(seen_ids.values())
+    outcome.rows_lost = sum(1 for i in expected_ids if i not in seen_ids)
+    outcome.duplicate_rows = sum(n - 1 for n in seen_ids.values() if n > 1)
+    unexpected = [i for i in seen_ids if i not in expected_ids]
+    if outcome.rows_lost:
+        problems.append(f"{outcome.rows_lost} rows lost, e.g. {[i for i in expected_ids if i not in seen_ids][:3]}")
+    if outcome.duplicate_rows:
+        problems.append(f"{outcome.duplicate_rows} duplicate rows, e.g. {[i for i, n in seen_ids.items() if n > 1][:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} rows that no input holds, e.g. {unexpected[:3]}")
+    if parquet_paths:
+        with duckdb.connect() as db:
+            total, distinct = db.execute(
+                "SELECT count(*), count(DISTINCT id) FROM read_parquet(?, union_by_name = true)",
+                [parquet_paths],
+            ).fetchone()
+        if (total, distinct) != (outcome.rows_written, len(seen_ids)):
+            problems.append(f"DuckDB reads {total} rows / {distinct} ids, pyarrow {outcome.rows_written} / {len(seen_ids)}")
+    elif expected_ids:
+        problems.append("no Parquet output at all")
+
+    # The error output: each bad line once, naming its file and line.
+    expected_bad = collections.Counter(
+        (f"s3://{pipeline.input_bucket}/{f.key}", n, raw) for f in inputs for n, raw in f.bad
+    )
+    seen_bad: collections.Counter = collections.Counter()
+    other_rejects = []
+    for path in error_paths:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                key = (record.get("source"), record.get("line"), record.get("raw"))
+                if key in expected_bad:
+                    seen_bad[key] += 1
+                else:
+                    other_rejects.append(record)
+    outcome.rejects_expected = sum(expected_bad.values())
+    outcome.rejects_written = sum(seen_bad.values()) + len(other_rejects)
+    missing_bad = [k for k in expected_bad if k not in seen_bad]
+    if missing_bad:
+        problems.append(f"{len(missing_bad)} bad lines missing from the error output, e.g. {missing_bad[:2]}")
+    doubled_bad = [k for k, n in seen_bad.items() if n > 1]
+    if doubled_bad:
+        problems.append(f"{len(doubled_bad)} bad lines in the error output more than once")
+    outcome.notes.extend(
+        f"rejected whole: {r.get('source')} ({r.get('kind')}: {r.get('reason')})" for r in other_rejects[:5]
+    )
+
+    # The manifest items reconcile with what is in the bucket.
+    written = sum(int(m.get("rows_written", 0)) for m in completed.values())
+    rejected = sum(int(m.get("rows_rejected", 0)) for m in completed.values())
+    if written != outcome.rows_written:
+        problems.append(f"completed manifests say {written} rows written, Parquet holds {outcome.rows_written}")
+    if rejected != outcome.rejects_written:
+        problems.append(f"completed manifests say {rejected} rows rejected, the error output holds {outcome.rejects_written}")
+    listed = {k for m in completed.values() for k in m.get("output_keys", [])}
+    actual = {os.path.relpath(p, out_dir) for p in parquet_paths}
+    if listed != actual:
+        problems.append(f"manifest output_keys and the bucket differ: {sorted(listed ^ actual)[:4]}")
+
+    dlq = pipeline.queue_depth(pipeline.dlq_url)
+    if dlq:
+        problems.append(f"{dlq} messages in the dead-letter queue")
+
+
+# --- Scenarios --------------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    inputs: list[InputFile]
+    settings: Settings = field(default_factory=Settings)
+    builder_faults: list[dict] = field(default_factory=list)
+    converter_faults: list[dict] = field(default_factory=list)
+    timeout: float = 300
+    # Checks beyond `check`, given the pipeline after it settled.
+    extra_checks: list = field(default_factory=list)
+    # Uploads in this many threads (the concurrency scenario).
+    upload_threads: int = 1
+
+
+def mixed_inputs(tag: str, prefixes=("2026-11-20", "2026-11-21", "2026-11-22"), files_per_prefix=3, rows=200) -> list[InputFile]:
+    inputs = []
+    for p_index, prefix in enumerate(prefixes):
+        for n in range(files_per_prefix):
+            layout = [f"incoming/{prefix}/{tag} part {n}.ndjson", f"dt={prefix}/{tag}-ünïcødé+plus {n}.json",
+                      f"{prefix}/{tag}/events-{n}.jsonl.gz"][(p_index + n) % 3]
+            inputs.append(
+                ndjson_file(layout, rows + 17 * n, bad_every=37 if n % 2 == 0 else 0, seed=n,
+                            gzip_it=layout.endswith(".gz"))
+            )
+    return inputs
+
+
+def happy_path() -> Scenario:
+    return Scenario(
+        "happy-path",
+        "3 date prefixes, 9 files (plain, gzip; keys with spaces, unicode and '+'), bad lines in 5 of them",
+        mixed_inputs("happy"),
+    )
+
+
+def at_least_once() -> Scenario:
+    settings = Settings(duplicate_every_message=True, forget_deletes=3, visibility_timeout_seconds=4)
+    return Scenario(
+        "at-least-once",
+        "every S3 notification delivered twice; the deletes of 3 successful batches lost, so they are redelivered after the visibility timeout",
+        mixed_inputs("dup"),
+        settings=settings,
+        extra_checks=[_check_duplicates_delivered],
+    )
+
+
+def _check_duplicates_delivered(pipeline: Pipeline, outcome: Outcome) -> None:
+    source = pipeline.event_source
+    outcome.duplicates_delivered = source.duplicates_sent
+    outcome.redeliveries = source.deletes_forgotten
+    if source.duplicates_sent < outcome.files:
+        outcome.problems.append(f"only {source.duplicates_sent} duplicate notifications sent for {outcome.files} files")
+    if source.deletes_forgotten == 0:
+        outcome.problems.append("no redelivery happened")
+    dup_metric = sum(v for (f, m), v in pipeline.metrics.items() if m == "DuplicateDeliveries")
+    outcome.notes.append(f"repeat deliveries the builder recognised (DuplicateDeliveries): {dup_metric:g}")
+    if dup_metric < outcome.files:
+        outcome.problems.append(f"the builder counted {dup_metric:g} repeat deliveries for {outcome.files} files")
+
+
+def concurrency(files: int) -> Scenario:
+    inputs = []
+    prefixes = ["2026-10-01", "2026-10-02", "2026-10-03"]
+    for n in range(files):
+        prefix = prefixes[n % 3]
+        inputs.append(ndjson_file(f"incoming/{prefix}/small-{n:05d}.ndjson", 3 + n % 5, seed=n))
+    settings = Settings(sqs_concurrency=4, sqs_batch_size=10, max_files_per_manifest=100, converter_concurrency=4)
+    return Scenario(
+        "concurrency",
+        f"{files} small files over 3 prefixes, uploaded by 8 threads, 4 builders at once plus the sweep",
+        inputs,
+        settings=settings,
+        timeout=900,
+        upload_threads=8,
+    )
+
+
+def poison() -> Scenario:
+    inputs = mixed_inputs("neighbour", prefixes=("2026-09-01",), files_per_prefix=3, rows=100)
+    prefix = "incoming/2026-09-01"
+    deleted = ndjson_file(f"{prefix}/deleted-before-conversion.ndjson", 10)
+    deleted.ids, deleted.outcome, deleted.delete_after_upload = [], "failed", True
+    not_json = InputFile(f"{prefix}/not-json.ndjson", b"hello world\nthis is not JSON at all\n", [],
+                         [(1, "hello world"), (2, "this is not JSON at all")])
+    empty = InputFile(f"{prefix}/empty.ndjson", b"", [], [])
+    broken = InputFile(f"{prefix}/broken.ndjson.gz", b"\x1f\x8b\x08\x00" + bytes(range(200)) * 3, [], [], outcome="failed")
+    return Scenario(
+        "poison-input",
+        "an object deleted before conversion, a non-JSON file, a 0-byte file and a broken gzip beside 3 good files",
+        inputs + [deleted, not_json, empty, broken],
+        settings=Settings(max_attempts=2),
+        extra_checks=[_check_poison],
+        timeout=400,
+    )
+
+
+def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
+    failed_metric = sum(v for (f, m), v in pipeline.metrics.items() if m == "ManifestsFailed")
+    rejected_metric = sum(v for (f, m), v in pipeline.metrics.items() if m == "RowsRejected")
+    if failed_metric < 1:
+        outcome.problems.append("the ManifestsFailed alarm metric was never raised")
+    if rejected_metric < 1:
+        outcome.problems.append("the RowsRejected alarm metric was never raised")
+    items = pipeline.tracking_items()
+    for i in items:
+        if i["item_type"] == "manifest" and i["status"] == "failed" and not i.get("error"):
+            outcome.problems.append(f"failed manifest {i['manifest_id']} has no reason")
+    reasons = [i.get("error", "") for i in items if i["item_type"] == "manifest" and i["status"] == "failed"]
+    outcome.notes.extend(f"failure reason: {r[:160]}" for r in reasons[:4])
+    empty_rejected = any("empty.ndjson" in n for n in outcome.notes)
+    if not empty_rejected:
+        outcome.problems.append("the 0-byte file is not in the error output")
+
+
+# Every AWS call the two functions make, with what tells the calls of one operation apart:
+# (operation, body_contains, uri_contains, what). Each fault scenario checks each one fired.
+BUILDER_CALLS = [
+    ("DynamoDB.PutItem", '"item_type":{"S":"file"}', None, "track a file"),
+    ("DynamoDB.Query", None, None, "read pending files (index)"),
+    ("DynamoDB.PutItem", '"item_type":{"S":"manifest"}', None, "manifest intent"),
+    ("DynamoDB.UpdateItem", "REMOVE pending_prefix", None, "claim a file"),
+    ("DynamoDB.UpdateItem", '"S":"starting"', None, "manifest to starting"),
+    ("S3.PutObject", None, None, "manifest JSON"),
+    ("SFN.StartExecution", None, None, "start the execution"),
+    ("DynamoDB.UpdateItem", '"S":"running"', None, "manifest to running"),
+]
+CONVERTER_CALLS = [
+    ("KMS.DescribeKey", None, None, "preflight: the key"),
+    ("DynamoDB.GetItem", None, None, "read the manifest item"),
+    ("S3.GetObject", None, "-manifests/", "read the manifest JSON"),
+    ("S3.GetObject", None, "-input/", "read an input file"),
+    ("S3.PutObject", None, "/parquet/", "a small Parquet part"),
+    ("S3.CreateMultipartUpload", None, None, "start a large part"),
+    ("S3.UploadPart", None, None, "upload a chunk of a large part"),
+    ("S3.CompleteMultipartUpload", None, None, "commit a large part"),
+    ("S3.PutObject", None, "/errors/", "the error object"),
+    ("S3.ListObjectsV2", None, None, "list parts of earlier attempts"),
+    ("DynamoDB.UpdateItem", '"S":"processed"', None, "a file to processed"),
+    ("DynamoDB.UpdateItem", '"S":"completed"', None, "the manifest to completed"),
+]
+
+
+def fault_rules(calls, mode: str) -> list[dict]:
+    rules = []
+    for op, body, uri, what in calls:
+        rule = {"op": op, "nth": 1, "mode": mode, "what": what}
+        if body:
+            rule["body_contains"] = body
+        if uri:
+            rule["uri_contains"] = uri
+        rules.append(rule)
+    return rules
+
+
+def large_file(key: str, megabytes: int) -> InputFile:
+    """Incompressible text, so that its Parquet part is large enough for a multipart upload."""
+    rng = random.Random(key)
+    lines, ids = [], []
+    n = 0
+    size = 0
+    while size < megabytes << 20:
+        n += 1
+        record_id = f"{key}#{n}"
+        ids.append(record_id)
+        line = json.dumps({"id": record_id, "blob": rng.randbytes(256).hex()})
+        lines.append(line)
+        size += len(line) + 1
+    return InputFile(key, ("\n".join(lines) + "\n").encode(), ids, [])
+
+
+def faults(side: str, mode: str) -> Scenario:
+    calls = BUILDER_CALLS if side == "builder" else CONVERTER_CALLS
+    rules = fault_rules(calls, mode)
+    inputs = mixed_inputs(f"f{side[0]}{mode[0]}", files_per_prefix=2, rows=120)
+    if side == "converter":
+        inputs.append(large_file("incoming/2026-11-23/large.ndjson", 14))
+    return Scenario(
+        f"faults-{side}-{mode}",
+        f"{'an error response from' if mode == 'error' else 'a crash right after'} each of {len(rules)} AWS calls of the {side}",
+        inputs,
+        builder_faults=rules if side == "builder" else [],
+        converter_faults=rules if side == "converter" else [],
+        timeout=600,
+    )
+
+
+# --- Running ----------------------------------------------------------------------------------
+
+
+def plan_environment(rules: list[dict], state_dir: str) -> dict[str, str]:
+    if not rules:
+        return {}
+    plan = {"state_dir": state_dir, "rules": [{k: v for k, v in r.items() if k != "what"} for r in rules]}
+    return {"NDJSON_PARQUET_FAULTS": json.dumps(plan)}
+
+
+def fired(rules: list[dict], state_dir: str) -> list[bool]:
+    return [os.path.exists(os.path.join(state_dir, f"rule-{i}.fired")) for i in range(len(rules))]
+
+
+def run(scenario: Scenario, binaries: Binaries, workdir: str) -> Outcome:
+    outcome = Outcome(scenario.name)
+    started = time.monotonic()
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir)
+    builder_state = os.path.join(workdir, "faults-builder")
+    converter_state = os.path.join(workdir, "faults-converter")
+    settings = scenario.settings
+    settings.builder_environment = plan_environment(scenario.builder_faults, builder_state)
+    settings.converter_environment = plan_environment(scenario.converter_faults, converter_state)
+    settings.name = "e2e"
+    aws = Emulator()
+    pipeline = None
+    try:
+        pipeline = Pipeline(aws, settings, binaries, workdir)
+        upload(pipeline, scenario.inputs, scenario.upload_threads)
+        try:
+            pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs))
+        except TimeoutError as e:
+            outcome.problems.append(str(e))
+        check(pipeline, scenario.inputs, outcome, workdir)
+        for extra in scenario.extra_checks:
+            extra(pipeline, outcome)
+        for rules, state in ((scenario.builder_faults, builder_state), (scenario.converter_faults, converter_state)):
+            outcome.faults_planned += len(rules)
+            for rule, did in zip(rules, fired(rules, state)):
+                if did:
+                    outcome.faults_injected += 1
+                else:
+                    outcome.problems.append(f"fault never injected: {rule['mode']} at {rule['op']} ({rule['what']})")
+        if pipeline.event_source and not outcome.duplicates_delivered:
+            outcome.redeliveries = pipeline.event_source.deletes_forgotten
+        interesting = ("DuplicateDeliveries", "SweepRepairs", "ManifestsAbandoned", "FailedManifestOutputsRemoved",
+                       "ManifestsFailed", "MessagesFailed")
+        counted = {m: v for (f, m), v in sorted(pipeline.metrics.items()) if m in interesting and v}
+        if counted:
+            outcome.notes.append("metrics: " + ", ".join(f"{m}={v:g}" for m, v in counted.items()))
+        failures = {n: dict(f.failures) for n, f in pipeline.functions.items() if f.failures}
+        if failures:
+            outcome.notes.append(f"function failures: {failures}")
+    except Exception:
+        outcome.problems.append(traceback.format_exc())
+    finally:
+        if pipeline is not None:
+            pipeline.close()
+        aws.stop()
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def put(f: InputFile):
+        pipeline.upload(f.key, f.body)
+        if f.delete_after_upload:
+            pipeline.s3.delete_object(Bucket=pipeline.input_bucket, Key=f.key)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, inputs))
+
+
+def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario]) -> str:
+    lines = [
+        "# Reliability: the pipeline end to end, with faults",
+        "",
+        "Written by `tests/e2e/run.py` (part of the test suite, `scripts/test.sh`). Every scenario runs",
+        "the whole deployed pipeline on a local AWS (moto in-process; the state machine rendered from",
+        "`terraform/modules/step_functions/definition.asl.json`; the real `manifest-builder` and",
+        "`converter-lambda` binaries as Lambda processes) and checks the output against the inputs with",
+        "pyarrow and DuckDB.",
+        "",
+        "| scenario | files | rows expected | rows written | rows lost | duplicate rows | rejects (expected / written) | manifests | executions | faults (planned / injected) | duplicate notifications | redeliveries | failed files | seconds | result |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for o in outcomes:
+        lines.append(
+            f"| {o.name} | {o.files} | {o.rows_expected} | {o.rows_written} | {o.rows_lost} | {o.duplicate_rows} | "
+            f"{o.rejects_expected} / {o.rejects_written} | {o.manifests} | {o.executions} | {o.faults_planned} / {o.faults_injected} | "
+            f"{o.duplicates_delivered} | {o.redeliveries} | {o.failed_files} | {o.seconds:.0f} | {'pass' if o.ok else 'FAIL'} |"
+        )
+    total = lambda attr: sum(getattr(o, attr) for o in outcomes)  # noqa: E731
+    lines += [
+        "",
+        f"Totals: {len(outcomes)} scenarios, {total('files')} files, {total('rows_written')} rows written, "
+        f"{total('rejects_written')} rejects, {total('faults_injected')} faults injected, "
+        f"{total('duplicates_delivered')} duplicate notifications, rows lost = {total('rows_lost')}, "
+        f"duplicate rows = {total('duplicate_rows')}.",
+        "",
+        "## Scenarios",
+        "",
+    ]
+    for o in outcomes:
+        s = scenarios[o.name]
+        lines.append(f"- **{o.name}**: {s.description}.")
+        for rules, side in ((s.builder_faults, "manifest-builder"), (s.converter_faults, "converter")):
+            for r in rules:
+                lines.append(f"  - {r['mode']} at `{r['op']}` ({side}: {r['what']})")
+        for note in o.notes:
+            lines.append(f"  - {note}")
+        for problem in o.problems:
+            lines.append(f"  - PROBLEM: {problem}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--binaries", required=True)
+    parser.add_argument("--workdir", default=os.path.join(ROOT, "target", "e2e"))
+    parser.add_argument("--only", nargs="*")
+    parser.add_argument("--summary")
+    parser.add_argument("--concurrency-files", type=int, default=2000)
+    args = parser.parse_args(argv)
+    binaries = Binaries(
+        manifest_builder=os.path.abspath(os.path.join(args.binaries, "manifest-builder")),
+        converter_lambda=os.path.abspath(os.path.join(args.binaries, "converter-lambda")),
+    )
+    all_scenarios = [
+        happy_path(),
+        at_least_once(),
+        poison(),
+        faults("builder", "error"),
+        faults("builder", "crash"),
+        faults("converter", "error"),
+        faults("converter", "crash"),
+        concurrency(args.concurrency_files),
+    ]
+    chosen = [s for s in all_scenarios if not args.only or s.name in args.only]
+    outcomes = []
+    for scenario in chosen:
+        print(f"== {scenario.name}: {scenario.description}", flush=True)
+        outcome = run(scenario, binaries, os.path.join(args.workdir, scenario.name))
+        outcomes.append(outcome)
+        print(
+            f"   {'pass' if outcome.ok else 'FAIL'} in {outcome.seconds:.0f}s: {outcome.files} files, "
+            f"{outcome.rows_written}/{outcome.rows_expected} rows, {outcome.rejects_written} rejects, "
+            f"{outcome.faults_injected}/{outcome.faults_planned} faults, lost {outcome.rows_lost}, "
+            f"duplicates {outcome.duplicate_rows}",
+            flush=True,
+        )
+        for p in outcome.problems:
+            print(f"   PROBLEM: {p}", flush=True)
+        for n in outcome.notes:
+            print(f"   note: {n}", flush=True)
+    text = summary(outcomes, {s.name: s for s in chosen})
+    print(text)
+    if args.summary:
+        with open(args.summary, "w", encoding="utf-8") as f:
+            f.write(text)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""A local AWS for the pipeline: moto in-process, Lambda functions as local processes."""

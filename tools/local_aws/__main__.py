@@ -1,0 +1,133 @@
+"""The pipeline on a local AWS, end to end, on the bundled sample (or any NDJSON files).
+
+usage: python -m tools.local_aws [--binaries DIR] [--workdir DIR] [--keep] FILE...
+
+Starts moto's server on 127.0.0.1, creates the pipeline's resources as Terraform does, runs
+`manifest-builder` and `converter-lambda` from DIR as Lambda functions, uploads each FILE to
+the input bucket under `incoming/<date>/<name>` (the date taken from the file name), waits
+until every file is processed or failed, then prints what happened and downloads the Parquet
+and error objects into WORKDIR/output. `--keep` leaves the emulator running until Ctrl-C
+(its endpoint is printed) to explore with the AWS CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+import time
+
+from .emulator import Emulator
+from .pipeline import Binaries, Pipeline, Settings
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="local-pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--binaries", default="target/release")
+    parser.add_argument("--workdir", default="target/local-pipeline")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args(argv)
+
+    binaries = Binaries(
+        manifest_builder=os.path.abspath(os.path.join(args.binaries, "manifest-builder")),
+        converter_lambda=os.path.abspath(os.path.join(args.binaries, "converter-lambda")),
+    )
+    for path in (binaries.manifest_builder, binaries.converter_lambda):
+        if not os.access(path, os.X_OK):
+            print(f"{path} is missing: build it with cargo build --release", file=sys.stderr)
+            return 2
+    uploads = []
+    for path in args.files:
+        date = re.search(r"\d{4}-\d{2}-\d{2}", os.path.basename(path))
+        if not date:
+            print(f"{path}: no YYYY-MM-DD date in the file name", file=sys.stderr)
+            return 2
+        uploads.append((f"incoming/{date.group(0)}/{os.path.basename(path)}", path))
+
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    os.makedirs(args.workdir)
+    started = time.monotonic()
+    emulator = Emulator()
+    print(f"local AWS (moto) at {emulator.endpoint}")
+    pipeline = Pipeline(emulator, Settings(), binaries, args.workdir)
+    print(
+        f"created: buckets {pipeline.input_bucket}, {pipeline.manifest_bucket}, {pipeline.output_bucket}; "
+        f"queue + DLQ; table {pipeline.table}; KMS key; state machine; 2 Lambda functions"
+    )
+    try:
+        for key, path in uploads:
+            with open(path, "rb") as f:
+                pipeline.upload(key, f.read())
+            print(f"uploaded s3://{pipeline.input_bucket}/{key}")
+        last = [None]
+
+        def progress(reasons):
+            text = "; ".join(reasons) or "settling"
+            if text != last[0]:
+                print(f"  {time.monotonic() - started:5.1f}s  {text}", flush=True)
+                last[0] = text
+
+        pipeline.wait_until_settled(args.timeout, expected_files=len(uploads), progress=progress)
+        print(report(pipeline, args.workdir))
+        if args.keep:
+            print(f"the local AWS stays up at {emulator.endpoint} (Ctrl-C to stop)")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        pipeline.close()
+        emulator.stop()
+    return 0
+
+
+def report(pipeline: Pipeline, workdir: str) -> str:
+    lines = []
+    items = pipeline.tracking_items()
+    files = sorted((i for i in items if i["item_type"] == "file"), key=lambda i: i["file_key"])
+    manifests = [i for i in items if i["item_type"] == "manifest"]
+    lines.append(f"\nfiles ({len(files)}):")
+    for f in files:
+        lines.append(f"  {f['status']:<10} attempts={f['attempts']}  s3://{f['bucket']}/{f['file_key']}")
+    lines.append(f"manifests ({len(manifests)}):")
+    for m in manifests:
+        lines.append(
+            f"  {m['status']:<10} {m['manifest_id']}  files={m['file_count']} "
+            f"rows written={m.get('rows_written', '-')} rejected={m.get('rows_rejected', '-')}"
+        )
+    executions = pipeline.executions()
+    lines.append(f"executions ({len(executions)}):")
+    for e in executions:
+        lines.append(f"  {e['status']:<10} {e['name']}")
+    out = os.path.join(workdir, "output")
+    lines.append(f"output objects (s3://{pipeline.output_bucket}, downloaded to {out}):")
+    for obj in pipeline.list_keys(pipeline.output_bucket):
+        path = os.path.join(out, obj["Key"])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        head = pipeline.download(pipeline.output_bucket, obj["Key"], path)
+        sse = head.get("ServerSideEncryption", "none")
+        rows = parquet_rows(path) if path.endswith(".parquet") else None
+        lines.append(
+            f"  {obj['Key']}  {obj['Size']} bytes  {sse}" + (f"  {rows} rows" if rows is not None else "")
+        )
+    lines.append(f"dead-letter queue: {pipeline.queue_depth(pipeline.dlq_url)} messages")
+    metrics = ", ".join(f"{f}.{m}={v:g}" for (f, m), v in sorted(pipeline.metrics.items()))
+    lines.append(f"metrics: {metrics}")
+    lines.append(f"function logs: {os.path.join(workdir, 'logs')}")
+    return "\n".join(lines)
+
+
+def parquet_rows(path: str):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

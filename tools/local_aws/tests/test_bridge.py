@@ -1,0 +1,244 @@
+"""Tests of the local-AWS bridge: the Runtime API sandboxes, moto's routed Lambda invocations,
+Step Functions calling a routed function, and the SQS event source.
+
+Run with `python -m unittest discover -s tools/local_aws/tests -t .` from the repository root.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import zipfile
+
+from tools.local_aws.emulator import Emulator
+from tools.local_aws.event_sources import SqsEventSource
+from tools.local_aws.lambda_runtime import LambdaFunction, clean_environment
+
+FUNCTION = [sys.executable, os.path.join(os.path.dirname(__file__), "function.py")]
+
+
+def function(name="f", env=None, **kwargs) -> LambdaFunction:
+    kwargs.setdefault("timeout_seconds", 20)
+    return LambdaFunction(name, FUNCTION, clean_environment(env or {}), **kwargs)
+
+
+class RuntimeApiTest(unittest.TestCase):
+    def test_a_response_comes_back_and_the_sandbox_is_reused(self):
+        f = function()
+        try:
+            first = f.invoke({"do": "echo", "n": 1})
+            second = f.invoke({"do": "echo", "n": 2})
+        finally:
+            f.close()
+        self.assertTrue(first.ok and second.ok)
+        a, b = json.loads(first.payload), json.loads(second.payload)
+        self.assertEqual(a["event"], {"do": "echo", "n": 1})
+        self.assertEqual(b["event"]["n"], 2)
+        self.assertEqual(a["pid"], b["pid"], "an idle sandbox is reused")
+        self.assertEqual(b["served"], 2)
+        self.assertTrue(a["deadline_in_future"])
+        self.assertEqual(a["function_name"], "f")
+
+    def test_a_function_error_is_unhandled_with_its_type(self):
+        f = function()
+        try:
+            result = f.invoke({"do": "error", "type": "ConverterRetryable"})
+        finally:
+            f.close()
+        self.assertFalse(result.ok)
+        self.assertEqual(result.function_error, "Unhandled")
+        self.assertEqual(result.error_type, "ConverterRetryable")
+        self.assertEqual(json.loads(result.payload)["errorType"], "ConverterRetryable")
+        self.assertEqual(f.failures, {"ConverterRetryable": 1})
+
+    def test_a_crash_is_an_exit_error_and_the_next_invocation_gets_a_new_sandbox(self):
+        f = function()
+        try:
+            before = json.loads(f.invoke({"do": "echo"}).payload)["pid"]
+            crashed = f.invoke({"do": "crash"})
+            after = json.loads(f.invoke({"do": "echo"}).payload)["pid"]
+        finally:
+            f.close()
+        self.assertEqual(crashed.error_type, "Runtime.ExitError")
+        self.assertIn("exit status 3", json.loads(crashed.payload)["errorMessage"])
+        self.assertNotEqual(before, after)
+
+    def test_a_slow_invocation_times_out_and_its_process_is_killed(self):
+        f = function(timeout_seconds=1)
+        try:
+            result = f.invoke({"do": "sleep", "seconds": 30})
+            self.assertEqual(result.error_type, "Sandbox.Timedout")
+            self.assertLess(result.seconds, 10)
+            self.assertTrue(f.invoke({"do": "echo"}).ok)
+        finally:
+            f.close()
+
+    def test_an_init_error_is_reported(self):
+        f = function(env={"INIT_FAIL": "1"})
+        try:
+            result = f.invoke({"do": "echo"})
+        finally:
+            f.close()
+        self.assertEqual(result.error_type, "Runtime.InitError")
+        self.assertEqual(json.loads(result.payload)["errorType"], "Config")
+
+    def test_concurrency_is_capped_by_the_pool(self):
+        f = function(max_concurrency=2)
+        results = []
+        try:
+            threads = [
+                threading.Thread(target=lambda: results.append(f.invoke({"do": "sleep", "seconds": 0.5})))
+                for _ in range(5)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            pids = {json.loads(r.payload)["pid"] for r in results}
+        finally:
+            f.close()
+        self.assertEqual(len(results), 5)
+        self.assertTrue(all(r.ok for r in results))
+        self.assertLessEqual(len(pids), 2)
+
+    def test_embedded_metric_lines_reach_the_metrics_hook_and_the_log(self):
+        seen = []
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "f.log")
+            f = function(log_path=log, on_metrics=lambda name, doc: seen.append((name, doc["Things"])))
+            try:
+                f.invoke({"do": "metric", "value": 7})
+            finally:
+                f.close()
+            with open(log, "rb") as handle:
+                self.assertIn(b'"Things": 7', handle.read())
+        self.assertEqual(seen, [("f", 7)])
+
+
+class EmulatorTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.aws = Emulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.aws.stop()
+
+    def create_function(self, name: str) -> LambdaFunction:
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as z:
+            z.writestr("bootstrap", "")
+        role = self.aws.client("iam").create_role(
+            RoleName=f"{name}-role", AssumeRolePolicyDocument="{}"
+        )["Role"]["Arn"]
+        self.aws.client("lambda").create_function(
+            FunctionName=name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
+            Code={"ZipFile": package.getvalue()},
+        )
+        f = function(name)
+        self.aws.route(f)
+        self.addCleanup(f.close)
+        self.addCleanup(self.aws.unroute, name)
+        return f
+
+    def test_lambda_invoke_through_moto_reaches_the_process(self):
+        self.create_function("routed")
+        client = self.aws.client("lambda")
+        ok = client.invoke(FunctionName="routed", Payload=json.dumps({"do": "echo", "x": 1}))
+        self.assertNotIn("FunctionError", ok)
+        self.assertEqual(json.loads(ok["Payload"].read())["event"]["x"], 1)
+        failed = client.invoke(FunctionName="routed", Payload=json.dumps({"do": "error", "type": "Boom"}))
+        self.assertEqual(failed["FunctionError"], "Unhandled")
+        self.assertEqual(json.loads(failed["Payload"].read())["errorType"], "Boom")
+
+    def test_a_state_machine_task_invokes_the_routed_function(self):
+        f = self.create_function("from-sfn")
+        sfn = self.aws.client("stepfunctions")
+        definition = {
+            "StartAt": "Call",
+            "States": {
+                "Call": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::lambda:invoke",
+                    "Parameters": {"FunctionName": f.arn, "Payload.$": "$"},
+                    "OutputPath": "$.Payload",
+                    "End": True,
+                }
+            },
+        }
+        arn = sfn.create_state_machine(
+            name="bridge-test", definition=json.dumps(definition),
+            roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        execution = sfn.start_execution(
+            stateMachineArn=arn, name="run-1", input=json.dumps({"do": "echo", "y": 2})
+        )["executionArn"]
+        for _ in range(200):
+            described = sfn.describe_execution(executionArn=execution)
+            if described["status"] != "RUNNING":
+                break
+            time.sleep(0.1)
+        self.assertEqual(described["status"], "SUCCEEDED")
+        self.assertEqual(json.loads(described["output"])["event"]["y"], 2)
+        self.assertEqual(f.invocations, 1)
+
+    def test_the_sqs_event_source_deletes_successes_and_redrives_failures(self):
+        f = self.create_function("consumer")
+        sqs = self.aws.client("sqs")
+        dlq = sqs.create_queue(QueueName="bridge-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(
+            QueueName="bridge-main",
+            Attributes={
+                "VisibilityTimeout": "1",
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}),
+            },
+        )["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        # moto would invoke a mapping inline, once; the patched queue leaves that to the poller.
+        self.aws.client("lambda").create_event_source_mapping(
+            EventSourceArn=arn, FunctionName="consumer", FunctionResponseTypes=["ReportBatchItemFailures"]
+        )
+        for body in ("ok-1", "fail", "ok-2"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+        time.sleep(0.5)
+        self.assertEqual(f.invocations, 0, "moto must not deliver inline")
+
+        def depth(queue):
+            a = sqs.get_queue_attributes(
+                QueueUrl=queue,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            return int(a["ApproximateNumberOfMessages"]) + int(a["ApproximateNumberOfMessagesNotVisible"])
+
+        original_event = SqsEventSource._event
+
+        def batch_event(source, messages):
+            event = original_event(source, messages)
+            event["do"] = "batch"
+            return event
+
+        SqsEventSource._event = batch_event
+        self.addCleanup(setattr, SqsEventSource, "_event", original_event)
+        source = SqsEventSource(sqs, url, arn, f, batch_size=10, concurrency=1)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (depth(url) or not depth(dlq)):
+                time.sleep(0.2)
+        finally:
+            source.stop()
+        self.assertEqual(depth(url), 0)
+        moved = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
+        self.assertEqual([m["Body"] for m in moved], ["fail"])
+        self.assertEqual(source.deleted, 2)
+        self.assertGreaterEqual(source.kept, 2, "the failure was received twice before the redrive")
+
+
+if __name__ == "__main__":
+    unittest.main()
