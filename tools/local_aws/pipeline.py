@@ -47,8 +47,10 @@ class Settings:
     max_attempts: int = 3
     # Retries of the converter task in the state machine.
     retry_attempts: int = 3
-    # The sweep repairs half-done manifests this long after they were last touched (>= 60).
-    repair_after_seconds: int = 60
+    # The sweep repairs half-done manifests this long after they were last touched. As in
+    # terraform: the builder's timeout + 60, so a slow builder is never overtaken (60 with a
+    # 60 s timeout let the sweep abandon a claim a live builder then used: a duplicate).
+    repair_after_seconds: int = 120
     target_file_bytes: int = 128 << 20
     timestamp_unit: str = "us"
     sqs_batch_size: int = 10
