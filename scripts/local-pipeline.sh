@@ -27,4 +27,4 @@ done
 if [ "$files" -eq 0 ]; then
   args+=(examples/*.ndjson*)
 fi
-exec "$venv/bin/python" -m tools.local_aws --binaries target/release "${args[@]}"
+exec "$venv/bin/python" -m tools.local_aws --binaries "${CARGO_TARGET_DIR:-target}/release" "${args[@]}"

@@ -30,7 +30,9 @@ use serde::Serialize;
 use shared::blobs::{BlobError, BlobStore};
 use shared::config::{any, in_range, ConfigError, Env};
 use shared::logging::LogLevel;
-use shared::manifest::{error_key, parse_s3_url, part_prefix, ExecutionInput, ManifestDocument};
+use shared::manifest::{
+    error_key, parse_s3_url, part_prefix, ExecutionInput, ManifestDocument, OutputLocations,
+};
 use shared::metrics::{Metrics, Unit};
 use shared::tracking::{ManifestChanges, StoreError, TrackingStore};
 use shared::types::{
@@ -94,13 +96,12 @@ impl ConverterConfig {
         let mut env = Env::new(lookup);
         let tracking_table = env.required("TRACKING_TABLE");
         let output_bucket = env.required("OUTPUT_BUCKET");
-        let output_prefix = env.optional("OUTPUT_PREFIX").unwrap_or_default();
-        let error_bucket = env
-            .optional("ERROR_BUCKET")
-            .unwrap_or_else(|| output_bucket.clone());
-        let error_prefix = env
-            .optional("ERROR_PREFIX")
-            .unwrap_or_else(|| "errors".to_string());
+        let OutputLocations {
+            output_bucket,
+            output_prefix,
+            error_bucket,
+            error_prefix,
+        } = OutputLocations::from_env(&mut env, output_bucket);
         let kms_key_arn = env.required("KMS_KEY_ARN");
         let key_like = kms_key_arn.starts_with("arn:")
             || kms_key_arn.starts_with("alias/")

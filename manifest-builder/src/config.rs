@@ -3,6 +3,7 @@
 use shared::config::{any, in_range, ConfigError, Env};
 use shared::events::DatePattern;
 use shared::logging::LogLevel;
+pub use shared::manifest::OutputLocations;
 
 /// Suffixes tracked when `FILE_SUFFIXES` is not set.
 pub const DEFAULT_SUFFIXES: &[&str] = &[
@@ -62,19 +63,6 @@ pub struct BuilderConfig {
     pub outputs: Option<OutputLocations>,
 }
 
-/// Where a manifest's outputs are (see [`BuilderConfig::outputs`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputLocations {
-    /// `OUTPUT_BUCKET`.
-    pub output_bucket: String,
-    /// `OUTPUT_PREFIX` (may be empty).
-    pub output_prefix: String,
-    /// `ERROR_BUCKET` (default: `OUTPUT_BUCKET`).
-    pub error_bucket: String,
-    /// `ERROR_PREFIX` (default `errors`).
-    pub error_prefix: String,
-}
-
 impl BuilderConfig {
     /// Reads and validates the configuration; every bad value is named in the error.
     pub fn from_env(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -129,16 +117,7 @@ impl BuilderConfig {
         let s3_force_path_style = env.flag("S3_FORCE_PATH_STYLE", false);
         let outputs = env
             .optional("OUTPUT_BUCKET")
-            .map(|output_bucket| OutputLocations {
-                output_prefix: env.optional("OUTPUT_PREFIX").unwrap_or_default(),
-                error_bucket: env
-                    .optional("ERROR_BUCKET")
-                    .unwrap_or_else(|| output_bucket.clone()),
-                error_prefix: env
-                    .optional("ERROR_PREFIX")
-                    .unwrap_or_else(|| "errors".to_string()),
-                output_bucket,
-            });
+            .map(|bucket| OutputLocations::from_env(&mut env, bucket));
         env.finish()?;
         Ok(BuilderConfig {
             tracking_table,

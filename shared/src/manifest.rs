@@ -25,6 +25,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Env;
 use crate::types::{DatePrefix, ManifestId, ObjectRef};
 
 /// Value of `format` in every manifest.
@@ -131,12 +132,7 @@ impl ManifestDocument {
 
 /// The key of a manifest's JSON: `<prefix>/dt=<date>/<id>.json` (`prefix` may be empty).
 pub fn manifest_key(prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        format!("dt={date_prefix}/{id}.json")
-    } else {
-        format!("{prefix}/dt={date_prefix}/{id}.json")
-    }
+    prefixed(prefix, &format!("dt={date_prefix}/{id}.json"))
 }
 
 fn prefixed(prefix: &str, rest: &str) -> String {
@@ -145,6 +141,37 @@ fn prefixed(prefix: &str, rest: &str) -> String {
         rest.to_string()
     } else {
         format!("{prefix}/{rest}")
+    }
+}
+
+/// Where the converter writes a manifest's outputs. The converter reads it to write there,
+/// the manifest-builder to remove what a failed manifest left; one reader keeps the two
+/// agreeing on the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLocations {
+    /// `OUTPUT_BUCKET`: Parquet parts.
+    pub output_bucket: String,
+    /// `OUTPUT_PREFIX` (may be empty).
+    pub output_prefix: String,
+    /// `ERROR_BUCKET` (default: `OUTPUT_BUCKET`): rejected lines.
+    pub error_bucket: String,
+    /// `ERROR_PREFIX` (default `errors`).
+    pub error_prefix: String,
+}
+
+impl OutputLocations {
+    /// Reads the prefixes and the error bucket, given `OUTPUT_BUCKET`'s value.
+    pub fn from_env(env: &mut Env<'_>, output_bucket: String) -> Self {
+        OutputLocations {
+            output_prefix: env.optional("OUTPUT_PREFIX").unwrap_or_default(),
+            error_bucket: env
+                .optional("ERROR_BUCKET")
+                .unwrap_or_else(|| output_bucket.clone()),
+            error_prefix: env
+                .optional("ERROR_PREFIX")
+                .unwrap_or_else(|| "errors".to_string()),
+            output_bucket,
+        }
     }
 }
 

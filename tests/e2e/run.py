@@ -112,6 +112,8 @@ class Outcome:
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Error records that are no input line (a whole object rejected, e.g. a 0-byte one).
+    whole_object_rejects: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -235,6 +237,7 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
     doubled_bad = [k for k, n in seen_bad.items() if n > 1]
     if doubled_bad:
         problems.append(f"{len(doubled_bad)} bad lines in the error output more than once")
+    outcome.whole_object_rejects = other_rejects
     outcome.notes.extend(
         f"rejected whole: {r.get('source')} ({r.get('kind')}: {r.get('reason')})" for r in other_rejects[:5]
     )
@@ -369,7 +372,10 @@ def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
             outcome.problems.append(f"failed manifest {i['manifest_id']} has no reason")
     reasons = [i.get("error", "") for i in items if i["item_type"] == "manifest" and i["status"] == "failed"]
     outcome.notes.extend(f"failure reason: {r[:160]}" for r in reasons[:4])
-    empty_rejected = any("empty.ndjson" in n for n in outcome.notes)
+    empty_rejected = any(
+        r.get("source", "").endswith("/empty.ndjson") and r.get("kind") == "empty_object"
+        for r in outcome.whole_object_rejects
+    )
     if not empty_rejected:
         outcome.problems.append("the 0-byte file is not in the error output")
 

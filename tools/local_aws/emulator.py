@@ -3,11 +3,16 @@
 moto can execute Step Functions state machines (`execute_state_machine`) including their
 `lambda:invoke` and DynamoDB tasks, and delivers S3 notifications to SQS. What it cannot do
 here is run a Lambda function: its Docker backend needs Docker, and its Docker-free backend
-only echoes. Running moto in-process lets two small patches close that gap:
+only echoes. Running moto in-process lets three small patches close that gap:
 
 * the Docker-free backend's `invoke` hands invocations of registered functions to
   `lambda_runtime.LambdaFunction` (real processes behind the Runtime API); other functions
   keep moto's behaviour;
+* moto's DynamoDB handles one request at a time. It is not thread-safe: under concurrent
+  requests a conditional write could pass its condition on a value another request was
+  changing (two builders both claiming one file, which DynamoDB never allows), and a query
+  could trip over an item an update was rewriting. DynamoDB makes every single-item write
+  atomic; the lock gives moto the same property;
 * moto's SQS queues no longer invoke event-source mappings inline (it does so inside the
   `SendMessage` call, once, with no redelivery after a failure); `event_sources.SqsEventSource`
   polls the queue instead, as Lambda's poller does: batches, partial-batch responses,
@@ -44,13 +49,23 @@ def free_port() -> int:
 
 
 def _patch_moto() -> None:
-    """Installs the two patches (once per process)."""
+    """Installs the three patches (once per process)."""
     global _patched
     with _patch_lock:
         if _patched:
             return
         from moto.awslambda_simple.models import LambdaSimpleBackend
+        from moto.dynamodb.responses import DynamoHandler
         from moto.sqs.models import Queue
+
+        dynamodb_call = DynamoHandler.call_action
+        dynamodb_lock = threading.Lock()
+
+        def call_action(self):
+            with dynamodb_lock:
+                return dynamodb_call(self)
+
+        DynamoHandler.call_action = call_action
 
         moto_invoke = LambdaSimpleBackend.invoke
 
