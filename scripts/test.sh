@@ -58,6 +58,13 @@ done
 .venv-checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The README's first command, exactly as a newcomer types it (a bin added to the root package
+# once broke it unnoticed), and its output read back by an independent reader.
+quickstart=$(sed -n '/^## Quick start/,/^## Architecture/p' README.md | grep -m1 '^cargo run')
+echo "quick start: $quickstart"
+eval "$quickstart"
+"$venv/bin/python" -c "import pyarrow.parquet as pq; n = pq.ParquetFile('sample.parquet').metadata.num_rows; assert n == 120, n; print('sample.parquet:', n, 'rows')"
+
 # The fault-injection seam is only compiled with its feature: lint and test it that way too.
 faults="manifest-builder/fault-injection,converter/fault-injection"
 cargo clippy -p shared -p manifest-builder -p converter --all-targets --locked --features "shared/fault-injection,$faults" -- -D warnings
