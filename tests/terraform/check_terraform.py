@@ -243,6 +243,8 @@ def check_environment(root, modules):
         for name in ("builder_environment", "converter_environment"):
             if name in entry:
                 environments[name] = set(re.findall(r"\b([A-Z][A-Z0-9_]+)\s*=", "".join(walk_strings(entry[name]))))
+    # Each binary's config reader, and the shared reader both use for the output locations.
+    shared_reader = os.path.join(root, "shared", "src", "manifest.rs")
     binaries = {
         "builder_environment": os.path.join(root, "manifest-builder", "src", "config.rs"),
         "converter_environment": os.path.join(root, "converter", "src", "manifest_run.rs"),
@@ -252,7 +254,9 @@ def check_environment(root, modules):
             problem(f"lambda module: local.{local_name} is missing")
             continue
         required = rust_variables(source, ["required", "required_parsed"])
-        readable = rust_variables(source, ["required", "required_parsed", "optional", "parsed", "flag"])
+        readable = set()
+        for reader in (source, shared_reader):
+            readable |= rust_variables(reader, ["required", "required_parsed", "optional", "parsed", "flag"])
         if not required:
             problem(f"{source}: no required variable found; the check would prove nothing")
         for variable in sorted(required - environments[local_name]):
