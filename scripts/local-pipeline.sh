@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole pipeline on a local AWS, one command: starts moto's server on 127.0.0.1, creates the
-# resources as terraform/ does (buckets with notifications, queue and DLQ, tracking table, KMS
-# key, the state machine from terraform's own template), runs the release builds of
-# manifest-builder and converter-lambda as Lambda functions, uploads the files given (default:
-# the bundled examples/), waits for the flow to finish and prints what happened.
+# resources with `terraform apply` of tests/terraform/local (the root module terraform/, its
+# provider pointed at the emulator: buckets with notifications, queue and DLQ, tracking table,
+# KMS key, IAM roles, both functions, the sweep rule, the state machine, alarms), runs the
+# release builds of manifest-builder and converter-lambda as the Lambda functions Terraform
+# created, uploads the files given (default: the bundled examples/), waits for the flow to
+# finish, prints what happened and runs `terraform destroy`.
 #
 #   scripts/local-pipeline.sh [--keep] [FILE...]
 #
-# Output lands in target/local-pipeline/ (Parquet and error objects, function logs).
+# Needs terraform and a filesystem mirror of the hashicorp/aws provider (found under /opt/tf-plugins
+# or $NDJSON_PARQUET_TF_PLUGIN_DIR; no registry is used). Output lands in target/local-pipeline/
+# (Parquet and error objects, function logs, terraform/*.log, emulator.log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Builds the Lambda deployment packages the Terraform lambda module consumes:
+# Builds the Lambda deployment packages the Terraform lambda module consumes, then checks them
+# (scripts/check-lambda-packages.py):
 #   dist/manifest-builder.zip  (bootstrap = the manifest-builder binary)
 #   dist/converter.zip         (bootstrap = the converter-lambda binary)
 #
-# ARCH=arm64 (default, Graviton) or ARCH=x86_64. Cross-building uses cargo-lambda, installed
-# from PyPI into .venv-lambda (it bundles Zig as the cross linker and targets the glibc of
-# Lambda's provided.al2023 runtime, which is older than most build machines').
+# ARCH=arm64 (default, Graviton) or ARCH=x86_64. Cross-building uses cargo-lambda and its Zig
+# linker, installed from PyPI (pinned in scripts/requirements-lambda.txt) into .venv-lambda; Zig
+# links against an older glibc than most build machines have, so the binaries run on Lambda's
+# provided.al2023 runtime (glibc 2.34), which the check verifies. The binaries are built with
+# the `release-lambda` profile (Cargo.toml): release code, stripped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,30 +18,47 @@ case "$arch" in
   x86_64) target=x86_64-unknown-linux-gnu; flag=--x86-64 ;;
   *) echo "ARCH must be arm64 or x86_64" >&2; exit 2 ;;
 esac
+profile=release-lambda
 
 venv=.venv-lambda
-if [ ! -x "$venv/bin/cargo-lambda" ]; then
+if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "cargo-lambda==1.9.2"
 fi
-rustup target add "$target" >/dev/null
-PATH="$PWD/$venv/bin:$PATH" cargo lambda build --release --locked "$flag" \
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-lambda.txt
+if ! rustup target list --installed | grep -qx "$target"; then
+  rustup target add "$target"
+fi
+
+# cargo-lambda copies each binary to <target dir>/lambda/<binary>/bootstrap, and only warns when
+# it finds none: remove the previous ones so a stale binary can never be packaged.
+target_dir=${CARGO_TARGET_DIR:-target}
+binaries=(manifest-builder converter-lambda)
+for binary in "${binaries[@]}"; do
+  rm -f "$target_dir/lambda/$binary/bootstrap"
+done
+# --workspace: without it cargo-lambda only sees the root package's binaries.
+PATH="$PWD/$venv/bin:$PATH" cargo lambda build --profile "$profile" --locked "$flag" --workspace \
   --bin manifest-builder --bin converter-lambda
 
 mkdir -p dist
 package() {
   local binary=$1 function=$2
-  python3 - "$PWD/target/lambda/$binary/bootstrap" "dist/$function.zip" <<'PY'
-import sys, zipfile
+  python3 - "$target_dir/lambda/$binary/bootstrap" "dist/$function.zip" <<'PY'
+import os, shutil, sys, zipfile
 source, destination = sys.argv[1], sys.argv[2]
-with zipfile.ZipFile(destination, "w", zipfile.ZIP_DEFLATED) as z:
-    info = zipfile.ZipInfo("bootstrap")
-    info.external_attr = 0o755 << 16  # executable, as provided.al2023 requires
+partial = destination + ".partial"
+with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
+    # A fixed timestamp: the same binary gives the same zip (and Terraform's source hash).
+    info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+    info.create_system = 3  # Unix, so the mode below is honoured
+    info.external_attr = 0o100755 << 16  # a regular, executable file, as provided.al2023 requires
     info.compress_type = zipfile.ZIP_DEFLATED
-    with open(source, "rb") as f:
-        z.writestr(info, f.read())
+    with open(source, "rb") as f, z.open(info, "w") as entry:
+        shutil.copyfileobj(f, entry, 1 << 20)
+os.replace(partial, destination)
 PY
-  echo "dist/$function.zip ($arch)"
 }
 package manifest-builder manifest-builder
 package converter-lambda converter
+
+python3 scripts/check-lambda-packages.py --arch "$arch" dist/manifest-builder.zip dist/converter.zip

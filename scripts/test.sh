@@ -40,11 +40,16 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 cargo fmt --all -- --check
 
-# Terraform, checked statically (no provider registry is reachable): fmt when a terraform
-# binary is present, interface/reference/encryption/alarm/IAM/environment checks and statelint
-# (python-hcl2 and statelint in their own venv), and checkov (in its own venv).
+# Terraform, with no provider registry reachable: fmt when a terraform binary is present;
+# static checks (interfaces, references, encryption, alarms, IAM, environment, what would only
+# fail at deployment) and statelint, with python-hcl2 and statelint in their own venv; checkov
+# in its own venv. Then, with the provider's filesystem mirror and the provider 6 schema from
+# npm (cached under target/provider-schemas), every argument against providers 5 and 6,
+# terraform validate of the examples and terraform test at plan time (each step skipped with a
+# loud "SKIPPED:" line when its tool is missing), and the checkers' own unit tests.
 if command -v terraform > /dev/null; then
   terraform fmt -check -recursive terraform
+  terraform fmt -check -recursive tests/terraform/plan
 else
   echo "terraform fmt: skipped (no terraform binary on this machine)"
 fi
@@ -56,6 +61,8 @@ for tool in hcl checkov; do
 done
 .venv-hcl/bin/python tests/terraform/check_terraform.py .
 .venv-checkov/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
+.venv-hcl/bin/python tests/terraform/check_providers.py .
+.venv-hcl/bin/python tests/terraform/test_checks.py
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The README's first command, exactly as a newcomer types it (a bin added to the root package
@@ -64,6 +71,10 @@ quickstart=$(sed -n '/^## Quick start/,/^## Architecture/p' README.md | grep -m1
 echo "quick start: $quickstart"
 eval "$quickstart"
 "$venv/bin/python" -c "import pyarrow.parquet as pq; n = pq.ParquetFile('sample.parquet').metadata.num_rows; assert n == 120, n; print('sample.parquet:', n, 'rows')"
+
+# Every criterion benchmark runs once (no measurement), so a benchmark that cannot run fails
+# here like a test; it reuses the release build above.
+cargo bench --workspace --benches --locked -- --test
 
 # The fault-injection seam is only compiled with its feature: lint and test it that way too.
 faults="manifest-builder/fault-injection,converter/fault-injection"
@@ -74,6 +85,18 @@ cargo test -p shared --lib --locked --features fault-injection faults
 # End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the
 # state machine Terraform renders, the binaries as Lambda processes, faults injected), which
 # writes its figures to tests/RELIABILITY.md.
+# The IAM evaluator (pinned npm packages) behind the end-to-end suite's IAM audit.
+(cd tests/iam && npm ci --silent --no-audit --no-fund)
 "$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
 cargo build --locked -p manifest-builder -p converter --features "$faults" --bin manifest-builder --bin converter-lambda
 "$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md
+
+# The Lambda deployment packages as they are deployed: cross-built for arm64 (provided.al2023),
+# stripped, then checked: `bootstrap` at each zip's root, an aarch64 executable needing glibc
+# <= 2.34 and only glibc, and a start under qemu that must stop at the configuration check.
+# qemu-user comes from Debian; where it cannot be installed, the start is skipped loudly.
+if ! command -v qemu-aarch64 > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq qemu-user libc6-arm64-cross) > target/apt.log 2>&1 \
+    || echo "qemu-user could not be installed (see target/apt.log)"
+fi
+./scripts/package-lambdas.sh

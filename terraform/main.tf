@@ -6,8 +6,9 @@ data "aws_region" "current" {}
 locals {
   name       = "${var.project}-${var.environment}"
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
-  tags       = merge(var.tags, { Project = var.project, Environment = var.environment })
+  # `.id` is the region name in provider 5 and 6 (6 deprecates `.name`).
+  region = data.aws_region.current.id
+  tags   = merge(var.tags, { Project = var.project, Environment = var.environment })
 
   buckets = {
     input    = "${local.name}-input-${local.account_id}"
@@ -30,9 +31,8 @@ locals {
 module "kms" {
   source = "./modules/kms"
 
-  name           = local.name
-  user_role_arns = values(module.iam.role_arns)
-  tags           = local.tags
+  name = local.name
+  tags = local.tags
 }
 
 module "iam" {
@@ -82,13 +82,14 @@ module "s3" {
 module "sqs" {
   source = "./modules/sqs"
 
-  name                   = "${local.name}-arrivals"
-  kms_key_arn            = module.kms.key_arn
-  source_bucket_arn      = "arn:aws:s3:::${local.buckets.input}"
-  account_id             = local.account_id
-  lambda_timeout_seconds = var.builder_timeout_seconds
-  max_receive_count      = var.max_receive_count
-  tags                   = local.tags
+  name                      = "${local.name}-arrivals"
+  kms_key_arn               = module.kms.key_arn
+  source_bucket_arn         = "arn:aws:s3:::${local.buckets.input}"
+  account_id                = local.account_id
+  lambda_timeout_seconds    = var.builder_timeout_seconds
+  max_receive_count         = var.max_receive_count
+  message_retention_seconds = var.queue_message_retention_seconds
+  tags                      = local.tags
 }
 
 module "dynamodb" {
@@ -174,8 +175,11 @@ module "step_functions" {
   lambda_max_bytes         = var.lambda_max_bytes
   batch_job_queue_arn      = var.enable_batch ? module.batch[0].job_queue_arn : ""
   batch_job_definition_arn = var.enable_batch ? module.batch[0].job_definition_arn : ""
-  log_retention_days       = var.log_retention_days
-  tags                     = local.tags
+  # Every attempt the job definition allows, not one: the state's timeout stops the job.
+  batch_timeout_seconds     = var.enable_batch ? module.batch[0].job_timeout_seconds : 0
+  execution_timeout_seconds = var.execution_timeout_seconds
+  log_retention_days        = var.log_retention_days
+  tags                      = local.tags
 }
 
 module "monitoring" {
@@ -189,6 +193,7 @@ module "monitoring" {
   dlq_name                             = module.sqs.dlq_name
   sweep_dlq_name                       = module.lambda.sweep_dlq_name
   state_machine_arn                    = module.step_functions.state_machine_arn
+  batch_log_group_name                 = var.enable_batch ? module.batch[0].log_group_name : ""
   oldest_message_age_threshold_seconds = var.oldest_message_age_threshold_seconds
   rows_rejected_threshold              = var.rows_rejected_threshold
   tags                                 = local.tags

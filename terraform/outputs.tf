@@ -52,3 +52,8 @@ output "athena_table" {
   description = "Glue database.table over the output (when catalog_columns is set)."
   value       = length(module.catalog) > 0 ? "${module.catalog[0].database_name}.${module.catalog[0].table_name}" : null
 }
+
+output "function_names" {
+  description = "Lambda function names by role (manifest-builder, converter)."
+  value       = module.lambda.function_names
+}

@@ -15,6 +15,13 @@ variable "environment" {
     condition     = can(regex("^[a-z][a-z0-9]{1,11}$", var.environment))
     error_message = "environment must be lower-case letters and digits (2-12 characters)."
   }
+  # The longest bucket name is "<project>-<environment>-manifests-<12-digit account id>", and
+  # S3 allows 63 characters: project and environment may have 38 together. (Module s3 checks
+  # the names themselves as well.)
+  validation {
+    condition     = length(var.project) + length(var.environment) <= 38
+    error_message = "project and environment have ${length(var.project) + length(var.environment)} characters together; at most 38 fit in the bucket names (<project>-<environment>-manifests-<account id> must stay within S3's 63 characters)."
+  }
 }
 
 variable "manifest_builder_package" {
@@ -153,6 +160,16 @@ variable "error_expiration_days" {
   default     = 90
 }
 
+variable "queue_message_retention_seconds" {
+  description = "How long an unprocessed notification is kept (default 4 days). A message moved to the dead-letter queue keeps its first enqueue time, so this must stay below the DLQ's 14 days."
+  type        = number
+  default     = 345600
+  validation {
+    condition     = var.queue_message_retention_seconds >= 60 && var.queue_message_retention_seconds < 1209600
+    error_message = "queue_message_retention_seconds must be at least 60 and below 1209600 (14 days, the dead-letter queue's retention)."
+  }
+}
+
 variable "max_receive_count" {
   description = "Receives of a notification before it moves to the dead-letter queue."
   type        = number
@@ -249,28 +266,47 @@ variable "lambda_max_bytes" {
   default     = 10737418240
 }
 
+# The four Batch settings below are required when enable_batch is true: without them the job
+# definition would have no image, the execution role a policy on Resource "", and the Fargate
+# compute environment no network.
 variable "batch_image" {
   description = "Converter image (Dockerfile) in ECR, when enable_batch."
   type        = string
   default     = ""
+  validation {
+    condition     = !var.enable_batch || var.batch_image != ""
+    error_message = "enable_batch is true, so batch_image must name the converter image (built from the repository's Dockerfile, pushed to ECR)."
+  }
 }
 
 variable "batch_image_repository_arn" {
   description = "ECR repository ARN of batch_image, when enable_batch."
   type        = string
   default     = ""
+  validation {
+    condition     = !var.enable_batch || can(regex("^arn:aws[a-z-]*:ecr:[a-z0-9-]+:[0-9]{12}:repository/.+$", var.batch_image_repository_arn))
+    error_message = "enable_batch is true, so batch_image_repository_arn must be the ARN of batch_image's ECR repository (arn:aws:ecr:<region>:<account>:repository/<name>)."
+  }
 }
 
 variable "batch_subnet_ids" {
   description = "Subnets of the Batch tasks, when enable_batch."
   type        = list(string)
   default     = []
+  validation {
+    condition     = !var.enable_batch || length(var.batch_subnet_ids) > 0
+    error_message = "enable_batch is true, so batch_subnet_ids must list at least one subnet for the Fargate tasks."
+  }
 }
 
 variable "batch_security_group_ids" {
   description = "Security groups of the Batch tasks, when enable_batch."
   type        = list(string)
   default     = []
+  validation {
+    condition     = !var.enable_batch || length(var.batch_security_group_ids) > 0
+    error_message = "enable_batch is true, so batch_security_group_ids must list at least one security group (Fargate requires one; it needs outbound HTTPS)."
+  }
 }
 
 variable "batch_assign_public_ip" {
@@ -289,6 +325,16 @@ variable "batch_memory_mb" {
   description = "Memory per Batch job (MiB)."
   type        = number
   default     = 8192
+}
+
+variable "execution_timeout_seconds" {
+  description = "Longest one conversion execution may run, retries and Batch included (default 2 days); it must exceed the Batch job's attempts."
+  type        = number
+  default     = 172800
+  validation {
+    condition     = var.execution_timeout_seconds >= 3600 && var.execution_timeout_seconds <= 31536000
+    error_message = "execution_timeout_seconds must be between 3600 and 31536000 (one year, the longest a Standard execution may run)."
+  }
 }
 
 variable "alarm_email" {

@@ -422,7 +422,8 @@ impl Destination for ManifestDestination {
 
 /// Checks what would otherwise fail every manifest: the KMS key exists and is enabled (S3
 /// accepts a write naming a key it cannot use only to fail later, and some S3-compatible
-/// stores accept any key id), and the output bucket is reachable. Run at start-up.
+/// stores accept any key id), and the output bucket is reachable and listable under the output
+/// prefix. Run at start-up.
 pub async fn preflight(
     kms: &aws_sdk_kms::Client,
     s3: &Client,
@@ -449,14 +450,22 @@ pub async fn preflight(
             config.kms_key_arn
         ));
     }
-    s3.head_bucket()
+    // A one-key listing under the output prefix, not HeadBucket: S3 authorizes HeadBucket as
+    // an `s3:ListBucket` with no `s3:prefix`, which a role allowed to list only its own prefix
+    // (least privilege, `terraform/modules/iam`) is denied. This is what the run itself does.
+    let probe_prefix = shared::manifest::output_probe_prefix(&config.output_prefix);
+    s3.list_objects_v2()
         .bucket(&config.output_bucket)
+        .prefix(&probe_prefix)
+        .max_keys(1)
         .send()
         .await
         .map_err(|e| {
             format!(
-                "OUTPUT_BUCKET {}: {}",
+                "OUTPUT_BUCKET {} (listing s3://{}/{}): {}",
                 config.output_bucket,
+                config.output_bucket,
+                probe_prefix,
                 shared::aws::describe_error(&e)
             )
         })?;

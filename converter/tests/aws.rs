@@ -685,6 +685,14 @@ async fn a_wrong_kms_key_or_lzo_is_refused_before_any_work() {
         problem.contains("KMS_KEY_ARN") && problem.contains("NotFoundException"),
         "{problem}"
     );
+    let missing_bucket = w
+        .config(&[("OUTPUT_BUCKET", &unique("no-such-bucket"))])
+        .unwrap();
+    let problem = preflight(&w.kms, &w.s3, &missing_bucket).await.unwrap_err();
+    assert!(
+        problem.contains("OUTPUT_BUCKET") && problem.contains("NoSuchBucket"),
+        "{problem}"
+    );
     preflight(&w.kms, &w.s3, &w.config(&[]).unwrap())
         .await
         .unwrap();
@@ -736,6 +744,43 @@ async fn the_lambda_binary_converts_a_manifest_behind_the_runtime_api() {
         "an EMF line:\n{logs}"
     );
     assert!(!logs.contains("user 1 ü"), "no record content in the logs");
+}
+
+/// The Batch entry point (`ndjson-parquet run-manifest`): a file that cannot be converted fails
+/// the manifest with exit status 1 (not 75, which Batch retries), and the EMF line on stderr
+/// counts `ManifestsFailed` for the `converter-batch` function, as the Lambda's does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_entry_point_fails_a_missing_file_for_good_and_counts_it() {
+    let w = World::new().await;
+    let gone = w
+        .put("2026-11-25/batch-gone.ndjson", records(0, 10).into_bytes())
+        .await;
+    w.s3.delete_object()
+        .bucket(&w.input)
+        .key(&gone.key)
+        .send()
+        .await
+        .unwrap();
+    let input = w.manifest(&[gone]).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_ndjson-parquet"))
+        .args(["run-manifest", &input.manifest_path])
+        .envs(w.environment(&[("LOG_LEVEL", "INFO")]))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let emf = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v.get("_aws").is_some())
+        .unwrap_or_else(|| panic!("no EMF line:\n{stderr}"));
+    assert_eq!(emf["Function"], "converter-batch", "{emf}");
+    assert_eq!(emf["ManifestsFailed"], 1.0, "{emf}");
+    assert_eq!(
+        w.manifest_record(&input).await.status,
+        ManifestStatus::Failed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -182,6 +182,12 @@ pub fn part_prefix(output_prefix: &str, date_prefix: &DatePrefix, id: &ManifestI
     prefixed(output_prefix, &format!("dt={date_prefix}/{id}-"))
 }
 
+/// The prefix the converter's start-up check lists (one key at most) to prove the output
+/// bucket is reachable: `<output prefix>/dt=`, inside what the role may list.
+pub fn output_probe_prefix(output_prefix: &str) -> String {
+    prefixed(output_prefix, "dt=")
+}
+
 /// The key of a manifest's rejected lines: `<error prefix>/dt=<date>/<id>.errors.ndjson.gz`.
 pub fn error_key(error_prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) -> String {
     prefixed(
@@ -215,6 +221,22 @@ pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_start_up_probe_lists_inside_the_parts_prefix() {
+        let date = DatePrefix::parse("2026-11-25").unwrap();
+        let id = ManifestId::parse("m1").unwrap();
+        for prefix in ["parquet", "/parquet/", "a/b", ""] {
+            let probe = output_probe_prefix(prefix);
+            // Whatever may list a manifest's parts may list the probe's prefix too.
+            assert!(
+                part_prefix(prefix, &date, &id).starts_with(&probe),
+                "{prefix:?}"
+            );
+            assert!(!probe.is_empty());
+        }
+        assert_eq!(output_probe_prefix("parquet/"), "parquet/dt=");
+    }
 
     fn document() -> ManifestDocument {
         ManifestDocument {

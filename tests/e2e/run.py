@@ -2,11 +2,20 @@
 
 usage: python tests/e2e/run.py --binaries DIR [--only NAME ...] [--summary tests/RELIABILITY.md]
 
-Each scenario builds the whole pipeline (`tools.local_aws`) on a fresh in-process moto, runs
-the binaries in DIR (built with the `fault-injection` feature) as Lambda functions, uploads
-generated NDJSON whose every line is identifiable, waits until the pipeline settles, then
-checks the outcome against the inputs with independent readers (pyarrow for each Parquet
-object, DuckDB over all of them):
+The pipelines are what `terraform apply` creates: the suite starts moto in-process
+(`tools.local_aws`), applies tests/terraform/local to it -- the repository's root module,
+terraform/, once per scenario (each scenario's Terraform variables; one apply for all of them,
+as an apply takes about two minutes whatever its size) -- runs each scenario on its own
+pipeline, and `terraform destroy`s everything at the end. It needs terraform and a filesystem
+mirror of the hashicorp/aws provider (`tools/local_aws/deploy.py` finds it); without them it
+prints one `SKIPPED: ...` line and fails: there is no pipeline to test but the one Terraform
+creates.
+
+Each scenario runs the binaries in DIR (built with the `fault-injection` feature) as the
+Lambda functions Terraform created (their configuration's environment, plus the scenario's
+test-only knobs), uploads generated NDJSON whose every line is identifiable, waits until the
+pipeline settles, then checks the outcome against the inputs with independent readers
+(pyarrow for each Parquet object, DuckDB over all of them):
 
 * every valid input line is in the Parquet output exactly once, and nothing else is;
 * every bad line is in the error output exactly once, with its file and line number;
@@ -17,7 +26,8 @@ object, DuckDB over all of them):
 
 Fault scenarios inject one fault at a time per rule (an error response, or a process crash
 right after a successful call) at every AWS call the two functions make; each rule must
-actually fire. The summary goes to stdout and to `--summary`.
+actually fire. The summary goes to stdout and to `--summary`; Terraform's output goes to
+WORKDIR/terraform/*.log and the emulator's own logging to WORKDIR/<scenario>/emulator.log.
 """
 
 from __future__ import annotations
@@ -39,8 +49,15 @@ from dataclasses import dataclass, field
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from tools.local_aws import iam_audit  # noqa: E402  IAM audit
+from tools.local_aws.deploy import (  # noqa: E402
+    Deployment,
+    PipelineVariables,
+    TerraformFailed,
+    TerraformUnavailable,
+)
 from tools.local_aws.emulator import Emulator  # noqa: E402
-from tools.local_aws.pipeline import Binaries, Pipeline, Settings  # noqa: E402
+from tools.local_aws.pipeline import Binaries, LocalSettings, Pipeline  # noqa: E402
 
 # --- Inputs -----------------------------------------------------------------------------------
 
@@ -114,6 +131,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     # Error records that are no input line (a whole object rejected, e.g. a 0-byte one).
     whole_object_rejects: list[dict] = field(default_factory=list)
+    iam: object = None  # IAM audit: the scenario's verdicts (iam_audit.Report)
 
     @property
     def ok(self) -> bool:
@@ -265,9 +283,14 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
 @dataclass
 class Scenario:
     name: str
+    # Its pipeline's Terraform environment (resource names are ndjson-parquet-<env>-...).
+    env: str
     description: str
     inputs: list[InputFile]
-    settings: Settings = field(default_factory=Settings)
+    # Terraform variables of its pipeline (tests/terraform/local).
+    variables: PipelineVariables = field(default_factory=PipelineVariables)
+    # Test-only knobs the root module does not expose (see `LocalSettings`).
+    local: LocalSettings = field(default_factory=LocalSettings)
     builder_faults: list[dict] = field(default_factory=list)
     converter_faults: list[dict] = field(default_factory=list)
     timeout: float = 300
@@ -293,18 +316,20 @@ def mixed_inputs(tag: str, prefixes=("2026-11-20", "2026-11-21", "2026-11-22"), 
 def happy_path() -> Scenario:
     return Scenario(
         "happy-path",
+        "happy",
         "3 date prefixes, 9 files (plain, gzip; keys with spaces, unicode and '+'), bad lines in 5 of them",
         mixed_inputs("happy"),
     )
 
 
 def at_least_once() -> Scenario:
-    settings = Settings(duplicate_every_message=True, forget_deletes=3, visibility_timeout_seconds=4)
+    local = LocalSettings(duplicate_every_message=True, forget_deletes=3, visibility_timeout_seconds=4)
     return Scenario(
         "at-least-once",
+        "dup",
         "every S3 notification delivered twice; the deletes of 3 successful batches lost, so they are redelivered after the visibility timeout",
         mixed_inputs("dup"),
-        settings=settings,
+        local=local,
         extra_checks=[_check_duplicates_delivered],
     )
 
@@ -329,12 +354,15 @@ def concurrency(files: int) -> Scenario:
     for n in range(files):
         prefix = prefixes[n % 3]
         inputs.append(ndjson_file(f"incoming/{prefix}/small-{n:05d}.ndjson", 3 + n % 5, seed=n))
-    settings = Settings(sqs_concurrency=4, sqs_batch_size=10, max_files_per_manifest=100, converter_concurrency=4)
+    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100)
+    local = LocalSettings(sqs_concurrency=4, converter_concurrency=4)
     return Scenario(
         "concurrency",
+        "conc",
         f"{files} small files over 3 prefixes, uploaded by 8 threads, 4 builders at once plus the sweep",
         inputs,
-        settings=settings,
+        variables=variables,
+        local=local,
         timeout=900,
         upload_threads=8,
     )
@@ -351,9 +379,10 @@ def poison() -> Scenario:
     broken = InputFile(f"{prefix}/broken.ndjson.gz", b"\x1f\x8b\x08\x00" + bytes(range(200)) * 3, [], [], outcome="failed")
     return Scenario(
         "poison-input",
+        "poison",
         "an object deleted before conversion, a non-JSON file, a 0-byte file and a broken gzip beside 3 good files",
         inputs + [deleted, not_json, empty, broken],
-        settings=Settings(max_attempts=2),
+        variables=PipelineVariables(max_attempts=2),
         extra_checks=[_check_poison],
         timeout=400,
     )
@@ -382,6 +411,7 @@ def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
 
 # Every AWS call the two functions make, with what tells the calls of one operation apart:
 # (operation, body_contains, uri_contains, what). Each fault scenario checks each one fired.
+# `{manifest_bucket}` and `{input_bucket}` are the pipeline's buckets (Terraform names them).
 BUILDER_CALLS = [
     ("DynamoDB.PutItem", '"item_type":{"S":"file"}', None, "track a file"),
     ("DynamoDB.Query", None, None, "read pending files (index)"),
@@ -394,15 +424,18 @@ BUILDER_CALLS = [
 ]
 CONVERTER_CALLS = [
     ("KMS.DescribeKey", None, None, "preflight: the key"),
+    # The start-up check lists one key under the output prefix (`max-keys=1`); the listing of
+    # an earlier attempt's parts names a manifest's own prefix (`parquet/dt=<date>/<id>-`).
+    ("S3.ListObjectsV2", None, "max-keys=1", "preflight: list the output prefix"),
     ("DynamoDB.GetItem", None, None, "read the manifest item"),
-    ("S3.GetObject", None, "-manifests/", "read the manifest JSON"),
-    ("S3.GetObject", None, "-input/", "read an input file"),
+    ("S3.GetObject", None, "/{manifest_bucket}/", "read the manifest JSON"),
+    ("S3.GetObject", None, "/{input_bucket}/", "read an input file"),
     ("S3.PutObject", None, "/parquet/", "a small Parquet part"),
     ("S3.CreateMultipartUpload", None, None, "start a large part"),
     ("S3.UploadPart", None, None, "upload a chunk of a large part"),
     ("S3.CompleteMultipartUpload", None, None, "commit a large part"),
     ("S3.PutObject", None, "/errors/", "the error object"),
-    ("S3.ListObjectsV2", None, None, "list parts of earlier attempts"),
+    ("S3.ListObjectsV2", None, "prefix=parquet%2Fdt%3D2", "list parts of earlier attempts"),
     ("DynamoDB.UpdateItem", '"S":"processed"', None, "a file to processed"),
     ("DynamoDB.UpdateItem", '"S":"completed"', None, "the manifest to completed"),
 ]
@@ -444,8 +477,12 @@ def faults(side: str, mode: str) -> Scenario:
         inputs.append(large_file("incoming/2026-11-23/large.ndjson", 14))
     return Scenario(
         f"faults-{side}-{mode}",
+        f"f{side[0]}{mode[0]}",
         f"{'an error response from' if mode == 'error' else 'a crash right after'} each of {len(rules)} AWS calls of the {side}",
         inputs,
+        # Under a 1 GiB memory budget the converter uploads in 5 MiB parts, so the large file's
+        # Parquet part (~7 MB) goes up as a multipart upload, whose calls the rules cover.
+        variables=PipelineVariables(converter_memory_mb=1024) if side == "converter" else PipelineVariables(),
         builder_faults=rules if side == "builder" else [],
         converter_faults=rules if side == "converter" else [],
         timeout=600,
@@ -455,10 +492,18 @@ def faults(side: str, mode: str) -> Scenario:
 # --- Running ----------------------------------------------------------------------------------
 
 
-def plan_environment(rules: list[dict], state_dir: str) -> dict[str, str]:
+def plan_environment(rules: list[dict], state_dir: str, names: dict[str, str]) -> dict[str, str]:
+    """The fault plan, as the functions' test-only environment; `names` fills the rules'
+    placeholders ({manifest_bucket}, {input_bucket})."""
     if not rules:
         return {}
-    plan = {"state_dir": state_dir, "rules": [{k: v for k, v in r.items() if k != "what"} for r in rules]}
+    plan = {
+        "state_dir": state_dir,
+        "rules": [
+            {k: v.format(**names) if k == "uri_contains" else v for k, v in r.items() if k != "what"}
+            for r in rules
+        ],
+    }
     return {"NDJSON_PARQUET_FAULTS": json.dumps(plan)}
 
 
@@ -466,21 +511,22 @@ def fired(rules: list[dict], state_dir: str) -> list[bool]:
     return [os.path.exists(os.path.join(state_dir, f"rule-{i}.fired")) for i in range(len(rules))]
 
 
-def run(scenario: Scenario, binaries: Binaries, workdir: str) -> Outcome:
+def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, workdir: str) -> Outcome:
+    """Runs `scenario` on the pipeline Terraform created for it (`outputs`)."""
     outcome = Outcome(scenario.name)
     started = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
+    aws.log_to(os.path.join(workdir, "emulator.log"))
     builder_state = os.path.join(workdir, "faults-builder")
     converter_state = os.path.join(workdir, "faults-converter")
-    settings = scenario.settings
-    settings.builder_environment = plan_environment(scenario.builder_faults, builder_state)
-    settings.converter_environment = plan_environment(scenario.converter_faults, converter_state)
-    settings.name = "e2e"
-    aws = Emulator()
+    names = {"manifest_bucket": outputs["manifest_bucket"], "input_bucket": outputs["input_bucket"]}
+    local = scenario.local
+    local.builder_environment = plan_environment(scenario.builder_faults, builder_state, names)
+    local.converter_environment = plan_environment(scenario.converter_faults, converter_state, names)
     pipeline = None
     try:
-        pipeline = Pipeline(aws, settings, binaries, workdir)
+        pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
         try:
             pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs))
@@ -506,12 +552,15 @@ def run(scenario: Scenario, binaries: Binaries, workdir: str) -> Outcome:
         failures = {n: dict(f.failures) for n, f in pipeline.functions.items() if f.failures}
         if failures:
             outcome.notes.append(f"function failures: {failures}")
+        # IAM audit: every request the functions made, against their roles; a denial fails the
+        # scenario once the roles are Terraform's (until then the verdicts are notes).
+        outcome.iam = iam_audit.audit_scenario(getattr(pipeline, "audit", None), os.path.join(workdir, "iam"), outcome.problems,
+                                               outcome.notes, enforce=getattr(pipeline, "roles_from_terraform", False))
     except Exception:
         outcome.problems.append(traceback.format_exc())
     finally:
         if pipeline is not None:
             pipeline.close()
-        aws.stop()
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -528,16 +577,18 @@ def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
         list(pool.map(put, inputs))
 
 
-def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario]) -> str:
+def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario], terraform: str = "") -> str:
     lines = [
         "# Reliability: the pipeline end to end, with faults",
         "",
         "Written by `tests/e2e/run.py` (part of the test suite, `scripts/test.sh`). Every scenario runs",
-        "the whole deployed pipeline on a local AWS (moto in-process; the state machine rendered from",
-        "`terraform/modules/step_functions/definition.asl.json`; the real `manifest-builder` and",
-        "`converter-lambda` binaries as Lambda processes) and checks the output against the inputs with",
-        "pyarrow and DuckDB.",
+        "the whole pipeline on a local AWS: moto in-process, with every resource created by `terraform",
+        "apply` of the repository's root module (`tests/terraform/local`, one pipeline per scenario;",
+        "AWS Batch switched off), the real `manifest-builder` and `converter-lambda` binaries run as the",
+        "Lambda functions Terraform created; it checks the output against the inputs with pyarrow and",
+        "DuckDB, then `terraform destroy`s everything.",
         "",
+        *([terraform, ""] if terraform else []),
         "| scenario | files | rows expected | rows written | rows lost | duplicate rows | rejects (expected / written) | manifests | executions | faults (planned / injected) | duplicate notifications | redeliveries | failed files | seconds | result |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -568,6 +619,7 @@ def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario]) -> str:
             lines.append(f"  - {note}")
         for problem in o.problems:
             lines.append(f"  - PROBLEM: {problem}")
+    lines += ["", *iam_audit.summary_markdown({o.name: o.iam for o in outcomes}).splitlines()]  # IAM audit
     return "\n".join(lines) + "\n"
 
 
@@ -594,28 +646,71 @@ def main(argv: list[str]) -> int:
         concurrency(args.concurrency_files),
     ]
     chosen = [s for s in all_scenarios if not args.only or s.name in args.only]
-    outcomes = []
-    for scenario in chosen:
-        print(f"== {scenario.name}: {scenario.description}", flush=True)
-        outcome = run(scenario, binaries, os.path.join(args.workdir, scenario.name))
-        outcomes.append(outcome)
-        print(
-            f"   {'pass' if outcome.ok else 'FAIL'} in {outcome.seconds:.0f}s: {outcome.files} files, "
-            f"{outcome.rows_written}/{outcome.rows_expected} rows, {outcome.rejects_written} rejects, "
-            f"{outcome.faults_injected}/{outcome.faults_planned} faults, lost {outcome.rows_lost}, "
-            f"duplicates {outcome.duplicate_rows}",
-            flush=True,
+    unknown = set(args.only or ()) - {s.name for s in all_scenarios}
+    if unknown:
+        print(f"unknown scenarios: {sorted(unknown)}", file=sys.stderr)
+        return 2
+    os.makedirs(args.workdir, exist_ok=True)
+    aws = Emulator(log_path=os.path.join(args.workdir, "emulator.log"))
+    try:
+        deployment = Deployment(
+            aws.endpoint, os.path.join(args.workdir, "terraform"), {s.env: s.variables for s in chosen}
         )
-        for p in outcome.problems:
-            print(f"   PROBLEM: {p}", flush=True)
-        for n in outcome.notes:
-            print(f"   note: {n}", flush=True)
-    text = summary(outcomes, {s.name: s for s in chosen})
+    except TerraformUnavailable as e:
+        aws.stop()
+        print(f"SKIPPED: {e}; the scenarios run on what terraform applies: none ran (failing)", flush=True)
+        return 2
+    outcomes = []
+    # Terraform's own failures (an apply or destroy that failed): the run fails on them.
+    terraform_problems: list[str] = []
+    applied = destroyed = None
+    try:
+        print(f"== terraform apply: tests/terraform/local, {len(chosen)} pipelines", flush=True)
+        try:
+            outputs, applied = deployment.timed("apply")
+            print(f"   {deployment.resources} resources in {applied:.0f}s", flush=True)
+        except TerraformFailed as e:
+            terraform_problems.append(f"terraform apply: {e}")
+            print(f"   FAILED: {e}", flush=True)
+            outputs = None
+        for scenario in chosen if outputs is not None else ():
+            print(f"== {scenario.name}: {scenario.description}", flush=True)
+            outcome = run(scenario, aws, outputs[scenario.env], binaries, os.path.join(args.workdir, scenario.name))
+            outcomes.append(outcome)
+            print(
+                f"   {'pass' if outcome.ok else 'FAIL'} in {outcome.seconds:.0f}s: {outcome.files} files, "
+                f"{outcome.rows_written}/{outcome.rows_expected} rows, {outcome.rejects_written} rejects, "
+                f"{outcome.faults_injected}/{outcome.faults_planned} faults, lost {outcome.rows_lost}, "
+                f"duplicates {outcome.duplicate_rows}",
+                flush=True,
+            )
+            for p in outcome.problems:
+                print(f"   PROBLEM: {p}", flush=True)
+            for n in outcome.notes:
+                print(f"   note: {n}", flush=True)
+    finally:
+        aws.log_to(os.path.join(args.workdir, "emulator.log"))
+        print("== terraform destroy", flush=True)
+        try:
+            _, destroyed = deployment.timed("destroy")
+            print(f"   {destroyed:.0f}s", flush=True)
+        except TerraformFailed as e:
+            terraform_problems.append(f"terraform destroy: {e}")
+            print(f"   FAILED: {e}", flush=True)
+        finally:
+            aws.stop()
+    terraform_line = f"Terraform: {deployment.resources} resources ({len(chosen)} pipelines)"
+    terraform_line += f" applied in {applied:.0f} s" if applied is not None else " not applied"
+    terraform_line += f", destroyed in {destroyed:.0f} s." if destroyed is not None else ", not destroyed."
+    terraform_line += "".join(f" PROBLEM: {p}" for p in terraform_problems)
+    text = summary(outcomes, {s.name: s for s in chosen}, terraform_line)
     print(text)
     if args.summary:
         with open(args.summary, "w", encoding="utf-8") as f:
             f.write(text)
-    return 0 if all(o.ok for o in outcomes) else 1
+    if terraform_problems:
+        return 1
+    return 0 if outcomes and len(outcomes) == len(chosen) and all(o.ok for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Static checks of terraform/ (no provider registry is reachable, so no `terraform validate`).
+"""Static checks of terraform/, with no provider (check_providers.py validates and plans with one).
 
 Parses every .tf file with python-hcl2 and checks:
 
@@ -11,7 +11,10 @@ Parses every .tf file with python-hcl2 and checks:
 6. every environment variable the binaries require is set by the lambda module, and every
    variable it sets is one a binary reads;
 7. the state machine template renders (Batch on and off), passes statelint, and reads only
-   fields the manifest-builder sends and the converter returns.
+   fields the manifest-builder sends and the converter returns;
+8. what deployable.py checks: IAM listing and prefixes, the key policy, Batch metrics, queue
+   retention, name and Batch-settings validation, timeouts, the DynamoDB retry, unused data
+   sources (its docstring has the list).
 
 usage: check_terraform.py REPO_ROOT    (exit 1 with one line per problem)
 """
@@ -27,6 +30,8 @@ import hcl2
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 from tools.local_aws.terraform_template import render  # noqa: E402 - after the path is set
+
+import deployable  # noqa: E402 - tests/terraform is on the path as the script's directory
 
 PROBLEMS = []
 
@@ -327,6 +332,8 @@ def check_state_machine(root, statelint):
             problem("the converter task does not retry ConverterRetryable")
         if batch and not any("ConverterTimeout" in c["ErrorEquals"] for c in states["ConvertOnLambda"]["Catch"]):
             problem("with Batch, a ConverterTimeout is not routed to Batch")
+        for p in deployable.check_mark_failed_retry(states):
+            problem(f"{p} (batch={batch})")
     run_rs = open(os.path.join(root, "converter", "src", "manifest_run.rs")).read()
     for name in ("ConverterRetryable", "ConverterTimeout"):
         if f'"{name}"' not in run_rs:
@@ -349,6 +356,8 @@ def main():
     check_wildcards(modules)
     check_environment(root, modules)
     check_state_machine(root, statelint)
+    for p in deployable.run_all(root, modules):
+        problem(p)
     for p in PROBLEMS:
         print(p)
     print(f"terraform checks: {len(modules)} modules, {len(PROBLEMS)} problems", file=sys.stderr)

@@ -2,12 +2,15 @@
 
 usage: python -m tools.local_aws [--binaries DIR] [--workdir DIR] [--keep] FILE...
 
-Starts moto's server on 127.0.0.1, creates the pipeline's resources as Terraform does, runs
-`manifest-builder` and `converter-lambda` from DIR as Lambda functions, uploads each FILE to
-the input bucket under `incoming/<date>/<name>` (the date taken from the file name), waits
-until every file is processed or failed, then prints what happened and downloads the Parquet
-and error objects into WORKDIR/output. `--keep` leaves the emulator running until Ctrl-C
-(its endpoint is printed) to explore with the AWS CLI.
+Starts moto's server on 127.0.0.1, creates the pipeline's resources with `terraform apply`
+(tests/terraform/local: the root module terraform/ with the provider pointed at the emulator),
+runs `manifest-builder` and `converter-lambda` from DIR as the Lambda functions Terraform
+created, uploads each FILE to the input bucket under `incoming/<date>/<name>` (the date taken
+from the file name), waits until every file is processed or failed, then prints what happened,
+downloads the Parquet and error objects into WORKDIR/output and runs `terraform destroy`.
+`--keep` leaves the emulator (and the deployment) up until Ctrl-C (its endpoint is printed) to
+explore with the AWS CLI. Terraform's own output is in WORKDIR/terraform/*.log, the emulator's
+in WORKDIR/emulator.log.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ import shutil
 import sys
 import time
 
+from .deploy import Deployment, PipelineVariables, TerraformFailed, TerraformUnavailable
 from .emulator import Emulator
-from .pipeline import Binaries, Pipeline, Settings
+from .pipeline import Binaries, LocalSettings, Pipeline
+
+# The pipeline's name: its Terraform environment (names are ndjson-parquet-local-*).
+NAME = "local"
 
 
 def main(argv: list[str]) -> int:
@@ -51,14 +58,28 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(args.workdir, ignore_errors=True)
     os.makedirs(args.workdir)
     started = time.monotonic()
-    emulator = Emulator()
+    emulator = Emulator(log_path=os.path.join(args.workdir, "emulator.log"))
     print(f"local AWS (moto) at {emulator.endpoint}")
-    pipeline = Pipeline(emulator, Settings(), binaries, args.workdir)
-    print(
-        f"created: buckets {pipeline.input_bucket}, {pipeline.manifest_bucket}, {pipeline.output_bucket}; "
-        f"queue + DLQ; table {pipeline.table}; KMS key; state machine; 2 Lambda functions"
-    )
+    pipeline = None
     try:
+        deployment = Deployment(
+            emulator.endpoint, os.path.join(args.workdir, "terraform"), {NAME: PipelineVariables()}
+        )
+    except TerraformUnavailable as e:
+        emulator.stop()
+        print(f"SKIPPED: {e}: the local pipeline is what terraform applies", file=sys.stderr)
+        return 2
+    try:
+        print("terraform apply (tests/terraform/local) ...", flush=True)
+        outputs, seconds = deployment.timed("apply")
+        print(f"terraform apply: {deployment.resources} resources in {seconds:.0f}s")
+        pipeline = Pipeline(emulator, outputs[NAME], binaries, args.workdir, LocalSettings())
+        print(
+            f"running: buckets {pipeline.input_bucket}, {pipeline.manifest_bucket}, {pipeline.output_bucket}; "
+            f"table {pipeline.table}; functions {', '.join(pipeline.functions)}; "
+            f"sweep {pipeline.sweep_rule.get('ScheduleExpression')} (locally every "
+            f"{pipeline.settings.sweep_every_seconds:g}s)"
+        )
         for key, path in uploads:
             with open(path, "rb") as f:
                 pipeline.upload(key, f.read())
@@ -80,8 +101,16 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        pipeline.close()
-        emulator.stop()
+        if pipeline is not None:
+            pipeline.close()
+        try:
+            _, seconds = deployment.timed("destroy")
+            print(f"terraform destroy: {seconds:.0f}s")
+        except TerraformFailed as e:
+            print(f"terraform destroy FAILED: {e}", file=sys.stderr)
+            return 1
+        finally:
+            emulator.stop()
     return 0
 
 

@@ -1,67 +1,65 @@
-"""The whole pipeline on a local AWS, resource for resource as `terraform/` deploys it.
+"""The pipeline on a local AWS, running on what `terraform apply` created there.
 
-Input bucket (notifications to the arrivals queue) → arrivals queue (redrive to its DLQ) →
-`manifest-builder` (SQS event-source mapping, plus the sweep on a schedule) → tracking table
-(with its two indexes) and manifest JSON → Step Functions (the definition Terraform renders,
-Batch off) → `converter` Lambda → Parquet and error objects in the output bucket under SSE-KMS.
+`deploy.Deployment` applies tests/terraform/local (the repository's root module, terraform/)
+to the emulator: KMS key, IAM roles, buckets and their notifications, arrivals queue and its
+DLQ, tracking table, both Lambda functions with their event-source mapping, the sweep's
+EventBridge rule, the state machine, alarms. Nothing here creates a resource. `Pipeline`
+reads back what Terraform created and brings it to life where the emulator cannot:
 
-The two Lambda functions are the release (or test) binaries, run as processes behind the
-Runtime API (`lambda_runtime`), with the environment the Terraform `lambda` module gives them.
-Timings are shortened for a local run (`Settings`); everything else is as deployed.
+* the two functions run as local processes behind the Runtime API (`lambda_runtime`): the
+  binaries given, with the environment, timeout and memory of the functions' configuration
+  (`lambda:GetFunctionConfiguration`), plus the emulator's endpoint and the test's overrides
+  (`function_environment`, the one place a function's environment is built);
+* the event-source mapping is polled by `event_sources.SqsEventSource` (batch size and
+  response types from the mapping), as Lambda's poller does;
+* the sweep rule's target is invoked with the input the rule sends (`Input`, else the
+  scheduled-event shape) on a short local schedule (`Schedule`);
+* the state machine is the one Terraform created (moto executes it).
+
+What the root module does not expose and a local run must shorten is a test-only knob of
+`LocalSettings`, each said to be one.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
-import zipfile
+import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
+from . import iam_audit  # IAM audit
 from .emulator import ACCOUNT, REGION, Emulator
 from .event_sources import Schedule, SqsEventSource
 from .lambda_runtime import LambdaFunction, clean_environment
-from .terraform_template import state_machine
 
 FILE_TERMINAL = {"processed", "failed"}
 MANIFEST_OPEN = {"claiming", "starting", "running"}
+BUILDER, CONVERTER = "manifest-builder", "converter"
 
 
 @dataclass
-class Settings:
-    """The Terraform variables that matter locally, with timings shortened."""
+class LocalSettings:
+    """Test-only knobs: what a local run changes beyond the Terraform variables
+    (`deploy.PipelineVariables`), because the root module does not expose it."""
 
-    name: str = "ndjson-parquet-local"
-    compression_type: str = "zstd"
-    max_files_per_manifest: int = 100
-    max_bytes_per_manifest: int = 1 << 30
-    # A smaller manifest is cut once the oldest pending file waited this long (sweep).
-    max_wait_seconds: int = 2
+    # The sweep rule's schedule is rate(1 minute) (the root module's sweep_schedule; EventBridge
+    # has nothing shorter): locally the rule's target is invoked this often instead.
     sweep_every_seconds: float = 2.0
-    builder_timeout_seconds: int = 60
-    converter_timeout_seconds: int = 300
-    # Terraform: 6 × the builder's timeout. Short here so that redelivery is quick.
-    visibility_timeout_seconds: int = 20
-    max_receive_count: int = 5
-    max_attempts: int = 3
-    # Retries of the converter task in the state machine.
-    retry_attempts: int = 3
-    # The sweep repairs half-done manifests this long after they were last touched. As in
-    # terraform: the builder's timeout + 60, so a slow builder is never overtaken (60 with a
-    # 60 s timeout let the sweep abandon a claim a live builder then used: a duplicate).
-    repair_after_seconds: int = 120
-    target_file_bytes: int = 128 << 20
-    timestamp_unit: str = "us"
-    sqs_batch_size: int = 10
+    # The queue's visibility timeout is 6 x the builder's timeout (360 s; no variable): the
+    # local poller receives with this one instead, so a message that was not deleted comes
+    # back in seconds. None: the queue's own.
+    visibility_timeout_seconds: int | None = 20
+    # Local pollers of the event-source mapping (the mapping's maximum concurrency is the
+    # lambda module's sqs_maximum_concurrency, 10, not a root variable) and sandboxes of the
+    # converter (unreserved on AWS): the limits of this machine, not of the deployment.
     sqs_concurrency: int = 2
     converter_concurrency: int = 4
-    notification_suffixes: tuple[str, ...] = (".ndjson", ".jsonl", ".json", ".gz", ".zst")
-    log_level: str = "info"
     # At-least-once test knobs of the SQS event source (see `SqsEventSource`).
     duplicate_every_message: bool = False
     forget_deletes: int = 0
-    # Extra environment for each function (e.g. a fault plan in tests).
+    # Extra environment for each function on top of its configuration (e.g. a fault plan).
     builder_environment: dict[str, str] = field(default_factory=dict)
     converter_environment: dict[str, str] = field(default_factory=dict)
 
@@ -72,12 +70,36 @@ class Binaries:
     converter_lambda: str
 
 
-class Pipeline:
-    """Creates the resources on `emulator`, starts the functions and their triggers."""
+class _ReceiveWithVisibility:
+    """An SQS client whose ReceiveMessage asks for `seconds` of visibility (test-only, see
+    `LocalSettings.visibility_timeout_seconds`); every other call is the client's own."""
 
-    def __init__(self, emulator: Emulator, settings: Settings, binaries: Binaries, workdir: str):
+    def __init__(self, sqs, seconds: int):
+        self._sqs = sqs
+        self._seconds = seconds
+
+    def receive_message(self, **kwargs):
+        return self._sqs.receive_message(VisibilityTimeout=self._seconds, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._sqs, name)
+
+
+class Pipeline:
+    """One pipeline Terraform created on `emulator` (`outputs`: the root module's outputs),
+    with its functions running from `binaries` and their triggers started."""
+
+    def __init__(
+        self,
+        emulator: Emulator,
+        outputs: dict,
+        binaries: Binaries,
+        workdir: str,
+        settings: LocalSettings | None = None,
+    ):
         self.aws = emulator
-        self.settings = settings
+        self.outputs = outputs
+        self.settings = settings or LocalSettings()
         self.binaries = binaries
         self.workdir = workdir
         os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
@@ -86,225 +108,145 @@ class Pipeline:
         self.sqs = emulator.client("sqs")
         self.dynamodb = emulator.client("dynamodb")
         self.sfn = emulator.client("stepfunctions")
-        self.kms = emulator.client("kms")
         self.cloudwatch = emulator.client("cloudwatch")
-        n = settings.name
-        self.input_bucket = f"{n}-input"
-        self.manifest_bucket = f"{n}-manifests"
-        self.output_bucket = f"{n}-output"
-        self.table = f"{n}-tracking"
+        self.lambda_ = emulator.client("lambda")
+        self.events = emulator.client("events")
+        self.input_bucket = outputs["input_bucket"]
+        self.manifest_bucket = outputs["manifest_bucket"]
+        self.output_bucket = outputs["output_bucket"]
+        self.table = outputs["tracking_table"]
+        self.state_machine_arn = outputs["state_machine_arn"]
+        self.kms_key_arn = outputs["kms_key_arn"]
+        self.queue_url = outputs["queue_url"]
+        self.queue_arn = self._queue_arn(self.queue_url)
+        self.dlq_url = self.sqs.get_queue_url(QueueName=outputs["dead_letter_queues"]["arrivals"])["QueueUrl"]
+        self.sweep_dlq_url = self.sqs.get_queue_url(QueueName=outputs["dead_letter_queues"]["sweep"])["QueueUrl"]
+        # Function names by role (manifest-builder, converter), and what Terraform configured.
+        self.function_names: dict[str, str] = dict(outputs["function_names"])
+        self.configurations: dict[str, dict] = {
+            role: self.lambda_.get_function_configuration(FunctionName=name)
+            for role, name in self.function_names.items()
+        }
+        # The execution role Terraform gave each function, by function name.
+        self.role_arns: dict[str, str] = {
+            self.function_names[role]: config["Role"] for role, config in self.configurations.items()
+        }
+        # The roles are Terraform's: the IAM audit of the functions' requests enforces them.
+        self.roles_from_terraform = True
+        # IAM audit: the functions, their SQS poller and the state machine act as those roles.
+        state_machine_role = self.sfn.describe_state_machine(stateMachineArn=self.state_machine_arn)["roleArn"]
+        self.audit = iam_audit.Audit(emulator, {**{r: self.role_arns[n] for r, n in self.function_names.items()},
+                                                "state-machine": state_machine_role})
         self.functions: dict[str, LambdaFunction] = {}
         self.event_source: SqsEventSource | None = None
         self.schedule: Schedule | None = None
-        self._create()
+        self.sweep_rule: dict = {}
+        self.sweep_payload: dict = {}
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
 
-    # Resources ---------------------------------------------------------------------------
-
-    def _create(self) -> None:
-        s = self.settings
-        n = s.name
-        self.kms_key_arn = self.kms.create_key(Description=f"{n} data key")["KeyMetadata"]["Arn"]
-        for bucket in (self.input_bucket, self.manifest_bucket, self.output_bucket):
-            self.s3.create_bucket(Bucket=bucket)
-            self.s3.put_bucket_encryption(
-                Bucket=bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [
-                        {
-                            "ApplyServerSideEncryptionByDefault": {
-                                "SSEAlgorithm": "aws:kms",
-                                "KMSMasterKeyID": self.kms_key_arn,
-                            },
-                            "BucketKeyEnabled": True,
-                        }
-                    ]
-                },
-            )
-        dlq_url = self.sqs.create_queue(
-            QueueName=f"{n}-arrivals-dlq",
-            Attributes={"KmsMasterKeyId": self.kms_key_arn, "MessageRetentionPeriod": "1209600"},
-        )["QueueUrl"]
-        self.dlq_url = dlq_url
-        dlq_arn = self._queue_arn(dlq_url)
-        self.queue_url = self.sqs.create_queue(
-            QueueName=f"{n}-arrivals",
-            Attributes={
-                "KmsMasterKeyId": self.kms_key_arn,
-                "VisibilityTimeout": str(s.visibility_timeout_seconds),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": s.max_receive_count}
-                ),
-            },
-        )["QueueUrl"]
-        self.queue_arn = self._queue_arn(self.queue_url)
-        self.s3.put_bucket_notification_configuration(
-            Bucket=self.input_bucket,
-            NotificationConfiguration={
-                "QueueConfigurations": [
-                    {
-                        "Id": f"ndjson-arrivals{suffix.replace('.', '-')}",
-                        "QueueArn": self.queue_arn,
-                        "Events": ["s3:ObjectCreated:*"],
-                        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": suffix}]}},
-                    }
-                    for suffix in s.notification_suffixes
-                ]
-            },
-        )
-        self.dynamodb.create_table(
-            TableName=self.table,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "date_prefix", "KeyType": "HASH"},
-                {"AttributeName": "file_key", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"}
-                for name in ("date_prefix", "file_key", "pending_prefix", "open_shard", "created_at")
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": index,
-                    "KeySchema": [
-                        {"AttributeName": hash_key, "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-                for index, hash_key in (
-                    ("pending-index", "pending_prefix"),
-                    ("open-manifests-index", "open_shard"),
-                )
-            ],
-            SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": self.kms_key_arn},
-        )
-        iam = self.aws.client("iam")
-        role_arn = iam.create_role(
-            RoleName=f"{n}-lambda",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
-        converter_name = f"{n}-converter"
-        builder_name = f"{n}-manifest-builder"
-        converter_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{converter_name}"
-        definition = state_machine(
-            {
-                "batch_enabled": False,
-                "lambda_max_bytes": 10 << 30,
-                "converter_function_arn": converter_arn,
-                "job_queue_arn": "",
-                "job_definition_arn": "",
-                "batch_timeout_seconds": 0,
-                "retry_attempts": s.retry_attempts,
-                "table_name": self.table,
-            }
-        )
-        self.state_machine_arn = self.sfn.create_state_machine(
-            name=f"{n}-convert",
-            definition=definition,
-            roleArn=role_arn,
-        )["stateMachineArn"]
-
-        sdk = self.aws.sdk_environment()
-        builder_env = {
-            "TRACKING_TABLE": self.table,
-            "MANIFEST_BUCKET": self.manifest_bucket,
-            "MANIFEST_PREFIX": "manifests",
-            "STEP_FUNCTION_ARN": self.state_machine_arn,
-            "MAX_FILES_PER_MANIFEST": str(s.max_files_per_manifest),
-            "MAX_BYTES_PER_MANIFEST": str(s.max_bytes_per_manifest),
-            "MAX_WAIT_SECONDS": str(s.max_wait_seconds),
-            "TTL_DAYS": "30",
-            "LOG_LEVEL": s.log_level,
-            "MAX_ATTEMPTS": str(s.max_attempts),
-            "KMS_KEY_ARN": self.kms_key_arn,
-            "REPAIR_AFTER_SECONDS": str(s.repair_after_seconds),
-            "OUTPUT_BUCKET": self.output_bucket,
-            "OUTPUT_PREFIX": "parquet",
-            "ERROR_BUCKET": self.output_bucket,
-            "ERROR_PREFIX": "errors",
-            "S3_FORCE_PATH_STYLE": "true",
-            **s.builder_environment,
-        }
-        converter_env = {
-            "TRACKING_TABLE": self.table,
-            "OUTPUT_BUCKET": self.output_bucket,
-            "OUTPUT_PREFIX": "parquet",
-            "ERROR_BUCKET": self.output_bucket,
-            "ERROR_PREFIX": "errors",
-            "KMS_KEY_ARN": self.kms_key_arn,
-            "COMPRESSION_TYPE": s.compression_type,
-            "MAX_ATTEMPTS": str(s.max_attempts),
-            "TARGET_FILE_BYTES": str(s.target_file_bytes),
-            "TIMESTAMP_UNIT": s.timestamp_unit,
-            "LOG_LEVEL": s.log_level,
-            "S3_FORCE_PATH_STYLE": "true",
-            **s.converter_environment,
-        }
-        lambda_client = self.aws.client("lambda")
-        package = io.BytesIO()
-        with zipfile.ZipFile(package, "w") as z:
-            z.writestr("bootstrap", "#!/bin/sh\n# runs locally as a process, see tools/local_aws\n")
-        for name, binary, env, timeout, concurrency in (
-            (builder_name, self.binaries.manifest_builder, builder_env, s.builder_timeout_seconds, s.sqs_concurrency + 1),
-            (converter_name, self.binaries.converter_lambda, converter_env, s.converter_timeout_seconds, s.converter_concurrency),
-        ):
-            lambda_client.create_function(
-                FunctionName=name,
-                Runtime="provided.al2023",
-                Role=role_arn,
-                Handler="bootstrap",
-                Code={"ZipFile": package.getvalue()},
-                Timeout=timeout,
-                MemorySize=1024,
-                Environment={"Variables": env},
-            )
-            function = LambdaFunction(
-                name,
-                [binary],
-                clean_environment({**sdk, **env}),
-                timeout_seconds=timeout,
-                memory_mb=1024,
-                max_concurrency=concurrency,
-                log_path=os.path.join(self.workdir, "logs", f"{name}.log"),
-                on_metrics=self._record_metrics,
-            )
-            self.functions[name] = function
-            self.aws.route(function)
-        self.builder = self.functions[builder_name]
-        self.converter = self.functions[converter_name]
-        lambda_client.create_event_source_mapping(
-            EventSourceArn=self.queue_arn,
-            FunctionName=builder_name,
-            BatchSize=s.sqs_batch_size,
-            FunctionResponseTypes=["ReportBatchItemFailures"],
-        )
-        self.event_source = SqsEventSource(
-            self.sqs,
-            self.queue_url,
-            self.queue_arn,
-            self.builder,
-            batch_size=s.sqs_batch_size,
-            concurrency=s.sqs_concurrency,
-            duplicate_every_message=s.duplicate_every_message,
-            forget_deletes=s.forget_deletes,
-        )
-        self.schedule = Schedule(self.builder, {"action": "sweep"}, s.sweep_every_seconds)
+    # What Terraform created ---------------------------------------------------------------
 
     def _queue_arn(self, url: str) -> str:
         return self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
+
+    def _event_source_mapping(self, function_arn: str) -> dict:
+        mappings = self.lambda_.list_event_source_mappings(FunctionName=function_arn)["EventSourceMappings"]
+        for mapping in mappings:
+            if mapping["EventSourceArn"] == self.queue_arn:
+                return mapping
+        raise RuntimeError(f"no event-source mapping from {self.queue_arn} to {function_arn}")
+
+    def _sweep(self, function_arn: str) -> tuple[dict, dict]:
+        """The scheduled rule targeting the builder, and the event its target receives."""
+        for rule_name in self.events.list_rule_names_by_target(TargetArn=function_arn)["RuleNames"]:
+            rule = self.events.describe_rule(Name=rule_name)
+            if not rule.get("ScheduleExpression"):
+                continue
+            for target in self.events.list_targets_by_rule(Rule=rule_name)["Targets"]:
+                if target["Arn"] != function_arn:
+                    continue
+                if "Input" in target:
+                    return rule, json.loads(target["Input"])
+                if target.get("InputPath") or target.get("InputTransformer"):
+                    raise RuntimeError(f"rule {rule_name}: only a constant Input (or none) is run locally")
+                return rule, _scheduled_event(rule)
+        raise RuntimeError(f"no scheduled EventBridge rule targets {function_arn}")
+
+    # The functions -----------------------------------------------------------------------
+
+    def function_credentials(self, name: str) -> dict[str, str]:
+        """The credentials function `name` runs with: STS credentials of the role Terraform
+        gave it (`self.role_arns[name]`), as Lambda gives a function its execution role's."""
+        return self.audit.credentials(self.role_arns[name], name)  # IAM audit: the role's STS keys
+
+    def function_environment(self, name: str) -> dict[str, str]:
+        """The process environment of function `name`, built in this one place: the
+        environment Terraform configured, the emulator's endpoint and region, the function's
+        credentials, and the test's overrides (`LocalSettings.*_environment`)."""
+        role = next(r for r, n in self.function_names.items() if n == name)
+        configured = self.configurations[role].get("Environment", {}).get("Variables", {})
+        overrides = self.settings.builder_environment if role == BUILDER else self.settings.converter_environment
+        return clean_environment(
+            {
+                **configured,
+                "AWS_ENDPOINT_URL": self.aws.endpoint,
+                "AWS_REGION": REGION,
+                "AWS_DEFAULT_REGION": REGION,
+                # The emulator serves every bucket under one host name.
+                "S3_FORCE_PATH_STYLE": "true",
+                **self.function_credentials(name),
+                **overrides,
+            }
+        )
+
+    def _start(self) -> None:
+        s = self.settings
+        binaries = {BUILDER: self.binaries.manifest_builder, CONVERTER: self.binaries.converter_lambda}
+        concurrency = {BUILDER: s.sqs_concurrency + 1, CONVERTER: s.converter_concurrency}
+        for role, name in self.function_names.items():
+            config = self.configurations[role]
+            function = LambdaFunction(
+                name,
+                [binaries[role]],
+                self.function_environment(name),
+                timeout_seconds=config["Timeout"],
+                memory_mb=config["MemorySize"],
+                max_concurrency=concurrency[role],
+                log_path=os.path.join(self.workdir, "logs", f"{name}.log"),
+                on_metrics=self._record_metrics,
+                region=REGION,
+                account=ACCOUNT,
+            )
+            self.functions[name] = function
+            self.aws.route(function)
+        self.builder = self.functions[self.function_names[BUILDER]]
+        self.converter = self.functions[self.function_names[CONVERTER]]
+        builder_arn = self.configurations[BUILDER]["FunctionArn"]
+        mapping = self._event_source_mapping(builder_arn)
+        self.event_source_mapping = mapping
+        sqs = iam_audit.PollerClient(self.audit.client("sqs", self.role_arns[self.function_names[BUILDER]], "sqs-poller"), self.sqs)  # IAM audit
+        if s.visibility_timeout_seconds is not None:
+            sqs = _ReceiveWithVisibility(sqs, s.visibility_timeout_seconds)  # IAM audit: wraps the poller client
+        self.event_source = SqsEventSource(
+            sqs,
+            self.queue_url,
+            self.queue_arn,
+            self.builder,
+            batch_size=mapping["BatchSize"],
+            concurrency=s.sqs_concurrency,
+            report_batch_item_failures="ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
+            region=REGION,
+            duplicate_every_message=s.duplicate_every_message,
+            forget_deletes=s.forget_deletes,
+        )
+        self.sweep_rule, self.sweep_payload = self._sweep(builder_arn)
+        self.schedule = Schedule(self.builder, self.sweep_payload, s.sweep_every_seconds)
 
     def _record_metrics(self, function: str, document: dict) -> None:
         """Extracts an EMF document into CloudWatch, as CloudWatch Logs does."""
@@ -434,6 +376,21 @@ class Pipeline:
         for name, function in self.functions.items():
             self.aws.unroute(name)
             function.close()
+
+
+def _scheduled_event(rule: dict) -> dict:
+    """The event EventBridge sends a target of a scheduled rule that has no Input."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [rule["Arn"]],
+        "detail": {},
+    }
 
 
 def _plain(value: dict):

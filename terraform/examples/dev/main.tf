@@ -5,6 +5,7 @@ provider "aws" {
 # A development pipeline: DEBUG logs, buckets and table that terraform destroy can remove,
 # a short wait before small manifests are flushed, no Batch.
 module "pipeline" {
+  #checkov:skip=CKV_AWS_338:A development pipeline keeps its logs 30 days (log_retention_days); production keeps the default 365.
   source = "../.."
 
   environment              = "dev"

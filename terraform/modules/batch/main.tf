@@ -7,8 +7,11 @@ resource "aws_cloudwatch_log_group" "this" {
   tags              = var.tags
 }
 
+# No name argument: provider 5 calls it `compute_environment_name` and provider 6 `name`, and
+# versions.tf allows both majors. AWS Batch then gets a unique generated name; the Name tag
+# carries ours, and the queue refers to the ARN. A new environment is created before the old
+# one is removed, so the queue always has one.
 resource "aws_batch_compute_environment" "this" {
-  name = var.name
   type = "MANAGED"
 
   compute_resources {
@@ -18,7 +21,11 @@ resource "aws_batch_compute_environment" "this" {
     security_group_ids = var.security_group_ids
   }
 
-  tags = var.tags
+  tags = merge(var.tags, { Name = var.name })
+
+  lifecycle {
+    create_before_destroy = true
+  }
 }
 
 resource "aws_batch_job_queue" "this" {
@@ -61,7 +68,7 @@ resource "aws_batch_job_definition" "this" {
       logDriver = "awslogs"
       options = {
         awslogs-group         = aws_cloudwatch_log_group.this.name
-        awslogs-region        = data.aws_region.current.name
+        awslogs-region        = data.aws_region.current.id
         awslogs-stream-prefix = "converter"
       }
     }

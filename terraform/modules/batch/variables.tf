@@ -6,6 +6,10 @@ variable "name" {
 variable "image" {
   description = "Converter image (built from the repository's Dockerfile)."
   type        = string
+  validation {
+    condition     = var.image != ""
+    error_message = "image must name the converter image (in ECR)."
+  }
 }
 
 variable "job_role_arn" {
@@ -31,11 +35,19 @@ variable "kms_key_arn" {
 variable "subnet_ids" {
   description = "Subnets of the Fargate tasks."
   type        = list(string)
+  validation {
+    condition     = length(var.subnet_ids) > 0
+    error_message = "subnet_ids must list at least one subnet: a Fargate compute environment needs them."
+  }
 }
 
 variable "security_group_ids" {
   description = "Security groups of the Fargate tasks (outbound HTTPS to AWS APIs)."
   type        = list(string)
+  validation {
+    condition     = length(var.security_group_ids) > 0
+    error_message = "security_group_ids must list at least one security group: a Fargate compute environment needs them."
+  }
 }
 
 variable "assign_public_ip" {
@@ -72,6 +84,12 @@ variable "attempt_timeout_seconds" {
   description = "Longest one attempt may run."
   type        = number
   default     = 14400
+}
+
+variable "attempt_start_allowance_seconds" {
+  description = "Time allowed per attempt to wait in the queue and start (not counted by attempt_timeout_seconds); part of job_timeout_seconds."
+  type        = number
+  default     = 1800
 }
 
 variable "log_retention_days" {

@@ -6,10 +6,6 @@ locals {
   arn_prefix     = "arn:aws:%s:${var.region}:${var.account_id}"
   logs_arn       = format(local.arn_prefix, "logs")
   execution_arns = "${replace(var.state_machine_arn, ":stateMachine:", ":execution:")}:*"
-  table_and_indexes = [
-    var.table_arn,
-    "${var.table_arn}/index/*",
-  ]
   output_objects = [
     "${var.output_bucket_arn}/${trim(var.output_prefix, "/")}/*",
     "${var.output_bucket_arn}/${trim(var.error_prefix, "/")}/*",
@@ -58,16 +54,25 @@ data "aws_iam_policy_document" "manifest_builder" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${local.logs_arn}:log-group:${var.log_group_names["manifest-builder"]}:*"]
   }
+  # Items are written and read on the table; only the sparse indexes are queried or scanned.
+  # GetItem: a store that does not return the old item on a failed conditional insert is
+  # read back (shared/src/dynamo.rs, track_file), and the sweep reads manifests by key.
   statement {
-    sid       = "TrackingTable"
-    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:Scan"]
-    resources = local.table_and_indexes
+    sid       = "TrackingItems"
+    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [var.table_arn]
+  }
+  statement {
+    sid       = "TrackingIndexes"
+    actions   = ["dynamodb:Query", "dynamodb:Scan"]
+    resources = ["${var.table_arn}/index/*"]
   }
   statement {
     sid       = "WriteManifests"
     actions   = ["s3:PutObject"]
     resources = ["${var.manifest_bucket_arn}/${trim(var.manifest_prefix, "/")}/*"]
   }
+  # The sweep removes what a failed manifest's converter left (`release_failed`).
   statement {
     sid       = "RemoveFailedManifestOutputs"
     actions   = ["s3:DeleteObject"]
@@ -93,19 +98,24 @@ data "aws_iam_policy_document" "manifest_builder" {
     actions   = ["states:DescribeExecution"]
     resources = [local.execution_arns]
   }
+  # The event-source mapping polls with the function's role: GetQueueAttributes and
+  # ChangeMessageVisibility are Lambda's poller's own calls (AWS documents all four).
   statement {
     sid       = "ConsumeArrivals"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
     resources = [var.queue_arn]
   }
+  # The asynchronously invoked sweep's on-failure destination: Lambda sends with this role.
   statement {
     sid       = "SweepDeadLetters"
     actions   = ["sqs:SendMessage"]
     resources = [var.sweep_dlq_arn]
   }
+  # SSE-KMS writes (manifest JSON) need GenerateDataKey, reads of the encrypted queue and
+  # table Decrypt; nothing calls Encrypt directly.
   statement {
     sid       = "Key"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [var.kms_key_arn]
   }
   statement {
@@ -116,11 +126,13 @@ data "aws_iam_policy_document" "manifest_builder" {
   }
 }
 
-# The converter's permissions, shared by the Lambda and the Batch job.
+# The converter's permissions, shared by the Lambda and the Batch job role (`batch-job`, the
+# role the container runs as; `batch-execution` only pulls the image and writes logs).
 data "aws_iam_policy_document" "converter" {
   statement {
     sid     = "Logs"
     actions = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    # The Batch log group too: this policy is also the Batch job role's.
     resources = [
       "${local.logs_arn}:log-group:${var.log_group_names["converter"]}:*",
       "${local.logs_arn}:log-group:${var.log_group_names["batch"]}:*",
@@ -136,16 +148,38 @@ data "aws_iam_policy_document" "converter" {
     actions   = ["s3:GetObject"]
     resources = ["${var.input_bucket_arn}/*"]
   }
+  # Without s3:ListBucket S3 answers a GetObject of a missing key with 403 AccessDenied, which
+  # cannot be told from a real denial. With it, a missing object answers 404 NoSuchKey, which
+  # the converter records as a permanent failure of that one file, not as a permissions problem
+  # to retry. No s3:prefix condition: the list check S3 makes for a missing key carries no
+  # prefix, so a conditioned grant would never turn the 403 into a 404.
+  statement {
+    sid       = "MissingInputIsNotFound"
+    actions   = ["s3:ListBucket"]
+    resources = [var.input_bucket_arn]
+  }
   statement {
     sid       = "ReadManifests"
     actions   = ["s3:GetObject"]
     resources = ["${var.manifest_bucket_arn}/${trim(var.manifest_prefix, "/")}/*"]
   }
+  # As for the input: a missing manifest answers 404 NoSuchKey, not 403.
   statement {
-    sid       = "WriteOutput"
-    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:GetObject"]
+    sid       = "MissingManifestIsNotFound"
+    actions   = ["s3:ListBucket"]
+    resources = [var.manifest_bucket_arn]
+    # No s3:prefix condition: the list check S3 makes for a missing key carries no prefix, so
+    # a conditioned grant would never turn the 403 into a 404. The bucket holds manifests only.
+  }
+  statement {
+    sid = "WriteOutput"
+    # DeleteObject: parts an earlier attempt left are removed before completion; abort: a
+    # multipart part that is not committed (crash, failure) is aborted.
+    actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = local.output_objects
   }
+  # Its own prefixes only: never the whole bucket (an empty s3:prefix would allow that). The
+  # start-up check lists "<output_prefix>/" with max-keys 1, which "<output_prefix>/*" covers.
   statement {
     sid       = "ListOwnParts"
     actions   = ["s3:ListBucket"]
@@ -153,12 +187,14 @@ data "aws_iam_policy_document" "converter" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["${trim(var.output_prefix, "/")}/*", "${trim(var.error_prefix, "/")}/*", ""]
+      values   = ["${trim(var.output_prefix, "/")}/*", "${trim(var.error_prefix, "/")}/*"]
     }
   }
+  # SSE-KMS: GenerateDataKey to write, Decrypt to read and to complete multipart uploads;
+  # DescribeKey is the start-up check. Nothing calls Encrypt directly.
   statement {
     sid       = "Key"
-    actions   = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
     resources = [var.kms_key_arn]
   }
   statement {
@@ -171,9 +207,10 @@ data "aws_iam_policy_document" "converter" {
 
 data "aws_iam_policy_document" "state_machine" {
   statement {
-    sid       = "InvokeConverter"
-    actions   = ["lambda:InvokeFunction"]
-    resources = [var.converter_function_arn, "${var.converter_function_arn}:*"]
+    sid     = "InvokeConverter"
+    actions = ["lambda:InvokeFunction"]
+    # The state machine invokes the unqualified function (no version or alias).
+    resources = [var.converter_function_arn]
   }
   statement {
     sid       = "MarkManifestFailed"
@@ -254,15 +291,12 @@ data "aws_iam_policy_document" "batch_execution" {
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
     resources = [var.image_repository_arn]
   }
+  # No KMS permission: CloudWatch Logs encrypts the job's log group itself (key policy), and
+  # the image and its layers are not encrypted with the pipeline's key.
   statement {
     sid       = "Logs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${local.logs_arn}:log-group:${var.log_group_names["batch"]}:*"]
-  }
-  statement {
-    sid       = "Key"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
   }
 }
 

@@ -3,7 +3,7 @@ data "aws_region" "current" {}
 
 locals {
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.id
 }
 
 # One customer-managed key for everything the pipeline stores: S3 objects, the tracking
@@ -37,17 +37,9 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # The pipeline's roles, named one by one.
-  statement {
-    sid     = "PipelineRolesUseTheKey"
-    actions = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey"]
-    # wildcard: in a key policy "*" means "this key".
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = var.user_role_arns
-    }
-  }
+  # The pipeline's roles get no grant here: the statement above lets IAM policies allow the
+  # key, and each role's policy (module iam) allows only what that role does. A grant here
+  # would add to every role whatever the narrowest IAM statement leaves out.
 
   # CloudWatch Logs encrypts the pipeline's log groups.
   statement {
@@ -66,8 +58,22 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # S3 sends notifications to the encrypted queue; CloudWatch alarms publish to the
-  # encrypted topic; EventBridge delivers to the encrypted dead-letter queue.
+  # The state machine is encrypted with this key and logs to CloudWatch Logs: log delivery
+  # must decrypt (Step Functions Developer Guide, "Data at rest encryption", step 3; the
+  # statement as given there, which has no condition).
+  statement {
+    sid     = "StepFunctionsLogDelivery"
+    actions = ["kms:Decrypt"]
+    # wildcard: in a key policy "*" means "this key".
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["delivery.logs.amazonaws.com"]
+    }
+  }
+
+  # S3 sends notifications to the encrypted queue; CloudWatch alarms publish to the encrypted
+  # topic. (The sweep's dead-letter queue is written by Lambda with the function's role.)
   statement {
     sid     = "ServicesPublishToEncryptedQueuesAndTopics"
     actions = ["kms:Decrypt", "kms:GenerateDataKey*"]
@@ -75,7 +81,7 @@ data "aws_iam_policy_document" "key" {
     resources = ["*"]
     principals {
       type        = "Service"
-      identifiers = ["s3.amazonaws.com", "cloudwatch.amazonaws.com", "events.amazonaws.com"]
+      identifiers = ["s3.amazonaws.com", "cloudwatch.amazonaws.com"]
     }
     condition {
       test     = "StringEquals"

@@ -3,11 +3,6 @@ variable "name" {
   type        = string
 }
 
-variable "user_role_arns" {
-  description = "ARNs of the IAM roles that encrypt and decrypt with the key (functions, state machine, Batch job)."
-  type        = list(string)
-}
-
 variable "deletion_window_in_days" {
   description = "Days between scheduling the key's deletion and its deletion."
   type        = number

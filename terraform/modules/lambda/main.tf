@@ -1,5 +1,3 @@
-data "aws_region" "current" {}
-
 locals {
   # The environment of each binary, in one place. Names match what the binaries read
   # (manifest-builder/src/config.rs, converter/src/manifest_run.rs); a CI check compares them.

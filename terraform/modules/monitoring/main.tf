@@ -17,7 +17,8 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 locals {
-  actions = [aws_sns_topic.alarms.arn]
+  actions   = [aws_sns_topic.alarms.arn]
+  namespace = "NdjsonParquet"
 
   function_alarms = merge(
     { for name, function in var.function_names : "${name}-errors" => {
@@ -39,19 +40,16 @@ locals {
     sweep-dlq    = var.sweep_dlq_name
   }
 
+  batch = var.batch_log_group_name != ""
+
   # Counts the binaries emit (EMF, namespace NdjsonParquet, dimension Function).
-  pipeline_alarms = {
+  pipeline_alarms = merge(local.lambda_pipeline_alarms, local.batch ? local.batch_pipeline_alarms : {})
+  lambda_pipeline_alarms = {
     rows-rejected = {
       function  = "converter"
       metric    = "RowsRejected"
       threshold = var.rows_rejected_threshold
       what      = "the converter rejected lines (they are in the error prefix with their reasons)"
-    }
-    rows-rejected-batch = {
-      function  = "converter-batch"
-      metric    = "RowsRejected"
-      threshold = var.rows_rejected_threshold
-      what      = "the Batch converter rejected lines (they are in the error prefix with their reasons)"
     }
     objects-overwritten = {
       function  = "manifest-builder"
@@ -65,6 +63,51 @@ locals {
       threshold = 0
       what      = "a manifest failed on an unreadable or missing file"
     }
+  }
+  # The same counts from the Batch converter, through the metric filters below.
+  batch_pipeline_alarms = {
+    rows-rejected-batch = {
+      function  = "converter-batch"
+      metric    = "RowsRejected"
+      threshold = var.rows_rejected_threshold
+      what      = "the Batch converter rejected lines (they are in the error prefix with their reasons)"
+    }
+    manifests-failed-batch = {
+      function  = "converter-batch"
+      metric    = "ManifestsFailed"
+      threshold = 0
+      what      = "a manifest failed on Batch on an unreadable or missing file"
+    }
+  }
+
+  # Outside Lambda nothing turns EMF lines into metrics: the Batch job's lines reach its log
+  # group through the awslogs driver as plain JSON. One metric filter per metric rebuilds what
+  # EMF would have published (same namespace, name and unit; dimension Function from the line).
+  batch_metrics = {
+    RowsWritten        = "Count"
+    RowsRejected       = "Count"
+    ManifestsCompleted = "Count"
+    ManifestsFailed    = "Count"
+    ManifestsRetryable = "Count"
+    BytesIn            = "Bytes"
+    BytesOut           = "Bytes"
+    Throughput         = "Megabytes/Second"
+  }
+}
+
+resource "aws_cloudwatch_log_metric_filter" "batch" {
+  for_each = local.batch ? local.batch_metrics : {}
+
+  name           = "${var.name}-batch-${each.key}"
+  log_group_name = var.batch_log_group_name
+  pattern        = "{ ($._aws.CloudWatchMetrics[0].Namespace = \"${local.namespace}\") && ($.${each.key} >= 0) }"
+
+  metric_transformation {
+    namespace  = local.namespace
+    name       = each.key
+    value      = "$.${each.key}"
+    unit       = each.value
+    dimensions = { Function = "$.Function" }
   }
 }
 
@@ -150,7 +193,7 @@ resource "aws_cloudwatch_metric_alarm" "pipeline" {
 
   alarm_name          = "${var.name}-${each.key}"
   alarm_description   = "Fires when ${each.value.what}."
-  namespace           = "NdjsonParquet"
+  namespace           = local.namespace
   metric_name         = each.value.metric
   dimensions          = { Function = each.value.function }
   statistic           = "Sum"
@@ -172,7 +215,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 0, width = 12, height = 6
         properties = {
           title   = "Throughput (MB/s of NDJSON)"
-          region  = data.aws_region.current.name
+          region  = data.aws_region.current.id
           stat    = "Average"
           period  = 300
           metrics = [["NdjsonParquet", "Throughput", "Function", "converter"], ["NdjsonParquet", "Throughput", "Function", "converter-batch"]]
@@ -182,7 +225,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 0, width = 12, height = 6
         properties = {
           title  = "Rows written and rejected"
-          region = data.aws_region.current.name
+          region = data.aws_region.current.id
           stat   = "Sum"
           period = 300
           metrics = [
@@ -197,7 +240,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 6, width = 12, height = 6
         properties = {
           title  = "Backlog"
-          region = data.aws_region.current.name
+          region = data.aws_region.current.id
           stat   = "Maximum"
           period = 60
           metrics = [
@@ -210,7 +253,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
           title  = "Files and manifests"
-          region = data.aws_region.current.name
+          region = data.aws_region.current.id
           stat   = "Sum"
           period = 300
           metrics = [
@@ -225,7 +268,7 @@ resource "aws_cloudwatch_dashboard" "this" {
         type = "metric", x = 0, y = 12, width = 24, height = 6
         properties = {
           title  = "Failures"
-          region = data.aws_region.current.name
+          region = data.aws_region.current.id
           stat   = "Sum"
           period = 300
           metrics = concat(

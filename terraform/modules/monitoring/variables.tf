@@ -39,6 +39,12 @@ variable "state_machine_arn" {
   type        = string
 }
 
+variable "batch_log_group_name" {
+  description = "Log group of the Batch converter (empty: no Batch). Its EMF lines become metrics through metric filters, and the Batch alarms are created."
+  type        = string
+  default     = ""
+}
+
 variable "lambda_error_threshold" {
   description = "Lambda errors per 5 minutes above which the error alarms fire."
   type        = number

@@ -1,16 +1,28 @@
 variable "input_bucket_name" {
   description = "Bucket where NDJSON lands."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.input_bucket_name))
+    error_message = "The input bucket name \"${var.input_bucket_name}\" has ${length(var.input_bucket_name)} characters; S3 allows 3 to 63 lower-case letters, digits, dots and dashes. Shorten project or environment."
+  }
 }
 
 variable "output_bucket_name" {
   description = "Bucket for Parquet (and rejected lines under error_prefix)."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.output_bucket_name))
+    error_message = "The output bucket name \"${var.output_bucket_name}\" has ${length(var.output_bucket_name)} characters; S3 allows 3 to 63 lower-case letters, digits, dots and dashes. Shorten project or environment."
+  }
 }
 
 variable "manifest_bucket_name" {
   description = "Bucket for manifest JSON."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.manifest_bucket_name))
+    error_message = "The manifest bucket name \"${var.manifest_bucket_name}\" has ${length(var.manifest_bucket_name)} characters; S3 allows 3 to 63 lower-case letters, digits, dots and dashes. Shorten project or environment."
+  }
 }
 
 variable "kms_key_arn" {

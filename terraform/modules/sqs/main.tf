@@ -1,10 +1,12 @@
 # The queue S3 notifies, and its dead-letter queue. For an SQS-triggered Lambda the redrive
 # policy is what catches poison messages (a Lambda `dead_letter_config` only applies to
 # asynchronous invocations): after `max_receive_count` failed receives a message moves here.
+# A message moved here keeps its first enqueue time, and its retention counts from that time:
+# the DLQ must keep messages longer than the source queue, or they expire on arrival.
 resource "aws_sqs_queue" "dlq" {
   name                      = "${var.name}-dlq"
   kms_master_key_id         = var.kms_key_arn
-  message_retention_seconds = 1209600
+  message_retention_seconds = var.dlq_message_retention_seconds
   tags                      = var.tags
 }
 
@@ -21,6 +23,13 @@ resource "aws_sqs_queue" "this" {
     maxReceiveCount     = var.max_receive_count
   })
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = var.message_retention_seconds < var.dlq_message_retention_seconds
+      error_message = "message_retention_seconds (${var.message_retention_seconds}) must be below dlq_message_retention_seconds (${var.dlq_message_retention_seconds}): a dead-lettered message keeps its first enqueue time."
+    }
+  }
 }
 
 resource "aws_sqs_queue_redrive_allow_policy" "dlq" {

@@ -34,9 +34,23 @@ variable "max_receive_count" {
 }
 
 variable "message_retention_seconds" {
-  description = "How long an unprocessed notification is kept."
+  description = "How long an unprocessed notification is kept (default 4 days); below dlq_message_retention_seconds."
+  type        = number
+  default     = 345600
+  validation {
+    condition     = var.message_retention_seconds >= 60 && var.message_retention_seconds <= 1209600
+    error_message = "message_retention_seconds must be between 60 and 1209600 (SQS limits)."
+  }
+}
+
+variable "dlq_message_retention_seconds" {
+  description = "How long the dead-letter queue keeps a message, counted from its first enqueue on the source queue (default 14 days, the SQS maximum)."
   type        = number
   default     = 1209600
+  validation {
+    condition     = var.dlq_message_retention_seconds >= 60 && var.dlq_message_retention_seconds <= 1209600
+    error_message = "dlq_message_retention_seconds must be between 60 and 1209600 (SQS limits)."
+  }
 }
 
 variable "tags" {

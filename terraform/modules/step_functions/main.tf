@@ -1,7 +1,9 @@
 # The state machine definition lives in definition.asl.json (rendered here), so that it can be
-# linted and checked against what the binaries send and return without Terraform.
+# linted and checked against what the binaries send and return without Terraform. The overall
+# TimeoutSeconds is added here rather than in the template: the local pipeline renders the same
+# template with its own variables and its own clock.
 locals {
-  definition = templatefile("${path.module}/definition.asl.json", {
+  template = templatefile("${path.module}/definition.asl.json", {
     batch_enabled          = var.enable_batch
     lambda_max_bytes       = var.lambda_max_bytes
     converter_function_arn = var.converter_function_arn
@@ -11,6 +13,9 @@ locals {
     retry_attempts         = var.retry_attempts
     table_name             = var.tracking_table_name
   })
+  definition = jsonencode(merge(jsondecode(local.template), {
+    TimeoutSeconds = var.execution_timeout_seconds
+  }))
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -44,4 +49,11 @@ resource "aws_sfn_state_machine" "this" {
   }
 
   tags = var.tags
+
+  lifecycle {
+    precondition {
+      condition     = !var.enable_batch || var.execution_timeout_seconds > var.batch_timeout_seconds
+      error_message = "execution_timeout_seconds (${var.execution_timeout_seconds}) must exceed batch_timeout_seconds (${var.batch_timeout_seconds}): an execution must outlive the Batch job it waits for."
+    }
+  }
 }

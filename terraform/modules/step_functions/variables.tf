@@ -48,9 +48,19 @@ variable "batch_job_definition_arn" {
 }
 
 variable "batch_timeout_seconds" {
-  description = "Longest a Batch conversion may run."
+  description = "Longest a Batch conversion may take, every attempt of the job included (module batch's job_timeout_seconds); the state stops the job after it."
   type        = number
-  default     = 14400
+  default     = 48600
+}
+
+variable "execution_timeout_seconds" {
+  description = "Longest one execution may run (the definition's TimeoutSeconds): Lambda retries, Batch and marking the manifest failed included."
+  type        = number
+  default     = 172800
+  validation {
+    condition     = var.execution_timeout_seconds >= 60 && var.execution_timeout_seconds <= 31536000
+    error_message = "execution_timeout_seconds must be between 60 and 31536000 (one year, the longest a Standard execution may run)."
+  }
 }
 
 variable "retry_attempts" {

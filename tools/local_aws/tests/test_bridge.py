@@ -1,5 +1,6 @@
 """Tests of the local-AWS bridge: the Runtime API sandboxes, moto's routed Lambda invocations,
-Step Functions calling a routed function, and the SQS event source.
+Step Functions calling a routed function, the SQS event source, the moto patches Terraform
+needs, and where the emulator logs.
 
 Run with `python -m unittest discover -s tools/local_aws/tests -t .` from the repository root.
 """
@@ -16,9 +17,11 @@ import time
 import unittest
 import zipfile
 
-from tools.local_aws.emulator import Emulator
+from tools.local_aws import deploy
+from tools.local_aws.emulator import Emulator, log_to
 from tools.local_aws.event_sources import SqsEventSource
 from tools.local_aws.lambda_runtime import LambdaFunction, clean_environment
+from tools.local_aws.pipeline import _ReceiveWithVisibility
 
 FUNCTION = [sys.executable, os.path.join(os.path.dirname(__file__), "function.py")]
 
@@ -238,6 +241,145 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual([m["Body"] for m in moved], ["fail"])
         self.assertEqual(source.deleted, 2)
         self.assertGreaterEqual(source.kept, 2, "the failure was received twice before the redrive")
+
+
+class TerraformGapsTest(unittest.TestCase):
+    """What the Terraform AWS provider reads back, and moto 5.2.5 alone does not answer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.aws = Emulator()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.aws.stop()
+
+    def test_validate_state_machine_definition_runs_the_asl_parser(self):
+        sfn = self.aws.client("stepfunctions")
+        ok = sfn.validate_state_machine_definition(
+            definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+        )
+        self.assertEqual((ok["result"], ok["diagnostics"]), ("OK", []))
+        bad = sfn.validate_state_machine_definition(
+            definition=json.dumps({"StartAt": "A", "States": {"A": {"Type": "Bogus"}}})
+        )
+        self.assertEqual(bad["result"], "FAIL")
+        self.assertEqual(bad["diagnostics"][0]["code"], "SCHEMA_VALIDATION_FAILED")
+        self.assertIn("Bogus", bad["diagnostics"][0]["message"])
+
+    def test_state_machine_versions_are_listed(self):
+        sfn = self.aws.client("stepfunctions")
+        definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
+        role = "arn:aws:iam::123456789012:role/sfn"
+        plain = sfn.create_state_machine(name="unversioned", definition=definition, roleArn=role)
+        self.assertEqual(sfn.list_state_machine_versions(stateMachineArn=plain["stateMachineArn"])["stateMachineVersions"], [])
+        published = sfn.create_state_machine(name="versioned", definition=definition, roleArn=role, publish=True)
+        versions = sfn.list_state_machine_versions(stateMachineArn=published["stateMachineArn"])["stateMachineVersions"]
+        self.assertEqual([v["stateMachineVersionArn"] for v in versions], [published["stateMachineArn"] + ":1"])
+
+    def test_a_redrive_allow_policy_is_read_back(self):
+        sqs = self.aws.client("sqs")
+        dlq = sqs.create_queue(QueueName="allow-dlq")["QueueUrl"]
+        other = sqs.create_queue(QueueName="allow-other")["QueueUrl"]
+        policy = json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": ["arn:aws:sqs:us-east-1:123456789012:src"]})
+        sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": policy})
+        named = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])["Attributes"]
+        self.assertEqual(named, {"RedriveAllowPolicy": policy})
+        everything = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["All"])["Attributes"]
+        self.assertEqual(everything["RedriveAllowPolicy"], policy)
+        self.assertNotIn("RedriveAllowPolicy", sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["All"])["Attributes"])
+
+    def test_a_bucket_with_delete_markers_empties_after_versioning_is_suspended(self):
+        # What terraform destroy does to a force_destroy bucket: versioning off, then empty it.
+        s3 = self.aws.client("s3")
+        s3.create_bucket(Bucket="emptied")
+        s3.put_bucket_versioning(Bucket="emptied", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="emptied", Key="gone.json", Body=b"1")
+        s3.delete_object(Bucket="emptied", Key="gone.json")
+        s3.put_bucket_versioning(Bucket="emptied", VersioningConfiguration={"Status": "Suspended"})
+        listed = s3.list_object_versions(Bucket="emptied")
+        versions = listed.get("Versions", []) + listed.get("DeleteMarkers", [])
+        result = s3.delete_objects(
+            Bucket="emptied",
+            Delete={"Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions]},
+        )
+        self.assertNotIn("Errors", result)
+        s3.delete_bucket(Bucket="emptied")
+
+    def test_listed_versions_are_url_encoded_when_asked(self):
+        s3 = self.aws.client("s3")
+        s3.create_bucket(Bucket="encoded")
+        s3.put_bucket_versioning(Bucket="encoded", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_object(Bucket="encoded", Key="dt=2026-11-20/a+b ü.json", Body=b"1")
+        s3.delete_object(Bucket="encoded", Key="dt=2026-11-20/a+b ü.json")
+        # Asked explicitly, botocore leaves the keys as the server sent them.
+        listed = s3.list_object_versions(Bucket="encoded", EncodingType="url")
+        encoded = "dt%3D2026-11-20/a%2Bb%20%C3%BC.json"
+        self.assertEqual(listed.get("EncodingType"), "url")
+        self.assertEqual([v["Key"] for v in listed["Versions"]], [encoded])
+        self.assertEqual([m["Key"] for m in listed["DeleteMarkers"]], [encoded])
+        plain = s3.list_object_versions(Bucket="encoded")
+        self.assertEqual([v["Key"] for v in plain["Versions"]], ["dt=2026-11-20/a+b ü.json"])
+
+    def test_a_receive_can_ask_for_a_shorter_visibility(self):
+        sqs = self.aws.client("sqs")
+        url = sqs.create_queue(QueueName="visibility", Attributes={"VisibilityTimeout": "360"})["QueueUrl"]
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+        short = _ReceiveWithVisibility(sqs, 1)
+        self.assertEqual(len(short.receive_message(QueueUrl=url)["Messages"]), 1)
+        time.sleep(1.5)
+        self.assertEqual(len(short.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]), 1)
+
+
+class EmulatorLoggingTest(unittest.TestCase):
+    def test_moto_logging_and_moto_thread_exceptions_go_to_the_log_file(self):
+        import logging
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "emulator.log")
+            aws = Emulator(log_path=path)
+            try:
+                logging.getLogger("moto.stepfunctions.test").error("an error of moto's own")
+                # A thread that dies inside moto's code, as an interpreter thread does.
+                from moto.core.utils import underscores_to_camelcase
+
+                thread = threading.Thread(target=underscores_to_camelcase, args=(None,), name="moto-like")
+                stderr, sys.stderr = sys.stderr, io.StringIO()
+                try:
+                    thread.start()
+                    thread.join()
+                    printed = sys.stderr.getvalue()
+                finally:
+                    sys.stderr = stderr
+            finally:
+                aws.stop()
+                log_to(None)
+            with open(path) as f:
+                logged = f.read()
+        self.assertIn("an error of moto's own", logged)
+        self.assertIn("exception in thread moto-like", logged)
+        self.assertEqual(printed, "")
+
+
+class ProviderMirrorTest(unittest.TestCase):
+    def test_an_explicit_mirror_must_hold_the_provider(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            old = os.environ.get(deploy.MIRROR_ENV)
+            os.environ[deploy.MIRROR_ENV] = tmp
+            try:
+                self.assertIsNone(deploy.find_provider_mirror())
+                import platform
+
+                arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+                directory = os.path.join(tmp, deploy.PROVIDER_PATH, "5.100.0", f"linux_{arch}")
+                os.makedirs(directory)
+                open(os.path.join(directory, "terraform-provider-aws_v5.100.0_x5"), "w").close()
+                self.assertEqual(deploy.find_provider_mirror(), tmp)
+            finally:
+                if old is None:
+                    os.environ.pop(deploy.MIRROR_ENV)
+                else:
+                    os.environ[deploy.MIRROR_ENV] = old
 
 
 if __name__ == "__main__":

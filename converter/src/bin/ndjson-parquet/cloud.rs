@@ -233,6 +233,17 @@ pub fn run_manifest(manifest_url: &str) -> anyhow::Result<RunResult> {
         };
         let mut metrics = Metrics::new("converter-batch");
         let result = runner.run_manifest(&input, None, &mut metrics).await;
+        // The same counts as the Lambda's: the `ManifestsFailed` alarm watches both.
+        if let Err(error) = &result {
+            metrics.count(
+                if error.retryable() {
+                    "ManifestsRetryable"
+                } else {
+                    "ManifestsFailed"
+                },
+                1,
+            );
+        }
         let _ = metrics.emit(Timestamp::now(), &mut io::stderr());
         result
     });
