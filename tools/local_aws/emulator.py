@@ -18,7 +18,10 @@ as narrow as it can be:
 * moto's SQS queues no longer invoke event-source mappings inline (it does so inside the
   `SendMessage` call, once, with no redelivery after a failure); `event_sources.SqsEventSource`
   polls the queue instead, as Lambda's poller does: batches, partial-batch responses,
-  redelivery after the visibility timeout, and the queue's redrive policy.
+  redelivery after the visibility timeout, and the queue's redrive policy;
+* moto's S3 bucket-policy check is neutral: moto fails every policy condition it has no value
+  for, so the buckets' TLS-only Deny would refuse every object request. Bucket policies are
+  evaluated, conditions included, by the IAM audit (`iam_audit.py`).
 
 Five more let the Terraform AWS provider (5.x) apply and destroy the pipeline; without each,
 `terraform apply` or `terraform destroy` stalls or fails:
@@ -107,10 +110,22 @@ def _patch_moto() -> None:
         _patch_s3_delete_marker_dispose()
         _patch_s3_list_object_versions_encoding()
         _patch_thread_exceptions()
+        _patch_s3_bucket_policy_conditions()
         from .iam_audit import install as record_for_iam_audit  # IAM audit: who signed each request
 
         record_for_iam_audit()
         _patched = True
+
+
+def _patch_s3_bucket_policy_conditions() -> None:
+    """moto applies bucket policies to object requests, but fails every statement whose
+    condition keys it has no value for: under the buckets' TLS-only Deny (`aws:SecureTransport`
+    false) it refuses every GetObject and PutObject. moto serves the requests; bucket policies
+    are evaluated, conditions included, by the IAM audit (`iam_audit.py`)."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
 
 
 def _patch_lambda_invoke() -> None:

@@ -785,19 +785,7 @@ def install() -> None:
             RECORDER.clear()
 
         MotoAPIBackend.reset = reset_and_forget
-        _leave_bucket_policies_to_the_audit()
         _installed = True
-
-
-def _leave_bucket_policies_to_the_audit() -> None:
-    """moto applies bucket policies to object requests, but fails every statement whose
-    condition keys it has no value for: under the buckets' TLS-only Deny (`aws:SecureTransport`
-    false) it refuses every GetObject and PutObject. Bucket policies are evaluated, conditions
-    included, by the audit; moto serves the requests."""
-    from moto.iam.access_control import PermissionResult
-    from moto.s3.models import FakeBucket
-
-    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL
 
 
 # --- Evaluation ---------------------------------------------------------------------------------
