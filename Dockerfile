@@ -3,7 +3,7 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p converter --bin ndjson-parquet
+RUN cargo build --release --locked -p converter --features aws --bin ndjson-parquet
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -21,7 +21,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
-cargo build --release --locked -p manifest-builder -p converter --bin manifest-builder --bin converter-lambda
+cargo build --release --locked -p manifest-builder -p converter --features converter/aws --bin manifest-builder --bin converter-lambda
 
 args=("$@")
 files=0

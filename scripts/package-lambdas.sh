@@ -37,8 +37,10 @@ for binary in "${binaries[@]}"; do
   rm -f "$target_dir/lambda/$binary/bootstrap"
 done
 # --workspace: without it cargo-lambda only sees the root package's binaries.
+# --features converter/aws: the converter Lambda is part of the AWS edge (the builder's is on
+# by default).
 PATH="$PWD/$venv/bin:$PATH" cargo lambda build --profile "$profile" --locked "$flag" --workspace \
-  --bin manifest-builder --bin converter-lambda
+  --features converter/aws --bin manifest-builder --bin converter-lambda
 
 mkdir -p dist
 package() {

@@ -65,6 +65,7 @@ done
 .venv-hcl/bin/python tests/terraform/test_checks.py
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p shared -p manifest-builder --no-default-features --all-targets --locked -- -D warnings
 # The README's first command, exactly as a newcomer types it (a bin added to the root package
 # once broke it unnoticed), and its output read back by an independent reader.
 quickstart=$(sed -n '/^## Quick start/,/^## Architecture/p' README.md | grep -m1 '^cargo run')
@@ -72,14 +73,24 @@ echo "quick start: $quickstart"
 eval "$quickstart"
 "$venv/bin/python" -c "import pyarrow.parquet as pq; n = pq.ParquetFile('sample.parquet').metadata.num_rows; assert n == 120, n; print('sample.parquet:', n, 'rows')"
 
+# The local CLI has no S3 support: an s3:// path is refused with what to do, not a crash.
+if "${CARGO_TARGET_DIR:-target}/release/ndjson-parquet" convert s3://bucket/key.ndjson -o /dev/null 2> target/no-s3.txt; then
+  echo "a CLI built without the aws feature accepted an s3:// input" >&2
+  exit 1
+fi
+grep -q -- "--features aws" target/no-s3.txt || { cat target/no-s3.txt >&2; exit 1; }
+
+# AWS at the edges: the core builds with no AWS SDK, async runtime or Lambda runtime.
+./scripts/check-dependencies.sh
+
 # Every criterion benchmark runs once (no measurement), so a benchmark that cannot run fails
 # here like a test; it reuses the release build above.
-cargo bench --workspace --benches --locked -- --test
+cargo bench -p ndjson-parquet-suite --benches --locked -- --test
 
 # The fault-injection seam is only compiled with its feature: lint and test it that way too.
 faults="manifest-builder/fault-injection,converter/fault-injection"
 cargo clippy -p shared -p manifest-builder -p converter --all-targets --locked --features "shared/fault-injection,$faults" -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --features converter/aws
 cargo test -p shared --lib --locked --features fault-injection faults
 
 # End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the

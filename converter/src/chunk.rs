@@ -7,7 +7,7 @@
 
 use std::io::{self, Read};
 
-use crate::reject::{RejectKind, RejectedLine, RAW_PREFIX_BYTES};
+use crate::reject::{line_too_long, RejectKind, RejectedLine, RAW_PREFIX_BYTES};
 
 /// How much more is read at a time while looking for the end of a line longer than a chunk.
 const READ_BLOCK: usize = 256 * 1024;
@@ -201,10 +201,7 @@ impl<R: Read> Chunker<R> {
             line,
             offset: line_offset,
             kind: RejectKind::LineTooLong,
-            reason: format!(
-                "line is {line_bytes} bytes long, more than the limit of {} (--max-line-bytes)",
-                self.max_line_bytes
-            ),
+            reason: line_too_long(line_bytes, self.max_line_bytes),
             raw,
             raw_truncated: true,
             line_bytes,

@@ -124,7 +124,7 @@ enum StreamState {
 }
 
 impl StreamSource {
-    /// Standard input.
+    /// Standard input, named `-`; up to `replay_limit` bytes of its head can be read twice.
     pub fn stdin(replay_limit: usize) -> Self {
         Self::from_opener(
             "-",
@@ -144,7 +144,8 @@ impl StreamSource {
         )
     }
 
-    /// Any reader.
+    /// A reader already open (a network body, a child's stdout), named `name` in messages;
+    /// like any stream, up to `replay_limit` bytes of its head can be read twice.
     pub fn from_reader(
         name: impl Into<String>,
         reader: impl Read + Send + 'static,
@@ -258,7 +259,7 @@ impl Drop for RecordingReader {
 /// Compression of a source, detected from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputCompression {
-    /// Plain text.
+    /// No known magic bytes: the bytes are read as they are.
     None,
     /// gzip (one or more members).
     Gzip,

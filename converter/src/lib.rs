@@ -30,17 +30,20 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod chunk;
 pub mod convert;
 pub mod decode;
 pub mod infer;
 pub mod input;
 pub mod manifest_run;
+pub mod objects;
 pub mod output;
 pub mod parquet_options;
 pub mod parquet_writer;
 mod pipeline;
 pub mod reject;
-pub mod s3;
 pub mod schema;
 pub mod timestamp;
+pub mod validate;

@@ -53,7 +53,7 @@ impl AtomicFile {
         })
     }
 
-    /// The final path.
+    /// The path the file will have once committed (not the temporary file being written).
     pub fn path(&self) -> &Path {
         &self.target
     }

@@ -15,7 +15,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterVersi
 /// codec, the one current readers (pyarrow, DuckDB, Spark 3.3+) agree on. `lzo` is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Codec {
-    /// No compression.
+    /// No compression (Parquet's `UNCOMPRESSED`); also parsed from `uncompressed`.
     None,
     /// Snappy (the default: fast, and what the original Glue job wrote).
     #[default]
@@ -42,11 +42,11 @@ pub enum CodecError {
     /// A level outside the codec's range.
     #[error("compression level `{level}` is out of range for {codec} (allowed: {range})")]
     Level {
-        /// Codec name.
+        /// Lower-case codec name without level, as [`Codec::name`] gives it (`gzip`).
         codec: &'static str,
-        /// The level given.
+        /// The level text as given after the `:`, which may not even be a number.
         level: String,
-        /// The allowed range.
+        /// The allowed levels as shown to the user (`1-9`), or a note that the codec has none.
         range: &'static str,
     },
 }
@@ -149,7 +149,7 @@ impl fmt::Display for Codec {
 /// Which statistics are written (min/max/null count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Statistics {
-    /// None.
+    /// No min/max/null-count statistics at all (`none`); readers cannot skip row groups.
     None,
     /// Per column chunk.
     Chunk,
@@ -176,7 +176,7 @@ impl FromStr for Statistics {
 /// Everything about how Parquet is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParquetOptions {
-    /// Compression codec.
+    /// Codec for every column. Default: [`Codec::Snappy`].
     pub codec: Codec,
     /// Most rows per row group.
     pub row_group_rows: usize,
@@ -184,7 +184,7 @@ pub struct ParquetOptions {
     pub row_group_bytes: usize,
     /// Dictionary encoding (with automatic fallback to plain for high-cardinality columns).
     pub dictionary: bool,
-    /// Statistics level.
+    /// How much min/max/null-count statistics to write. Default: [`Statistics::Page`].
     pub statistics: Statistics,
     /// Extra key-value metadata for the footer.
     pub metadata: Vec<(String, String)>,

@@ -22,6 +22,13 @@ use serde::Serialize;
 /// How much of an over-long line is kept for the error record.
 pub const RAW_PREFIX_BYTES: usize = 4096;
 
+/// The reason of a [`RejectKind::LineTooLong`] line, worded once for the two places that find
+/// such lines (the chunker, for lines too long to hold; the decoder, for lines inside a chunk).
+/// It names the limit, not the option or flag that sets it: front ends name their own.
+pub(crate) fn line_too_long(line_bytes: u64, limit: usize) -> String {
+    format!("line is {line_bytes} bytes long, more than the limit of {limit} bytes per line")
+}
+
 /// What kind of problem made a line unconvertible. Its `as_str` is the `kind` of the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -142,7 +142,7 @@ pub enum FieldType {
 pub struct Field {
     /// The JSON key.
     pub name: String,
-    /// Its type.
+    /// The column's logical type; the column is always nullable, so a missing key is null.
     pub field_type: FieldType,
 }
 

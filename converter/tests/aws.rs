@@ -8,13 +8,16 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
-use converter::manifest_run::{preflight, ConverterConfig, RunError, RunResult, Runner};
+use converter::aws::{preflight, S3Objects};
+use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner};
 use serde_json::{json, Value};
-use shared::blobs::{BlobStore, S3Blobs};
-use shared::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::S3Blobs;
+use shared::blobs::BlobStore;
 use shared::manifest::{
     manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
 };
@@ -120,13 +123,16 @@ impl World {
         })
     }
 
-    fn runner(&self, extra: &[(&str, &str)]) -> Runner<DynamoTrackingStore> {
+    fn runner(&self, extra: &[(&str, &str)]) -> Runner<DynamoTrackingStore, S3Objects> {
+        let config = self.config(extra).expect("valid configuration");
         Runner {
             store: self.store.clone(),
-            s3: self.s3.clone(),
-            blobs: S3Blobs::new(self.s3.clone(), None),
-            handle: tokio::runtime::Handle::current(),
-            config: self.config(extra).expect("valid configuration"),
+            objects: Arc::new(S3Objects::new(
+                self.s3.clone(),
+                tokio::runtime::Handle::current(),
+                Some(config.kms_key_arn.clone()),
+            )),
+            config,
         }
     }
 
@@ -222,7 +228,7 @@ impl World {
             manifest_path: path,
             date_prefix: self.prefix.clone(),
             file_count: objects.len() as u64,
-            file_key: id.file_key(),
+            manifest_id: id.clone(),
             total_bytes,
         }
     }
@@ -289,7 +295,7 @@ impl World {
     }
 
     async fn manifest_record(&self, input: &ExecutionInput) -> ManifestRecord {
-        let id = ManifestId::parse(input.file_key.trim_start_matches("MANIFEST#")).unwrap();
+        let id = input.manifest_id.clone();
         self.store
             .get_manifest(&self.prefix, &id)
             .await
@@ -380,33 +386,33 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     let runner = w.runner(&[("TARGET_FILE_BYTES", "262144")]);
     let mut metrics = Metrics::new("test");
     let result = runner
-        .run_manifest(&input, None, &mut metrics)
+        .run_execution(&input, None, &mut metrics)
         .await
         .unwrap();
 
     assert_eq!(result.status, "completed");
-    assert_eq!(result.rows_written, 120_199);
-    assert_eq!(result.rows_rejected, 2);
-    assert_eq!(result.blank_lines, 1);
+    assert_eq!(result.result.rows_written, 120_199);
+    assert_eq!(result.result.rows_rejected, 2);
+    assert_eq!(result.result.blank_lines, 1);
     assert_eq!(
-        result.lines_read,
-        result.rows_written + result.rows_rejected + result.blank_lines
+        result.result.lines_read,
+        result.result.rows_written + result.result.rows_rejected + result.result.blank_lines
     );
     assert!(
-        result.output_keys.len() > 1,
+        result.result.output_keys.len() > 1,
         "rolled into parts: {:?}",
-        result.output_keys
+        result.result.output_keys
     );
     let listed = w.keys("parquet/dt=2026-11-25/").await;
-    assert_eq!(listed, result.output_keys);
+    assert_eq!(listed, result.result.output_keys);
     for key in &listed {
         assert!(key.starts_with(&format!(
             "parquet/dt=2026-11-25/{}-",
-            input.file_key.trim_start_matches("MANIFEST#")
+            input.manifest_id.as_str()
         )));
         w.assert_kms(key).await;
     }
-    let rows = w.rows(&result.output_keys).await;
+    let rows = w.rows(&result.result.output_keys).await;
     let mut expected: Vec<u64> = (0..120_000).chain(3000..3100).chain(3101..3200).collect();
     expected.sort();
     assert_eq!(ids(&rows), expected, "every valid row exactly once");
@@ -415,7 +421,7 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
         "user 5 ü"
     );
 
-    let error_key = result.error_key.clone().expect("an error object");
+    let error_key = result.result.error_key.clone().expect("an error object");
     w.assert_kms(&error_key).await;
     let errors: Vec<Value> = gunzip(&w.get(&error_key).await)
         .lines()
@@ -445,11 +451,11 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
 
     // Running it again is a no-op: the manifest is completed.
     let again = runner
-        .run_manifest(&input, None, &mut Metrics::new("test"))
+        .run_execution(&input, None, &mut Metrics::new("test"))
         .await
         .unwrap();
     assert_eq!(
-        (again.status.as_str(), again.rows_written),
+        (again.status.as_str(), again.result.rows_written),
         ("already_completed", 120_199)
     );
     assert_eq!(w.keys("parquet/").await, listed);
@@ -468,7 +474,7 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
         .await,
     ];
     let input = w.manifest(&objects).await;
-    let id = input.file_key.trim_start_matches("MANIFEST#").to_string();
+    let id = input.manifest_id.as_str().to_string();
 
     // Leftovers of an attempt that died after writing some parts: a part number this run will
     // not produce, and an error object.
@@ -489,7 +495,7 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
         ("LAMBDA_MIN_MBPS", "100000"),
     ]);
     let error = hurried
-        .run_manifest(
+        .run_execution(
             &input,
             Some(Instant::now() + Duration::from_secs(20)),
             &mut Metrics::new("t"),
@@ -518,38 +524,38 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
 
     let first = w
         .runner(&[("TARGET_FILE_BYTES", "65536")])
-        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .run_execution(&input, None, &mut Metrics::new("t"))
         .await
         .unwrap();
-    assert!(first.output_keys.len() >= 2);
+    assert!(first.result.output_keys.len() >= 2);
     assert_eq!(
         w.keys("parquet/").await,
-        first.output_keys,
+        first.result.output_keys,
         "the stale part is gone"
     );
-    assert!(first.error_key.is_some());
+    assert!(first.result.error_key.is_some());
 
     // The workflow retries although the first run finished: fewer, larger parts this time.
     w.rewind(&input, &["2026-11-25/a.ndjson", "2026-11-25/b.ndjson"])
         .await;
     let second: RunResult = w
         .runner(&[("TARGET_FILE_BYTES", "67108864")])
-        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .run_execution(&input, None, &mut Metrics::new("t"))
         .await
         .unwrap();
-    assert_eq!(second.output_keys.len(), 1);
+    assert_eq!(second.result.output_keys.len(), 1);
     assert_eq!(
         w.keys("parquet/").await,
-        second.output_keys,
+        second.result.output_keys,
         "parts of the first run are gone"
     );
-    let rows = w.rows(&second.output_keys).await;
+    let rows = w.rows(&second.result.output_keys).await;
     assert_eq!(
         ids(&rows),
         (0..60_000).collect::<Vec<_>>(),
         "each row once after any number of runs"
     );
-    assert_eq!(second.rows_rejected, 1);
+    assert_eq!(second.result.rows_rejected, 1);
     assert_eq!(w.keys("errors/").await, vec![stale_errors]);
 }
 
@@ -585,7 +591,7 @@ async fn a_missing_or_corrupt_file_fails_the_manifest_and_only_that_file_counts_
         let input = w.manifest(&[good.clone(), bad.clone()]).await;
         let error = w
             .runner(&[])
-            .run_manifest(&input, None, &mut Metrics::new("t"))
+            .run_execution(&input, None, &mut Metrics::new("t"))
             .await
             .unwrap_err();
         assert_eq!(error.name(), "ManifestFailed", "{poison}: {error}");
@@ -639,7 +645,7 @@ async fn an_unreadable_manifest_is_named_and_changes_nothing() {
         .unwrap();
     let error = w
         .runner(&[])
-        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .run_execution(&input, None, &mut Metrics::new("t"))
         .await
         .unwrap_err();
     assert_eq!(error.name(), "ManifestUnreadable", "{error}");
@@ -651,7 +657,7 @@ async fn an_unreadable_manifest_is_named_and_changes_nothing() {
     input.manifest_path = format!("s3://{}/manifests/none.json", w.output);
     let error = w
         .runner(&[])
-        .run_manifest(&input, None, &mut Metrics::new("t"))
+        .run_execution(&input, None, &mut Metrics::new("t"))
         .await
         .unwrap_err();
     assert_eq!(error.name(), "ManifestUnreadable");
@@ -785,7 +791,8 @@ async fn the_batch_entry_point_fails_a_missing_file_for_good_and_counts_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uploads_are_multipart_encrypted_and_aborted_unless_committed() {
-    use converter::s3::{Encryption, S3Upload, MIN_PART_SIZE};
+    use converter::aws::s3::{Encryption, S3Upload};
+    use converter::objects::MIN_PART_SIZE;
     let w = World::new().await;
     let data: Vec<u8> = (0..(2 * MIN_PART_SIZE + 12_345) as u64)
         .map(|i| ((i * 2_654_435_761) >> 13) as u8)

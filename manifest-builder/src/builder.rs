@@ -54,7 +54,8 @@ pub mod metric {
     pub const SKIPPED: &str = "RecordsSkipped";
     /// Messages reported as batch item failures.
     pub const FAILED_MESSAGES: &str = "MessagesFailed";
-    /// Executions started.
+    /// Manifests whose Step Functions execution started and that were moved to `running`
+    /// (by a batch or by the sweep).
     pub const MANIFESTS_STARTED: &str = "ManifestsStarted";
     /// Files in started manifests.
     pub const FILES_MANIFESTED: &str = "FilesManifested";
@@ -90,7 +91,8 @@ pub enum BuildError {
 pub struct Message {
     /// SQS message id (the `itemIdentifier` of a batch item failure).
     pub message_id: String,
-    /// The body.
+    /// The raw SQS body: an S3 event notification, possibly wrapped in SNS, or S3's test
+    /// event ([`parse_body`] reads it).
     pub body: String,
 }
 
@@ -120,11 +122,12 @@ pub struct SweepReport {
 pub struct ManifestBuilder<S, O, B> {
     /// The tracking table.
     pub store: S,
-    /// Step Functions.
+    /// Starts the Step Functions execution of each manifest, named by its id.
     pub orchestrator: O,
     /// Where manifest JSON goes.
     pub blobs: B,
-    /// Configuration.
+    /// Buckets, thresholds and timings, read once from the environment
+    /// ([`BuilderConfig::from_env`]).
     pub config: BuilderConfig,
 }
 
@@ -444,7 +447,7 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
             manifest_path: manifest.manifest_path.clone().unwrap_or_default(),
             date_prefix: manifest.date_prefix.clone(),
             file_count: manifest.file_count,
-            file_key: id.file_key(),
+            manifest_id: id.clone(),
             total_bytes: manifest.total_bytes,
         };
         let input = serde_json::to_string(&input).expect("invariant: execution input serializes");
@@ -534,6 +537,7 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
                 .delete_prefix(
                     &outputs.output_bucket,
                     &part_prefix(&outputs.output_prefix, prefix, id),
+                    &[],
                 )
                 .await?;
             removed += self
@@ -541,6 +545,7 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
                 .delete_prefix(
                     &outputs.error_bucket,
                     &error_key(&outputs.error_prefix, prefix, id),
+                    &[],
                 )
                 .await?;
             if removed > 0 {

@@ -7,9 +7,9 @@ use manifest_builder::builder::ManifestBuilder;
 use manifest_builder::config::BuilderConfig;
 use manifest_builder::handler::handle;
 use serde_json::Value;
-use shared::blobs::S3Blobs;
-use shared::dynamo::DynamoTrackingStore;
-use shared::orchestrator::StepFunctions;
+use shared::aws::dynamo::DynamoTrackingStore;
+use shared::aws::S3Blobs;
+use shared::aws::StepFunctions;
 use shared::types::Timestamp;
 
 #[tokio::main]

@@ -334,12 +334,15 @@ impl BlobStore for FaultyBlobs {
     async fn get(&self, b: &str, k: &str) -> Result<Option<Vec<u8>>, BlobError> {
         guarded!(self.1, "get", blob_fault, self.0.get(b, k))
     }
-    async fn delete_prefix(&self, b: &str, p: &str) -> Result<usize, BlobError> {
+    async fn delete(&self, b: &str, k: &str) -> Result<(), BlobError> {
+        guarded!(self.1, "delete", blob_fault, self.0.delete(b, k))
+    }
+    async fn delete_prefix(&self, b: &str, p: &str, keep: &[String]) -> Result<usize, BlobError> {
         guarded!(
             self.1,
             "delete_prefix",
             blob_fault,
-            self.0.delete_prefix(b, p)
+            self.0.delete_prefix(b, p, keep)
         )
     }
 }
@@ -774,8 +777,7 @@ fn check(
             ManifestDocument::from_json(&objects[&(bucket.to_string(), key.to_string())]).unwrap();
         let input: serde_json::Value = serde_json::from_str(&executions[id.as_str()]).unwrap();
         prop_assert_eq!(input["file_count"].as_u64(), Some(document.file_count));
-        let file_key = id.file_key();
-        prop_assert_eq!(input["file_key"].as_str(), Some(file_key.as_str()));
+        prop_assert_eq!(input["manifest_id"].as_str(), Some(id.as_str()));
         for file in &document.files {
             let tracked = files.iter().find(|f| f.object.key == file.key).unwrap();
             prop_assert_eq!(

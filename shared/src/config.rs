@@ -9,7 +9,7 @@ use std::str::FromStr;
 /// One bad or missing variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariableError {
-    /// The variable.
+    /// Name of the environment variable, e.g. `OUTPUT_BUCKET`.
     pub variable: &'static str,
     /// What is wrong with it.
     pub problem: String,

@@ -55,7 +55,8 @@ pub enum Mode {
     Crash,
 }
 
-/// One fault.
+/// One entry of the plan's `rules`: which AWS call to hit, on which match, and how. Fires at
+/// most once; its index in `rules` names its `rule-<i>.count` and `rule-<i>.fired` files.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Rule {
     /// `<service>.<operation>`, e.g. `S3.UploadPart`.
@@ -77,7 +78,8 @@ pub struct Rule {
 pub struct Plan {
     /// Where the cross-process counters live.
     pub state_dir: PathBuf,
-    /// The faults.
+    /// The rules, each applied independently (a call may match several); order fixes their
+    /// indices in `state_dir`'s file names.
     pub rules: Vec<Rule>,
 }
 

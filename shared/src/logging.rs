@@ -16,9 +16,10 @@ pub enum LogLevel {
     /// Progress and counts (the default).
     #[default]
     Info,
-    /// Anomalies.
+    /// Warnings and errors: what went wrong but was handled (resumed reads, failed manifests,
+    /// sweep repairs). `WARN` is accepted too.
     Warning,
-    /// Failures only.
+    /// Errors only: failures that need attention; the dependencies are held to this level too.
     Error,
 }
 

@@ -36,13 +36,14 @@ pub const MANIFEST_VERSION: u32 = 1;
 /// One file of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {
-    /// Bucket.
+    /// Input bucket name, without `s3://`.
     pub bucket: String,
     /// Object key (decoded).
     pub key: String,
     /// Size in bytes when it arrived.
     pub size: u64,
-    /// ETag when it arrived.
+    /// ETag when it arrived, without quotes; the converter reads only this version (empty:
+    /// any version).
     pub etag: String,
 }
 
@@ -66,7 +67,7 @@ pub struct ManifestDocument {
     pub version: u32,
     /// The manifest (and execution) id.
     pub manifest_id: ManifestId,
-    /// The date partition.
+    /// `YYYY-MM-DD` of every listed file; the `dt=` partition of the manifest's key and outputs.
     pub date_prefix: DatePrefix,
     /// When the manifest was created (RFC 3339).
     pub created_at: String,
@@ -74,7 +75,8 @@ pub struct ManifestDocument {
     pub file_count: u64,
     /// Sum of `files[].size`.
     pub total_bytes: u64,
-    /// The files.
+    /// Exactly the files the manifest claimed, in claim order; the converter reads each at its
+    /// `etag`.
     pub files: Vec<ManifestFile>,
 }
 
@@ -87,9 +89,9 @@ pub enum ManifestError {
     /// Another format or version.
     #[error("unsupported manifest format `{format}` version {version} (this build reads `{MANIFEST_FORMAT}` version {MANIFEST_VERSION})")]
     Unsupported {
-        /// Its format.
+        /// The document's `format` as read (the right one when only the version is wrong).
         format: String,
-        /// Its version.
+        /// The document's `version` as read.
         version: u32,
     },
     /// Counts that do not match the file list.
@@ -196,19 +198,59 @@ pub fn error_key(error_prefix: &str, date_prefix: &DatePrefix, id: &ManifestId) 
     )
 }
 
-/// The input of a Step Functions execution (and of the converter Lambda).
+/// The input of a Step Functions execution (and of the converter Lambda). It names the
+/// manifest, not its item in the tracking table: the table layout stays inside the stores (the
+/// state machine's `MarkFailed` builds the item key from `manifest_id` itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawExecutionInput")]
 pub struct ExecutionInput {
     /// `s3://bucket/key` of the manifest JSON.
     pub manifest_path: String,
-    /// The date partition.
+    /// The manifest's `YYYY-MM-DD`: with `manifest_id`, locates its tracking item; the converter
+    /// checks that the document agrees.
     pub date_prefix: DatePrefix,
     /// Files in the manifest.
     pub file_count: u64,
-    /// Sort key of the manifest item: `MANIFEST#<id>`.
-    pub file_key: String,
+    /// The manifest (also the execution's name).
+    pub manifest_id: ManifestId,
     /// Bytes in the manifest (the state machine routes large ones to AWS Batch).
     pub total_bytes: u64,
+}
+
+/// [`ExecutionInput`] as executions started before `manifest_id` existed still carry it:
+/// `file_key: "MANIFEST#<id>"` instead, so an upgrade does not fail executions in flight.
+#[derive(Deserialize)]
+struct RawExecutionInput {
+    manifest_path: String,
+    date_prefix: DatePrefix,
+    file_count: u64,
+    manifest_id: Option<ManifestId>,
+    file_key: Option<String>,
+    total_bytes: u64,
+}
+
+impl TryFrom<RawExecutionInput> for ExecutionInput {
+    type Error = String;
+
+    fn try_from(raw: RawExecutionInput) -> Result<Self, String> {
+        let legacy = || {
+            raw.file_key
+                .as_deref()
+                .and_then(|k| k.strip_prefix(crate::types::MANIFEST_KEY_PREFIX))
+                .and_then(ManifestId::parse)
+        };
+        let manifest_id = match raw.manifest_id.clone() {
+            Some(id) => id,
+            None => legacy().ok_or("missing field `manifest_id`")?,
+        };
+        Ok(ExecutionInput {
+            manifest_path: raw.manifest_path,
+            date_prefix: raw.date_prefix,
+            file_count: raw.file_count,
+            manifest_id,
+            total_bytes: raw.total_bytes,
+        })
+    }
 }
 
 /// Splits `s3://bucket/key`.
@@ -221,6 +263,34 @@ pub fn parse_s3_url(url: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn execution_inputs_name_the_manifest_and_still_read_the_old_form() {
+        let input = ExecutionInput {
+            manifest_path: "s3://m/manifests/x.json".into(),
+            date_prefix: DatePrefix::parse("2026-11-25").unwrap(),
+            file_count: 2,
+            manifest_id: ManifestId::parse("m1").unwrap(),
+            total_bytes: 10,
+        };
+        let json = serde_json::to_value(&input).unwrap();
+        assert_eq!(json["manifest_id"], "m1");
+        assert!(json.get("file_key").is_none());
+        assert_eq!(
+            serde_json::from_value::<ExecutionInput>(json).unwrap(),
+            input
+        );
+        let old = serde_json::json!({"manifest_path": "s3://m/manifests/x.json",
+            "date_prefix": "2026-11-25", "file_count": 2, "file_key": "MANIFEST#m1", "total_bytes": 10});
+        assert_eq!(
+            serde_json::from_value::<ExecutionInput>(old).unwrap(),
+            input
+        );
+        let neither = serde_json::json!({"manifest_path": "s3://m/x.json",
+            "date_prefix": "2026-11-25", "file_count": 2, "file_key": "m1", "total_bytes": 10});
+        let error = serde_json::from_value::<ExecutionInput>(neither).unwrap_err();
+        assert!(error.to_string().contains("manifest_id"), "{error}");
+    }
 
     #[test]
     fn the_start_up_probe_lists_inside_the_parts_prefix() {

@@ -14,11 +14,11 @@ pub const NAMESPACE: &str = "NdjsonParquet";
 /// Unit of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
-    /// A count.
+    /// A number of things (files, rows, manifests); what [`Metrics::count`] records. EMF `Count`.
     Count,
-    /// Bytes.
+    /// A size in plain bytes, not KiB or MB. EMF `Bytes`.
     Bytes,
-    /// Seconds.
+    /// A duration in seconds, fractions allowed. EMF `Seconds`.
     Seconds,
     /// Megabytes per second.
     MegabytesPerSecond,

@@ -13,20 +13,17 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_sfn::error::SdkError;
-use aws_sdk_sfn::Client;
-
 /// How a start went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Started {
-    /// A new execution.
+    /// This call created the execution.
     New {
-        /// Its ARN.
+        /// ARN as the service returned it.
         execution_arn: String,
     },
     /// It existed already (an earlier attempt started it).
     AlreadyExists {
-        /// Its ARN.
+        /// ARN derived from the state machine's ARN and the name (the service returns none).
         execution_arn: String,
     },
 }
@@ -54,6 +51,7 @@ pub enum OrchestratorError {
         message: String,
     },
     /// A fault injected by a test wrapper (never produced by a real orchestrator).
+    #[cfg(any(test, feature = "test-support"))]
     #[error("injected fault in {operation}")]
     Injected {
         /// The operation that was made to fail.
@@ -77,92 +75,6 @@ pub trait Orchestrator: Send + Sync {
     ) -> impl Future<Output = Result<Option<String>, OrchestratorError>> + Send;
 }
 
-/// Step Functions, for one state machine.
-#[derive(Debug, Clone)]
-pub struct StepFunctions {
-    client: Client,
-    state_machine_arn: String,
-}
-
-impl StepFunctions {
-    /// An orchestrator starting executions of `state_machine_arn`.
-    pub fn new(client: Client, state_machine_arn: impl Into<String>) -> Self {
-        StepFunctions {
-            client,
-            state_machine_arn: state_machine_arn.into(),
-        }
-    }
-
-    /// `arn:aws:states:R:A:stateMachine:M` → `arn:aws:states:R:A:execution:M:name`.
-    pub fn execution_arn(state_machine_arn: &str, name: &str) -> String {
-        format!(
-            "{}:{name}",
-            state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
-        )
-    }
-}
-
-fn service<
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
->(
-    operation: &'static str,
-) -> impl FnOnce(SdkError<E, R>) -> OrchestratorError {
-    move |error| OrchestratorError::Service {
-        operation,
-        message: crate::aws::describe_error(&error),
-    }
-}
-
-impl Orchestrator for StepFunctions {
-    async fn start(&self, name: &str, input: &str) -> Result<Started, OrchestratorError> {
-        let result = self
-            .client
-            .start_execution()
-            .state_machine_arn(&self.state_machine_arn)
-            .name(name)
-            .input(input)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(Started::New {
-                execution_arn: output.execution_arn,
-            }),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_execution_already_exists()) =>
-            {
-                Ok(Started::AlreadyExists {
-                    execution_arn: Self::execution_arn(&self.state_machine_arn, name),
-                })
-            }
-            Err(error) => Err(service("StartExecution")(error)),
-        }
-    }
-
-    async fn exists(&self, name: &str) -> Result<Option<String>, OrchestratorError> {
-        let arn = Self::execution_arn(&self.state_machine_arn, name);
-        match self
-            .client
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-        {
-            Ok(output) => Ok(Some(output.execution_arn)),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_execution_does_not_exist()) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(service("DescribeExecution")(error)),
-        }
-    }
-}
-
 /// An in-memory orchestrator for unit tests: remembers every execution and its input.
 #[derive(Debug, Default)]
 pub struct MemoryOrchestrator {
@@ -170,7 +82,7 @@ pub struct MemoryOrchestrator {
 }
 
 impl MemoryOrchestrator {
-    /// No executions yet.
+    /// An orchestrator with no executions; ARNs it makes up are `arn:memory:execution:<name>`.
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,14 +124,6 @@ impl Orchestrator for MemoryOrchestrator {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn execution_arns_derive_from_the_state_machine() {
-        assert_eq!(
-            StepFunctions::execution_arn("arn:aws:states:eu-west-1:123:stateMachine:convert", "m1"),
-            "arn:aws:states:eu-west-1:123:execution:convert:m1"
-        );
-    }
 
     #[tokio::test]
     async fn memory_orchestrator_starts_a_name_once() {

@@ -23,6 +23,7 @@ pub fn emulator_endpoint() -> String {
 }
 
 /// SDK configuration for the emulator (fixed region and dummy credentials).
+#[cfg(feature = "aws")]
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = emulator_endpoint();
     aws_config::defaults(aws_config::BehaviorVersion::latest())

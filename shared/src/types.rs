@@ -200,14 +200,13 @@ impl fmt::Display for ManifestId {
     }
 }
 
-/// Sort-key prefix that marks a manifest item (file keys never start with it: S3 keys may,
-/// in theory, so tracking refuses such keys).
-pub const MANIFEST_KEY_PREFIX: &str = "MANIFEST#";
+/// Sort-key prefix that marks a manifest item; defined with the rest of the table layout.
+pub use crate::table::MANIFEST_KEY_PREFIX;
 
 /// An S3 object as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
-    /// Bucket name.
+    /// Bucket name only, without `s3://` or a trailing `/`.
     pub bucket: String,
     /// Object key (decoded).
     pub key: String,
@@ -232,7 +231,8 @@ pub enum FileStatus {
     Pending,
     /// Claimed by exactly one manifest.
     Manifested,
-    /// Converted.
+    /// Converted by its manifest's run: its rows are in the Parquet output, its rejected lines
+    /// in the error output. Final.
     Processed,
     /// Gave up after `MAX_ATTEMPTS`.
     Failed,
@@ -270,11 +270,12 @@ pub enum ManifestStatus {
     Claiming,
     /// Claims final and manifest JSON written; execution being started.
     Starting,
-    /// Execution started.
+    /// Step Functions execution started (`execution_arn` is set); the converter owns it now.
     Running,
-    /// Converted.
+    /// The converter finished; `result` holds the counts and output keys. Final.
     Completed,
-    /// Conversion failed.
+    /// Given up, by the converter on a bad file (it releases the files itself) or by the state
+    /// machine's `MarkFailed` once retries ran out (the sweep releases them); `error` says why.
     Failed,
     /// Undone before it started; its files went back to pending.
     Abandoned,
@@ -315,7 +316,8 @@ impl ManifestStatus {
 /// A file item of the tracking table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRecord {
-    /// Partition.
+    /// The date the object belongs to (from its key, else its event time): the item's
+    /// partition key and the `dt=` partition its rows are written to.
     pub date_prefix: DatePrefix,
     /// The object (its key is the item's sort key).
     pub object: ObjectRef,
@@ -327,7 +329,7 @@ pub struct FileRecord {
     pub attempts: u32,
     /// When it was first tracked; also its place in the pending queue.
     pub created_at: Timestamp,
-    /// Last change.
+    /// Time of the last status change (stored as fixed-width RFC 3339 UTC).
     pub updated_at: Timestamp,
     /// When DynamoDB may delete the item (seconds since the epoch).
     pub ttl: i64,
@@ -336,7 +338,8 @@ pub struct FileRecord {
 /// A manifest item of the tracking table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestRecord {
-    /// Partition.
+    /// The date prefix shared by all of its files (a manifest never spans two dates); the
+    /// item's partition key.
     pub date_prefix: DatePrefix,
     /// Id (the item's sort key is `MANIFEST#<id>`).
     pub manifest_id: ManifestId,
@@ -360,11 +363,12 @@ pub struct ManifestRecord {
     /// Whether the sweep must look at it: while `claiming` or `starting`, and after the
     /// workflow marked it `failed` (its files still need releasing).
     pub needs_sweep: bool,
-    /// Created.
+    /// When the intent was recorded, before any file was claimed.
     pub created_at: Timestamp,
-    /// Last change.
+    /// Time of the last status change; the sweep repairs an open manifest only once this is
+    /// old enough.
     pub updated_at: Timestamp,
-    /// When DynamoDB may delete the item.
+    /// When DynamoDB may delete the item (seconds since the epoch).
     pub ttl: i64,
 }
 

@@ -252,7 +252,7 @@ def check_environment(root, modules):
     shared_reader = os.path.join(root, "shared", "src", "manifest.rs")
     binaries = {
         "builder_environment": os.path.join(root, "manifest-builder", "src", "config.rs"),
-        "converter_environment": os.path.join(root, "converter", "src", "manifest_run.rs"),
+        "converter_environment": os.path.join(root, "converter", "src", "manifest_run", "config.rs"),
     }
     for local_name, source in binaries.items():
         if local_name not in environments:
@@ -285,7 +285,13 @@ def check_state_machine(root, statelint):
     with open(path) as f:
         template = f.read()
     sends = rust_struct_fields(os.path.join(root, "shared", "src", "manifest.rs"), "ExecutionInput")
-    returns = rust_struct_fields(os.path.join(root, "converter", "src", "manifest_run.rs"), "RunResult")
+    outcome = os.path.join(root, "converter", "src", "manifest_run", "outcome.rs")
+    returns = rust_struct_fields(outcome, "RunResult")
+    if "result" in returns:
+        # `#[serde(flatten)] result: ConversionResult`, without the schema (RunResult::new).
+        returns.discard("result")
+        conversion = rust_struct_fields(os.path.join(root, "shared", "src", "types.rs"), "ConversionResult")
+        returns |= conversion - {"schema"}
     for batch in (True, False):
         rendered = render(
             template,
@@ -334,7 +340,7 @@ def check_state_machine(root, statelint):
             problem("with Batch, a ConverterTimeout is not routed to Batch")
         for p in deployable.check_mark_failed_retry(states):
             problem(f"{p} (batch={batch})")
-    run_rs = open(os.path.join(root, "converter", "src", "manifest_run.rs")).read()
+    run_rs = open(outcome).read()
     for name in ("ConverterRetryable", "ConverterTimeout"):
         if f'"{name}"' not in run_rs:
             problem(f"the converter no longer names an error {name}, which the state machine matches")

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     )
     for path in (binaries.manifest_builder, binaries.converter_lambda):
         if not os.access(path, os.X_OK):
-            print(f"{path} is missing: build it with cargo build --release", file=sys.stderr)
+            print(f"{path} is missing: build it with cargo build --release -p manifest-builder -p converter --features converter/aws", file=sys.stderr)
             return 2
     uploads = []
     for path in args.files:

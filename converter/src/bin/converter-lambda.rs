@@ -1,15 +1,17 @@
 //! The `converter-lambda` binary (`bootstrap` of the converter function): runs one manifest
 //! per invocation, with the Step Functions input `{manifest_path, date_prefix, file_count,
-//! file_key, total_bytes}`, and answers with the run's JSON result or a named error that the
+//! manifest_id, total_bytes}`, and answers with the run's JSON result or a named error that the
 //! state machine's `Retry`/`Catch` match on.
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime};
 
-use converter::manifest_run::{preflight, ConverterConfig, RunError, Runner};
+use std::sync::Arc;
+
+use converter::aws::{preflight, S3Objects};
+use converter::manifest_run::{ConverterConfig, RunError, Runner};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use shared::blobs::S3Blobs;
-use shared::dynamo::DynamoTrackingStore;
+use shared::aws::dynamo::DynamoTrackingStore;
 use shared::manifest::ExecutionInput;
 use shared::metrics::Metrics;
 use shared::types::Timestamp;
@@ -56,9 +58,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             shared::aws::dynamodb_client(&aws),
             config.tracking_table.clone(),
         ),
-        blobs: S3Blobs::new(s3.clone(), Some(config.kms_key_arn.clone())),
-        s3,
-        handle: tokio::runtime::Handle::current(),
+        objects: Arc::new(S3Objects::new(
+            s3,
+            tokio::runtime::Handle::current(),
+            Some(config.kms_key_arn.clone()),
+        )),
         config,
     };
     let runner = &runner;
@@ -71,7 +75,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .unwrap_or(Duration::ZERO);
         let deadline = Instant::now() + left;
         let mut metrics = Metrics::new("converter");
-        let result = runner.run_manifest(&event.payload, Some(deadline), &mut metrics).await;
+        let result = runner.run_execution(&event.payload, Some(deadline), &mut metrics).await;
         if let Err(error) = &result {
             metrics.count(if error.retryable() { "ManifestsRetryable" } else { "ManifestsFailed" }, 1);
             tracing::error!(error_type = error.name(), error = %error, "manifest not converted");

@@ -4,14 +4,18 @@
 //! library's options, indicatif shows progress, and errors print as `error: …` with their
 //! causes. Exit status: 0 success, 1 conversion error, 2 usage error.
 
+#[cfg(feature = "aws")]
 mod cloud;
+mod sinks;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use cloud::{is_s3, CliDestination, Cloud, RunManifestFailed};
+#[cfg(feature = "aws")]
+use cloud::{Cloud, RunManifestFailed};
+use sinks::{is_s3, CliDestination};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -22,6 +26,7 @@ use converter::convert::{
 use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
 use converter::input::{is_regular_file, FileSource, Source, StreamSource};
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
+use converter::reject::RejectKind;
 use converter::schema::{Schema, TimestampUnit};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -51,9 +56,11 @@ enum Command {
     /// Convert one manifest of the pipeline (the AWS Batch entry point). Configured by the
     /// same environment variables as the converter Lambda; prints the JSON result. Exit
     /// status 75 means "retry later", 1 a final failure.
+    #[cfg(feature = "aws")]
     RunManifest(RunManifestArgs),
 }
 
+#[cfg(feature = "aws")]
 #[derive(Args, Debug)]
 struct RunManifestArgs {
     /// The manifest JSON: s3://bucket/key.
@@ -237,7 +244,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if !matches!(cli.command, Command::RunManifest(_)) {
+    #[cfg(feature = "aws")]
+    let logs_json = matches!(cli.command, Command::RunManifest(_));
+    #[cfg(not(feature = "aws"))]
+    let logs_json = false;
+    if !logs_json {
         init_logging(cli.verbose);
     }
     match run(&cli) {
@@ -246,6 +257,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
+            #[cfg(feature = "aws")]
             if let Some(RunManifestFailed(failure)) = error.downcast_ref::<RunManifestFailed>() {
                 let line = serde_json::json!({
                     "error": failure.name(),
@@ -261,8 +273,10 @@ fn main() -> ExitCode {
             for cause in error.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            if let Some(ConvertError::BadLine { .. }) = error.downcast_ref::<ConvertError>() {
-                eprintln!("hint: --on-error skip, or quarantine with --errors PATH, converts the other lines and records the bad ones");
+            if let Some(error) = error.downcast_ref::<ConvertError>() {
+                for hint in hints(error) {
+                    eprintln!("hint: {hint}");
+                }
             }
             if error.downcast_ref::<UsageError>().is_some()
                 || matches!(
@@ -275,6 +289,26 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// What to do about a conversion error, in this command's flags: the library's messages name
+/// none, as its other front ends (the Lambda, the Batch job) have no flags.
+fn hints(error: &ConvertError) -> Vec<&'static str> {
+    match error {
+        ConvertError::BadLine { kind, .. } => {
+            let mut hints = vec!["--on-error skip, or quarantine with --errors PATH, converts the other lines and records the bad ones"];
+            if *kind == RejectKind::LineTooLong {
+                hints.push("--max-line-bytes raises the limit of bytes per line");
+            }
+            hints
+        }
+        ConvertError::NeedsSchema { .. } => {
+            vec!["pass --schema, or --infer-rows N to infer from its first N records"]
+        }
+        ConvertError::QuarantineWithoutOutput => vec!["pass --errors PATH"],
+        ConvertError::NothingToInfer { .. } => vec!["pass --schema to write an empty file"],
+        _ => Vec::new(),
     }
 }
 
@@ -304,6 +338,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Convert(args) => run_convert(args, cli.quiet),
         Command::Schema(args) => run_schema(args, cli.quiet),
+        #[cfg(feature = "aws")]
         Command::RunManifest(args) => {
             let result = cloud::run_manifest(&args.manifest)?;
             println!("{}", serde_json::to_string(&result)?);
@@ -326,9 +361,7 @@ fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
             Ok(if input == "-" {
                 Arc::new(StreamSource::stdin(REPLAY_LIMIT))
             } else if is_s3(input) {
-                Cloud::get()?
-                    .source(input)
-                    .map_err(|e| usage(format!("{e:#}")))?
+                s3_source(input)?
             } else if path.exists() && !is_regular_file(path) {
                 Arc::new(StreamSource::from_path(path, REPLAY_LIMIT))
             } else {
@@ -336,6 +369,18 @@ fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
             })
         })
         .collect()
+}
+
+#[cfg(feature = "aws")]
+fn s3_source(url: &str) -> anyhow::Result<Arc<dyn Source>> {
+    Cloud::get()?
+        .source(url)
+        .map_err(|e| usage(format!("{e:#}")))
+}
+
+#[cfg(not(feature = "aws"))]
+fn s3_source(url: &str) -> anyhow::Result<Arc<dyn Source>> {
+    Err(anyhow::anyhow!(sinks::no_s3_support(url)))
 }
 
 fn base_options(read: &ReadArgs) -> ConvertOptions {

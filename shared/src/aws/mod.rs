@@ -1,7 +1,17 @@
-//! AWS SDK configuration shared by the binaries and the tests.
+//! The AWS edge (feature `aws`): SDK configuration and clients, and the AWS implementations
+//! of the store traits: [`s3::S3Blobs`] ([`crate::blobs::BlobStore`]), [`sfn::StepFunctions`]
+//! ([`crate::orchestrator::Orchestrator`]) and [`crate::aws::dynamo::DynamoTrackingStore`]
+//! ([`crate::tracking::TrackingStore`]). Nothing else in this crate names the AWS SDK.
 //!
 //! The binaries build every client here, so that the end-to-end suite's fault injection
-//! (feature `fault-injection`, [`crate::faults`]) reaches every AWS call they make.
+//! (feature `fault-injection`, `shared::faults`) reaches every AWS call they make.
+
+pub mod dynamo;
+pub mod s3;
+pub mod sfn;
+
+pub use s3::S3Blobs;
+pub use sfn::StepFunctions;
 
 /// Adds the fault injector of the environment's plan, if any, to a client config builder.
 #[cfg(feature = "fault-injection")]
@@ -71,3 +81,33 @@ where
         other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
     }
 }
+
+/// The server-side encryption every object this pipeline writes carries: SSE-KMS under the
+/// configured key with an S3 Bucket Key (one KMS call per bucket and key instead of one per
+/// object), or the bucket's default encryption when no key is configured. One definition for
+/// every request that creates an object (`PutObject`, `CreateMultipartUpload`).
+pub trait SseKms: Sized {
+    /// Sets SSE-KMS under `kms_key_id`; `None` leaves the request unchanged.
+    fn sse_kms(self, kms_key_id: Option<&str>) -> Self;
+}
+
+macro_rules! sse_kms_for {
+    ($($builder:ty),+) => {$(
+        impl SseKms for $builder {
+            fn sse_kms(self, kms_key_id: Option<&str>) -> Self {
+                match kms_key_id {
+                    Some(key) => self
+                        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                        .ssekms_key_id(key)
+                        .bucket_key_enabled(true),
+                    None => self,
+                }
+            }
+        }
+    )+};
+}
+
+sse_kms_for!(
+    aws_sdk_s3::operation::put_object::builders::PutObjectFluentBuilder,
+    aws_sdk_s3::operation::create_multipart_upload::builders::CreateMultipartUploadFluentBuilder
+);

@@ -23,106 +23,53 @@ use std::io::{self, Read, Write};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use shared::aws::SseKms;
+
 use crate::input::Source;
+use crate::objects::{ObjectFailure, Upload, MIN_PART_SIZE};
 
-/// Why an S3 read or write failed, carried inside the `io::Error` the core sees, so that
-/// callers can tell a missing object from a throttled request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Failure {
-    /// `s3://bucket/key`.
-    pub url: String,
-    /// What was being done (`GetObject`, `UploadPart`, …).
-    pub operation: &'static str,
-    /// The service's error code (`NoSuchKey`, `AccessDenied`, `SlowDown`, …), if it answered.
-    pub code: Option<String>,
-    /// Description.
-    pub message: String,
-    /// Whether trying again later may succeed (throttling, 5xx, timeouts, dropped connections).
-    pub retryable: bool,
-}
-
-impl fmt::Display for S3Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} of {} failed: {}",
-            self.operation, self.url, self.message
-        )
-    }
-}
-
-impl std::error::Error for S3Failure {}
-
-impl S3Failure {
-    fn from_sdk<E>(operation: &'static str, url: &str, error: &SdkError<E, HttpResponse>) -> Self
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        let (code, retryable) = match error {
-            SdkError::ServiceError(service) => {
-                let code = service.err().code().map(str::to_string);
-                let status = service.raw().status().as_u16();
-                let throttled = matches!(
-                    code.as_deref(),
-                    Some(
-                        "SlowDown"
-                            | "Throttling"
-                            | "ThrottlingException"
-                            | "RequestTimeout"
-                            | "InternalError"
-                    )
-                );
-                (code, throttled || status >= 500)
-            }
-            // Timeouts, dispatch and response failures are about the network, not the object.
-            _ => (None, true),
-        };
-        S3Failure {
-            url: url.to_string(),
-            operation,
-            code,
-            message: shared::aws::describe_error(error),
-            retryable,
+/// An [`ObjectFailure`] from an SDK error: the service's code, and whether it is worth
+/// retrying (throttling, 5xx, and every failure that is about the network, not the object).
+pub fn failure_from_sdk<E>(
+    operation: &'static str,
+    url: &str,
+    error: &SdkError<E, HttpResponse>,
+) -> ObjectFailure
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (code, retryable) = match error {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_string);
+            let status = service.raw().status().as_u16();
+            let throttled = matches!(
+                code.as_deref(),
+                Some(
+                    "SlowDown"
+                        | "Throttling"
+                        | "ThrottlingException"
+                        | "RequestTimeout"
+                        | "InternalError"
+                )
+            );
+            (code, throttled || status >= 500)
         }
-    }
-
-    /// The `io::Error` the core propagates, with a kind that says what went wrong.
-    pub fn into_io(self) -> io::Error {
-        let kind = match self.code.as_deref() {
-            Some("NoSuchKey" | "NotFound" | "NoSuchBucket") => io::ErrorKind::NotFound,
-            Some("AccessDenied" | "Forbidden" | "KMS.AccessDeniedException") => {
-                io::ErrorKind::PermissionDenied
-            }
-            _ if self.retryable => io::ErrorKind::Interrupted,
-            _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, self)
-    }
-
-    /// Finds an `S3Failure` inside an error chain.
-    pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a S3Failure> {
-        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        while let Some(e) = current {
-            if let Some(failure) = e.downcast_ref::<S3Failure>() {
-                return Some(failure);
-            }
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                if let Some(inner) = io.get_ref() {
-                    if let Some(failure) = inner.downcast_ref::<S3Failure>() {
-                        return Some(failure);
-                    }
-                }
-            }
-            current = e.source();
-        }
-        None
+        // Timeouts, dispatch and response failures are about the network, not the object.
+        _ => (None, true),
+    };
+    ObjectFailure {
+        url: url.to_string(),
+        operation,
+        code,
+        message: shared::aws::describe_error(error),
+        retryable,
     }
 }
 
@@ -196,7 +143,7 @@ impl Source for S3Source {
                 let mut body = match request.send().await {
                     Ok(output) => output.body,
                     Err(error) => {
-                        let failure = S3Failure::from_sdk("GetObject", &source.name, &error);
+                        let failure = failure_from_sdk("GetObject", &source.name, &error);
                         let _ = sender.send(Err(failure.into_io())).await;
                         return;
                     }
@@ -213,7 +160,7 @@ impl Source for S3Source {
                         Some(Err(error)) => {
                             resumes += 1;
                             if resumes > RESUMES {
-                                let failure = S3Failure {
+                                let failure = ObjectFailure {
                                     url: source.name.clone(),
                                     operation: "GetObject",
                                     code: None,
@@ -271,9 +218,6 @@ pub struct Encryption {
     pub kms_key_id: Option<String>,
 }
 
-/// Smallest part S3 accepts (except the last).
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
-
 /// A streaming upload of one object (see the module docs).
 pub struct S3Upload {
     client: Client,
@@ -287,7 +231,7 @@ pub struct S3Upload {
     buffer: Vec<u8>,
     upload_id: Option<String>,
     next_part: i32,
-    in_flight: VecDeque<JoinHandle<Result<CompletedPart, S3Failure>>>,
+    in_flight: VecDeque<JoinHandle<Result<CompletedPart, ObjectFailure>>>,
     completed: Vec<CompletedPart>,
     written: u64,
     committed: bool,
@@ -348,24 +292,19 @@ impl S3Upload {
         self.written
     }
 
-    fn start_upload(&mut self) -> Result<String, S3Failure> {
-        let mut request = self
+    fn start_upload(&mut self) -> Result<String, ObjectFailure> {
+        let request = self
             .client
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(&self.key)
-            .content_type(&self.content_type);
-        if let Some(kms) = &self.encryption.kms_key_id {
-            request = request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .ssekms_key_id(kms)
-                .bucket_key_enabled(true);
-        }
+            .content_type(&self.content_type)
+            .sse_kms(self.encryption.kms_key_id.as_deref());
         let output = self
             .handle
             .block_on(request.send())
-            .map_err(|e| S3Failure::from_sdk("CreateMultipartUpload", &self.url(), &e))?;
-        output.upload_id.ok_or_else(|| S3Failure {
+            .map_err(|e| failure_from_sdk("CreateMultipartUpload", &self.url(), &e))?;
+        output.upload_id.ok_or_else(|| ObjectFailure {
             url: self.url(),
             operation: "CreateMultipartUpload",
             code: None,
@@ -375,7 +314,7 @@ impl S3Upload {
     }
 
     /// Sends the buffer as the next part, in the background.
-    fn ship_part(&mut self) -> Result<(), S3Failure> {
+    fn ship_part(&mut self) -> Result<(), ObjectFailure> {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
@@ -400,7 +339,7 @@ impl S3Upload {
             let output = request
                 .send()
                 .await
-                .map_err(|e| S3Failure::from_sdk("UploadPart", &url, &e))?;
+                .map_err(|e| failure_from_sdk("UploadPart", &url, &e))?;
             Ok(CompletedPart::builder()
                 .part_number(number)
                 .set_e_tag(output.e_tag)
@@ -412,9 +351,9 @@ impl S3Upload {
         Ok(())
     }
 
-    fn wait_oldest(&mut self) -> Result<(), S3Failure> {
+    fn wait_oldest(&mut self) -> Result<(), ObjectFailure> {
         if let Some(task) = self.in_flight.pop_front() {
-            let part = self.handle.block_on(task).map_err(|e| S3Failure {
+            let part = self.handle.block_on(task).map_err(|e| ObjectFailure {
                 url: self.url(),
                 operation: "UploadPart",
                 code: None,
@@ -428,24 +367,23 @@ impl S3Upload {
 
     /// Makes the object visible: completes the multipart upload, or puts it in one request if
     /// it fit in one part. Returns the bytes written.
-    pub fn commit(mut self) -> Result<u64, S3Failure> {
+    pub fn commit(mut self) -> Result<u64, ObjectFailure> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<u64, ObjectFailure> {
         if self.upload_id.is_none() {
-            let mut request = self
+            let request = self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
                 .key(&self.key)
                 .content_type(&self.content_type)
-                .body(ByteStream::from(std::mem::take(&mut self.buffer)));
-            if let Some(kms) = &self.encryption.kms_key_id {
-                request = request
-                    .server_side_encryption(ServerSideEncryption::AwsKms)
-                    .ssekms_key_id(kms)
-                    .bucket_key_enabled(true);
-            }
+                .body(ByteStream::from(std::mem::take(&mut self.buffer)))
+                .sse_kms(self.encryption.kms_key_id.as_deref());
             self.handle
                 .block_on(request.send())
-                .map_err(|e| S3Failure::from_sdk("PutObject", &self.url(), &e))?;
+                .map_err(|e| failure_from_sdk("PutObject", &self.url(), &e))?;
             self.committed = true;
             return Ok(self.written);
         }
@@ -470,9 +408,19 @@ impl S3Upload {
             );
         self.handle
             .block_on(request.send())
-            .map_err(|e| S3Failure::from_sdk("CompleteMultipartUpload", &self.url(), &e))?;
+            .map_err(|e| failure_from_sdk("CompleteMultipartUpload", &self.url(), &e))?;
         self.committed = true;
         Ok(self.written)
+    }
+}
+
+impl Upload for S3Upload {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<u64, ObjectFailure> {
+        self.finish()
     }
 }
 
@@ -483,7 +431,7 @@ impl Write for S3Upload {
         self.buffer.extend_from_slice(&buf[..n]);
         self.written += n as u64;
         if self.buffer.len() >= self.part_size {
-            self.ship_part().map_err(S3Failure::into_io)?;
+            self.ship_part().map_err(ObjectFailure::into_io)?;
         }
         Ok(n)
     }

@@ -1,19 +1,26 @@
 //! Schema inference, one line at a time, without building a JSON tree.
 //!
 //! Inference is on the hot path of every conversion, so the common case costs a single parse:
-//! a line is first checked against the schema so far ([`fits`]); only a line that needs the
+//! a line is first checked against the schema so far (`fits`); only a line that needs the
 //! schema to widen is validated in full (syntax, top-level object, no duplicate keys) and then
 //! merged. A line that is not a valid record therefore never widens the schema, and the check
 //! is exactly the one the decoder uses to decide that a sampled schema was wrong
 //! ([`crate::decode`]), so inference and decoding always agree.
+//!
+//! Record validation, which inference shares with the decoder, is in [`crate::validate`]
+//! (re-exported here); inference over whole sources, which conversion runs before and between
+//! its attempts, is in this module's `driver`.
 
-use std::collections::HashSet;
+mod driver;
 
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use crate::reject::RejectKind;
+pub use crate::validate::{validate_record, InvalidRecord};
+pub use driver::{infer_schema, Inferred};
+pub(crate) use driver::{sample_schema, widen_schema};
+
 use crate::schema::{Field, FieldType, Schema, TimestampUnit};
 use crate::timestamp::{looks_like_timestamp, parse_timestamp};
 
@@ -104,54 +111,6 @@ impl Inference {
             FieldType::Struct(fields) => Schema::new(fields),
             _ => unreachable!("invariant: the root of an inference is a struct"),
         }
-    }
-}
-
-/// Why a line is not a valid record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidRecord {
-    /// Category.
-    pub kind: RejectKind,
-    /// Explanation, naming the field where there is one.
-    pub reason: String,
-}
-
-/// Checks that `text` is one JSON object with no duplicate keys at any depth.
-pub fn validate_record(text: &str) -> Result<(), InvalidRecord> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let mut issue = None;
-    let result = ValidateSeed {
-        top_level: true,
-        issue: &mut issue,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end());
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) => Err(issue.unwrap_or_else(|| json_error(&e, text))),
-    }
-}
-
-/// Describes a serde_json syntax error without its misleading "line 1" (each record is one
-/// line; the column is what locates the problem).
-pub(crate) fn json_error(error: &serde_json::Error, text: &str) -> InvalidRecord {
-    let full = error.to_string();
-    let message = full
-        .rsplit_once(" at line ")
-        .map_or(full.as_str(), |(message, _)| message);
-    if message.contains("recursion limit exceeded") {
-        return InvalidRecord {
-            kind: RejectKind::TooDeep,
-            reason: "JSON nests deeper than 128 levels".to_string(),
-        };
-    }
-    let mut reason = format!("invalid JSON at column {}: {message}", error.column());
-    if error.is_eof() && !text.trim_end().is_empty() {
-        reason.push_str(" (the record is cut short)");
-    }
-    InvalidRecord {
-        kind: RejectKind::InvalidJson,
-        reason,
     }
 }
 
@@ -412,97 +371,6 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
     }
 }
 
-/// Full validation of a record: syntax, object at the top, no duplicate keys anywhere.
-struct ValidateSeed<'a> {
-    top_level: bool,
-    issue: &'a mut Option<InvalidRecord>,
-}
-
-impl ValidateSeed<'_> {
-    fn child(&mut self) -> ValidateSeed<'_> {
-        ValidateSeed {
-            top_level: false,
-            issue: &mut *self.issue,
-        }
-    }
-
-    fn not_an_object<E: de::Error>(self, found: &str) -> Result<(), E> {
-        if self.top_level {
-            *self.issue = Some(InvalidRecord {
-                kind: RejectKind::NotAnObject,
-                reason: format!("a record must be a JSON object, found {found}"),
-            });
-            return Err(E::custom("not an object"));
-        }
-        Ok(())
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for ValidateSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ValidateSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.not_an_object("null")
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        self.not_an_object("a boolean")
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.not_an_object("a number")
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        self.not_an_object("a number")
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.not_an_object("a number")
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        self.not_an_object("a string")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
-        if self.top_level {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            return self.not_an_object("an array");
-        }
-        while seq.next_element_seed(self.child())?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        let mut keys: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if keys.contains(&key) {
-                *self.issue = Some(InvalidRecord {
-                    kind: RejectKind::DuplicateKey,
-                    reason: format!("key `{key}` appears twice in one object"),
-                });
-                return Err(de::Error::custom("duplicate key"));
-            }
-            map.next_value_seed(self.child())?;
-            keys.insert(key);
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,28 +483,6 @@ mod tests {
         ]);
         assert_eq!(outcomes[1..], [LineInference::Invalid; 5]);
         assert_eq!(schema, Schema::new(vec![Field::new("a", FieldType::Int64)]));
-    }
-
-    #[test]
-    fn validation_names_the_problem() {
-        let check = |t: &str| validate_record(t).unwrap_err();
-        assert_eq!(check("[1]").kind, RejectKind::NotAnObject);
-        assert!(check("42").reason.contains("found a number"));
-        assert_eq!(
-            check(r#"{"a":{"b":1,"b":2}}"#).kind,
-            RejectKind::DuplicateKey
-        );
-        let truncated = check(r#"{"a":{"b":1"#);
-        assert_eq!(truncated.kind, RejectKind::InvalidJson);
-        assert!(
-            truncated.reason.contains("cut short"),
-            "{}",
-            truncated.reason
-        );
-        assert!(!truncated.reason.contains("line 1"));
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
-        assert_eq!(check(&deep).kind, RejectKind::TooDeep);
-        assert!(validate_record(r#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
     }
 
     #[test]

@@ -1,0 +1,305 @@
+//! Column builders: an in-progress Arrow column per schema field, filled as a chunk is parsed.
+//!
+//! Every builder can be truncated back to a row count: a line's values are appended while it
+//! is parsed, and if the line is then rejected its partial row is cut off again. That is what
+//! lets the parser write straight into the columns (no per-line JSON tree) and still leave no
+//! trace of a rejected line.
+
+use std::sync::Arc;
+
+use arrow::array::builder::{BooleanBufferBuilder, NullBufferBuilder};
+use arrow::array::{
+    new_null_array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
+    RecordBatchOptions, StringArray, StructArray, TimestampMicrosecondArray,
+    TimestampMillisecondArray, TimestampNanosecondArray,
+};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{DataType, FieldRef, SchemaRef};
+
+use super::plan::{ColumnPlan, StructPlan};
+use crate::schema::TimestampUnit;
+
+/// An in-progress column. Every variant can be truncated back to a row count, which is what
+/// makes rejecting a half-parsed line exact.
+pub(super) enum Column {
+    Null(usize),
+    Boolean(BooleanBufferBuilder, NullBufferBuilder),
+    Int64(Vec<i64>, NullBufferBuilder),
+    Float64(Vec<f64>, NullBufferBuilder),
+    Timestamp(Vec<i64>, NullBufferBuilder, TimestampUnit, Arc<str>),
+    String {
+        offsets: Vec<i32>,
+        data: Vec<u8>,
+        nulls: NullBufferBuilder,
+    },
+    Struct(StructColumn),
+    List {
+        offsets: Vec<i32>,
+        child: Box<Column>,
+        nulls: NullBufferBuilder,
+        field: FieldRef,
+    },
+}
+pub(super) struct StructColumn {
+    pub(super) plan: Arc<StructPlan>,
+    pub(super) children: Vec<Column>,
+    pub(super) nulls: NullBufferBuilder,
+    pub(super) len: usize,
+}
+
+impl StructColumn {
+    pub(super) fn new(plan: &Arc<StructPlan>) -> Self {
+        StructColumn {
+            plan: Arc::clone(plan),
+            children: plan.children.iter().map(Column::new).collect(),
+            nulls: NullBufferBuilder::new(0),
+            len: 0,
+        }
+    }
+
+    pub(super) fn append_null(&mut self) {
+        for child in &mut self.children {
+            child.append_null();
+        }
+        self.nulls.append_null();
+        self.len += 1;
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        for child in &mut self.children {
+            child.truncate(len);
+        }
+        self.nulls.truncate(len);
+        self.len = len;
+    }
+
+    fn finish_columns(&mut self) -> Vec<ArrayRef> {
+        self.children.iter_mut().map(Column::finish).collect()
+    }
+
+    pub(super) fn finish_batch(&mut self, schema: &SchemaRef) -> RecordBatch {
+        let columns = self.finish_columns();
+        let options = RecordBatchOptions::new().with_row_count(Some(self.len));
+        RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+            .expect("invariant: decoded columns match the decoder's schema")
+    }
+}
+
+impl Column {
+    fn new(plan: &ColumnPlan) -> Self {
+        let nulls = || NullBufferBuilder::new(0);
+        match plan {
+            ColumnPlan::Null => Column::Null(0),
+            ColumnPlan::Boolean => Column::Boolean(BooleanBufferBuilder::new(0), nulls()),
+            ColumnPlan::Int64 => Column::Int64(Vec::new(), nulls()),
+            ColumnPlan::Float64 => Column::Float64(Vec::new(), nulls()),
+            ColumnPlan::Timestamp(unit, tz) => {
+                Column::Timestamp(Vec::new(), nulls(), *unit, Arc::clone(tz))
+            }
+            ColumnPlan::String => Column::String {
+                offsets: vec![0],
+                data: Vec::new(),
+                nulls: nulls(),
+            },
+            ColumnPlan::Struct(plan) => Column::Struct(StructColumn::new(plan)),
+            ColumnPlan::List(item, field) => Column::List {
+                offsets: vec![0],
+                child: Box::new(Column::new(item)),
+                nulls: nulls(),
+                field: Arc::clone(field),
+            },
+        }
+    }
+
+    pub(super) fn type_name(&self) -> &'static str {
+        match self {
+            Column::Null(_) => "null",
+            Column::Boolean(..) => "boolean",
+            Column::Int64(..) => "int64",
+            Column::Float64(..) => "float64",
+            Column::Timestamp(..) => "timestamp",
+            Column::String { .. } => "string",
+            Column::Struct(s) if s.children.is_empty() => "empty struct",
+            Column::Struct(_) => "struct",
+            Column::List { .. } => "list",
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Column::Null(len) => *len,
+            Column::Boolean(_, nulls) => nulls.len(),
+            Column::Int64(values, _) => values.len(),
+            Column::Float64(values, _) => values.len(),
+            Column::Timestamp(values, ..) => values.len(),
+            Column::String { offsets, .. } | Column::List { offsets, .. } => offsets.len() - 1,
+            Column::Struct(s) => s.len,
+        }
+    }
+
+    pub(super) fn append_null(&mut self) {
+        match self {
+            Column::Null(len) => *len += 1,
+            Column::Boolean(values, nulls) => {
+                values.append(false);
+                nulls.append_null();
+            }
+            Column::Int64(values, nulls) => {
+                values.push(0);
+                nulls.append_null();
+            }
+            Column::Float64(values, nulls) => {
+                values.push(0.0);
+                nulls.append_null();
+            }
+            Column::Timestamp(values, nulls, ..) => {
+                values.push(0);
+                nulls.append_null();
+            }
+            Column::String {
+                offsets,
+                data,
+                nulls,
+            } => {
+                offsets.push(data.len() as i32);
+                nulls.append_null();
+            }
+            Column::Struct(s) => s.append_null(),
+            Column::List { offsets, nulls, .. } => {
+                offsets.push(*offsets.last().expect("invariant: offsets start with 0"));
+                nulls.append_null();
+            }
+        }
+    }
+
+    pub(super) fn truncate(&mut self, len: usize) {
+        match self {
+            Column::Null(n) => *n = (*n).min(len),
+            Column::Boolean(values, nulls) => {
+                values.truncate(len.min(values.len()));
+                nulls.truncate(len);
+            }
+            Column::Int64(values, nulls) | Column::Timestamp(values, nulls, ..) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Float64(values, nulls) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::String {
+                offsets,
+                data,
+                nulls,
+            } => {
+                offsets.truncate(len + 1);
+                data.truncate(*offsets.last().expect("invariant: offsets start with 0") as usize);
+                nulls.truncate(len);
+            }
+            Column::Struct(s) => s.truncate(len),
+            Column::List {
+                offsets,
+                child,
+                nulls,
+                ..
+            } => {
+                offsets.truncate(len + 1);
+                child.truncate(*offsets.last().expect("invariant: offsets start with 0") as usize);
+                nulls.truncate(len);
+            }
+        }
+    }
+
+    pub(super) fn push_str(&mut self, s: &str) {
+        if let Column::String {
+            offsets,
+            data,
+            nulls,
+        } = self
+        {
+            data.extend_from_slice(s.as_bytes());
+            offsets.push(
+                i32::try_from(data.len())
+                    .expect("invariant: a chunk holds less than 2 GiB of text"),
+            );
+            nulls.append_non_null();
+        }
+    }
+
+    pub(super) fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Null(len) => new_null_array(&DataType::Utf8, std::mem::take(len)),
+            Column::Boolean(values, nulls) => {
+                Arc::new(BooleanArray::new(values.finish(), nulls.finish()))
+            }
+            Column::Int64(values, nulls) => Arc::new(Int64Array::new(
+                ScalarBuffer::from(std::mem::take(values)),
+                nulls.finish(),
+            )),
+            Column::Float64(values, nulls) => Arc::new(Float64Array::new(
+                ScalarBuffer::from(std::mem::take(values)),
+                nulls.finish(),
+            )),
+            Column::Timestamp(values, nulls, unit, tz) => {
+                let values = ScalarBuffer::from(std::mem::take(values));
+                let nulls = nulls.finish();
+                let tz = Arc::clone(tz);
+                match unit {
+                    TimestampUnit::Millisecond => {
+                        Arc::new(TimestampMillisecondArray::new(values, nulls).with_timezone(tz))
+                    }
+                    TimestampUnit::Microsecond => {
+                        Arc::new(TimestampMicrosecondArray::new(values, nulls).with_timezone(tz))
+                    }
+                    TimestampUnit::Nanosecond => {
+                        Arc::new(TimestampNanosecondArray::new(values, nulls).with_timezone(tz))
+                    }
+                }
+            }
+            Column::String {
+                offsets,
+                data,
+                nulls,
+            } => {
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(StringArray::new(
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    Buffer::from_vec(std::mem::take(data)),
+                    nulls.finish(),
+                ))
+            }
+            Column::Struct(s) if s.children.is_empty() => {
+                // Parquet has no empty groups: an all-`{}` field is written as JSON text.
+                let len = std::mem::take(&mut s.len);
+                let nulls = s.nulls.finish();
+                let texts =
+                    (0..len).map(|i| nulls.as_ref().is_none_or(|n| n.is_valid(i)).then_some("{}"));
+                Arc::new(texts.collect::<StringArray>())
+            }
+            Column::Struct(s) => {
+                let columns = s.finish_columns();
+                let nulls = s.nulls.finish();
+                s.len = 0;
+                Arc::new(StructArray::new(
+                    s.plan.arrow_fields.clone(),
+                    columns,
+                    nulls,
+                ))
+            }
+            Column::List {
+                offsets,
+                child,
+                nulls,
+                field,
+            } => {
+                let offsets = std::mem::replace(offsets, vec![0]);
+                Arc::new(ListArray::new(
+                    Arc::clone(field),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    child.finish(),
+                    nulls.finish(),
+                ))
+            }
+        }
+    }
+}

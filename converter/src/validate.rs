@@ -1,0 +1,179 @@
+//! Record validation: is a line one JSON object, with no duplicate keys at any depth?
+//!
+//! Both inference and decoding need the same answer, with the same wording, for a line that
+//! may not become a row: inference must not let an invalid line widen the schema, and the
+//! decoder asks for the real reason when a line that did not fit its schema may also be
+//! broken further on. It lives apart from both so that neither imports it from the other.
+
+use std::collections::HashSet;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::reject::RejectKind;
+
+/// Why a line is not a valid record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRecord {
+    /// One of `InvalidJson`, `TooDeep`, `NotAnObject` or `DuplicateKey`: the kinds a line
+    /// can earn on its own, without a schema.
+    pub kind: RejectKind,
+    /// Explanation, naming the field where there is one.
+    pub reason: String,
+}
+
+/// Checks that `text` is one JSON object with no duplicate keys at any depth.
+pub fn validate_record(text: &str) -> Result<(), InvalidRecord> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let mut issue = None;
+    let result = ValidateSeed {
+        top_level: true,
+        issue: &mut issue,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => Err(issue.unwrap_or_else(|| json_error(&e, text))),
+    }
+}
+
+/// Describes a serde_json syntax error without its misleading "line 1" (each record is one
+/// line; the column is what locates the problem).
+pub(crate) fn json_error(error: &serde_json::Error, text: &str) -> InvalidRecord {
+    let full = error.to_string();
+    let message = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(message, _)| message);
+    if message.contains("recursion limit exceeded") {
+        return InvalidRecord {
+            kind: RejectKind::TooDeep,
+            reason: "JSON nests deeper than 128 levels".to_string(),
+        };
+    }
+    let mut reason = format!("invalid JSON at column {}: {message}", error.column());
+    if error.is_eof() && !text.trim_end().is_empty() {
+        reason.push_str(" (the record is cut short)");
+    }
+    InvalidRecord {
+        kind: RejectKind::InvalidJson,
+        reason,
+    }
+}
+
+/// Full validation of a record: syntax, object at the top, no duplicate keys anywhere.
+struct ValidateSeed<'a> {
+    top_level: bool,
+    issue: &'a mut Option<InvalidRecord>,
+}
+
+impl ValidateSeed<'_> {
+    fn child(&mut self) -> ValidateSeed<'_> {
+        ValidateSeed {
+            top_level: false,
+            issue: &mut *self.issue,
+        }
+    }
+
+    fn not_an_object<E: de::Error>(self, found: &str) -> Result<(), E> {
+        if self.top_level {
+            *self.issue = Some(InvalidRecord {
+                kind: RejectKind::NotAnObject,
+                reason: format!("a record must be a JSON object, found {found}"),
+            });
+            return Err(E::custom("not an object"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ValidateSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ValidateSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.not_an_object("null")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.not_an_object("a boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.not_an_object("a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.not_an_object("a string")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if self.top_level {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            return self.not_an_object("an array");
+        }
+        while seq.next_element_seed(self.child())?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        let mut keys: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if keys.contains(&key) {
+                *self.issue = Some(InvalidRecord {
+                    kind: RejectKind::DuplicateKey,
+                    reason: format!("key `{key}` appears twice in one object"),
+                });
+                return Err(de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(self.child())?;
+            keys.insert(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_problem() {
+        let check = |t: &str| validate_record(t).unwrap_err();
+        assert_eq!(check("[1]").kind, RejectKind::NotAnObject);
+        assert!(check("42").reason.contains("found a number"));
+        assert_eq!(
+            check(r#"{"a":{"b":1,"b":2}}"#).kind,
+            RejectKind::DuplicateKey
+        );
+        let truncated = check(r#"{"a":{"b":1"#);
+        assert_eq!(truncated.kind, RejectKind::InvalidJson);
+        assert!(
+            truncated.reason.contains("cut short"),
+            "{}",
+            truncated.reason
+        );
+        assert!(!truncated.reason.contains("line 1"));
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(check(&deep).kind, RejectKind::TooDeep);
+        assert!(validate_record(r#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+    }
+}
