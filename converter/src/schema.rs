@@ -120,8 +120,21 @@ pub enum FieldType {
     Boolean,
     /// Integers that fit in a signed 64-bit integer.
     Int64,
-    /// Any JSON number.
+    /// JSON numbers, as IEEE 754 doubles.
     Float64,
+    /// Exact decimal numbers: `precision` digits in all, `scale` of them after the point
+    /// (Arrow `Decimal128`, Parquet `DECIMAL`). Inference uses precision 38.
+    Decimal {
+        /// Total number of digits, 1 to 38.
+        precision: u8,
+        /// Digits after the decimal point, at most `precision`.
+        scale: u8,
+    },
+    /// What inference has seen of a numeric column so far; resolved (by
+    /// [`NumberFacts::resolve`]) to `int64`, `float64`, `decimal` or `string` before a schema
+    /// leaves inference, so it never appears in a schema a caller gets.
+    #[doc(hidden)]
+    Number(NumberFacts),
     /// Strings as they are; any other JSON value as its JSON text.
     String,
     /// RFC 3339 strings with a time zone offset, stored as an instant.
@@ -195,6 +208,8 @@ impl FieldType {
             FieldType::Boolean => "boolean",
             FieldType::Int64 => "int64",
             FieldType::Float64 => "float64",
+            FieldType::Decimal { .. } => "decimal",
+            FieldType::Number(facts) => facts.resolve().name(),
             FieldType::String => "string",
             FieldType::Timestamp { .. } => "timestamp",
             FieldType::Struct(_) => "struct",
@@ -210,10 +225,45 @@ impl FieldType {
             (Null, _) => *self = other.clone(),
             (Struct(mine), Struct(theirs)) => merge_fields(mine, theirs),
             (List(mine), List(theirs)) => mine.merge(theirs),
-            (Int64, Float64) => *self = Float64,
-            (Float64, Int64) => {}
+            (Number(mine), theirs) if theirs.is_numeric() => mine.merge(&NumberFacts::of(theirs)),
+            (mine, Number(theirs)) if mine.is_numeric() => {
+                let mut facts = NumberFacts::of(mine);
+                facts.merge(theirs);
+                *self = Number(facts);
+            }
             (a, b) if *a == *b => {}
+            (a, b) if a.is_numeric() && b.is_numeric() => {
+                let mut facts = NumberFacts::of(a);
+                facts.merge(&NumberFacts::of(b));
+                *self = facts.resolve();
+            }
             _ => *self = String,
+        }
+    }
+
+    /// Whether this is one of the number types (`int64`, `float64`, `decimal`).
+    pub fn is_numeric(&self) -> bool {
+        matches!(
+            self,
+            FieldType::Int64
+                | FieldType::Float64
+                | FieldType::Decimal { .. }
+                | FieldType::Number(_)
+        )
+    }
+
+    /// The type with every inference-internal [`FieldType::Number`] resolved.
+    pub fn resolved(&self) -> FieldType {
+        match self {
+            FieldType::Number(facts) => facts.resolve(),
+            FieldType::Struct(fields) => FieldType::Struct(
+                fields
+                    .iter()
+                    .map(|f| Field::new(f.name.clone(), f.field_type.resolved()))
+                    .collect(),
+            ),
+            FieldType::List(items) => FieldType::List(Box::new(items.resolved())),
+            other => other.clone(),
         }
     }
 
@@ -223,6 +273,10 @@ impl FieldType {
             FieldType::Boolean => DataType::Boolean,
             FieldType::Int64 => DataType::Int64,
             FieldType::Float64 => DataType::Float64,
+            FieldType::Decimal { precision, scale } => {
+                DataType::Decimal128(*precision, *scale as i8)
+            }
+            FieldType::Number(facts) => facts.resolve().to_arrow(),
             FieldType::Timestamp { unit, timezone } => {
                 DataType::Timestamp(unit.to_arrow(), Some(Arc::clone(timezone)))
             }
@@ -231,6 +285,207 @@ impl FieldType {
             FieldType::List(items) => {
                 DataType::List(Arc::new(ArrowField::new_list_field(items.to_arrow(), true)))
             }
+        }
+    }
+}
+
+/// Largest magnitude up to which every integer is exactly a `float64` (2^53).
+pub const F64_EXACT_INT: u128 = 1 << 53;
+/// Most digits a `decimal` holds (Arrow `Decimal128`).
+pub const MAX_DECIMAL_DIGITS: u32 = 38;
+
+/// What inference has seen of the numbers of one column: enough to pick, once all of them are
+/// known, the narrowest type that holds every one exactly (see the module docs). Merging is a
+/// union (flags or-ed, digit counts maxed), so it is associative and commutative: the result
+/// does not depend on how the input was split between threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NumberFacts {
+    /// Some number had a fraction or an exponent (`1.5`, `1.0`, `1e3`).
+    pub fraction: bool,
+    /// Some integer was beyond ±2^53, so not exactly a `float64`.
+    pub big: bool,
+    /// Some integer was outside the int64 range.
+    pub huge: bool,
+    /// Most digits before the decimal point of any value (exactly, exponent applied).
+    pub int_digits: u32,
+    /// Most digits after the decimal point of any value (trailing zeros dropped).
+    pub scale: u32,
+}
+
+/// A JSON number's exact decimal shape: `negative`, significant digits, and the power of ten
+/// they are multiplied by.
+pub(crate) struct DecimalText<'a> {
+    negative: bool,
+    integer: &'a [u8],
+    fraction: &'a [u8],
+    exponent: i64,
+    is_integer: bool,
+}
+
+impl<'a> DecimalText<'a> {
+    /// Splits a number that is valid JSON number syntax.
+    pub(crate) fn parse(text: &'a str) -> DecimalText<'a> {
+        let mut bytes = text.as_bytes();
+        let negative = bytes.first() == Some(&b'-');
+        if negative {
+            bytes = &bytes[1..];
+        }
+        let int_end = bytes
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(bytes.len());
+        let integer = &bytes[..int_end];
+        let mut rest = &bytes[int_end..];
+        let mut fraction: &[u8] = &[];
+        if rest.first() == Some(&b'.') {
+            let end = rest[1..]
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .map_or(rest.len(), |p| p + 1);
+            fraction = &rest[1..end];
+            rest = &rest[end..];
+        }
+        let mut exponent = 0i64;
+        if matches!(rest.first(), Some(b'e' | b'E')) {
+            let (sign, digits) = match rest.get(1) {
+                Some(b'-') => (-1, &rest[2..]),
+                Some(b'+') => (1, &rest[2..]),
+                _ => (1, &rest[1..]),
+            };
+            for &d in digits {
+                // Saturates far beyond any decimal: such a number is kept as text anyway.
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(1_000_000);
+            }
+            exponent *= sign;
+        }
+        DecimalText {
+            negative,
+            integer,
+            fraction,
+            is_integer: fraction.is_empty() && !matches!(rest.first(), Some(b'e' | b'E')),
+            exponent,
+        }
+    }
+
+    /// The significant digits (no leading or trailing zeros) and the power of ten that scales
+    /// them; no digits for zero.
+    fn significant(&self) -> (Vec<u8>, i64) {
+        let mut digits: Vec<u8> = self.integer.iter().chain(self.fraction).copied().collect();
+        let mut power = self.exponent - self.fraction.len() as i64;
+        let lead = digits.iter().take_while(|&&d| d == b'0').count();
+        digits.drain(..lead);
+        while digits.last() == Some(&b'0') {
+            digits.pop();
+            power += 1;
+        }
+        (digits, power)
+    }
+
+    /// The facts this one number contributes.
+    pub(crate) fn facts(&self) -> NumberFacts {
+        if self.is_integer {
+            let magnitude = self.integer.iter().try_fold(0u128, |v, d| {
+                v.checked_mul(10)?.checked_add(u128::from(d - b'0'))
+            });
+            let limit = if self.negative {
+                1u128 << 63
+            } else {
+                (1u128 << 63) - 1
+            };
+            return NumberFacts {
+                fraction: false,
+                big: magnitude.is_none_or(|m| m > F64_EXACT_INT),
+                huge: magnitude.is_none_or(|m| m > limit),
+                int_digits: self.integer.len() as u32,
+                scale: 0,
+            };
+        }
+        let (digits, power) = self.significant();
+        let n = digits.len() as i64;
+        NumberFacts {
+            fraction: true,
+            big: false,
+            huge: false,
+            int_digits: (n + power).clamp(0, 1_000_000) as u32,
+            scale: (-power).clamp(0, 1_000_000) as u32,
+        }
+    }
+
+    /// The value as a `Decimal128(precision, scale)` integer, if it fits exactly.
+    pub(crate) fn decimal(&self, precision: u8, scale: u8) -> Option<i128> {
+        let (digits, power) = self.significant();
+        let shift = power + i64::from(scale);
+        if shift < 0 || digits.len() as i64 + shift > i64::from(precision) {
+            return if digits.is_empty() { Some(0) } else { None };
+        }
+        let mut value: i128 = 0;
+        for d in digits {
+            value = value * 10 + i128::from(d - b'0');
+        }
+        value *= 10i128.pow(shift as u32);
+        Some(if self.negative { -value } else { value })
+    }
+}
+
+impl NumberFacts {
+    /// The facts of one JSON number (its exact text).
+    pub fn of_text(text: &str) -> NumberFacts {
+        DecimalText::parse(text).facts()
+    }
+
+    /// The least facts a column of type `field_type` implies (for widening a schema given
+    /// without its facts).
+    pub fn of(field_type: &FieldType) -> NumberFacts {
+        match field_type {
+            FieldType::Number(facts) => *facts,
+            FieldType::Float64 => NumberFacts {
+                fraction: true,
+                ..NumberFacts::default()
+            },
+            FieldType::Decimal { scale, .. } => NumberFacts {
+                fraction: *scale > 0,
+                big: true,
+                huge: *scale == 0,
+                int_digits: 0,
+                scale: u32::from(*scale),
+            },
+            _ => NumberFacts::default(),
+        }
+    }
+
+    /// Adds what `other` has seen.
+    pub fn merge(&mut self, other: &NumberFacts) {
+        self.fraction |= other.fraction;
+        self.big |= other.big;
+        self.huge |= other.huge;
+        self.int_digits = self.int_digits.max(other.int_digits);
+        self.scale = self.scale.max(other.scale);
+    }
+
+    /// Whether `other` adds nothing to these facts.
+    pub fn covers(&self, other: &NumberFacts) -> bool {
+        let mut merged = *self;
+        merged.merge(other);
+        merged == *self
+    }
+
+    /// The narrowest type that holds every number seen exactly (see the module docs).
+    pub fn resolve(&self) -> FieldType {
+        let decimal = |scale: u32| {
+            if self.int_digits + scale <= MAX_DECIMAL_DIGITS {
+                FieldType::Decimal {
+                    precision: MAX_DECIMAL_DIGITS as u8,
+                    scale: scale as u8,
+                }
+            } else {
+                FieldType::String
+            }
+        };
+        match (self.fraction, self.big, self.huge) {
+            (false, _, false) => FieldType::Int64,
+            (false, _, true) => decimal(0),
+            (true, false, _) => FieldType::Float64,
+            (true, true, _) => decimal(self.scale),
         }
     }
 }
@@ -374,6 +629,10 @@ struct FieldDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     timezone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    precision: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scale: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     fields: Option<Vec<FieldDoc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     items: Option<Box<FieldDoc>>,
@@ -387,11 +646,16 @@ impl FieldDoc {
     }
 
     fn from_type(field_type: &FieldType) -> FieldDoc {
+        if let FieldType::Number(facts) = field_type {
+            return FieldDoc::from_type(&facts.resolve());
+        }
         let mut doc = FieldDoc {
             name: None,
             type_name: field_type.name().to_string(),
             unit: None,
             timezone: None,
+            precision: None,
+            scale: None,
             fields: None,
             items: None,
         };
@@ -399,6 +663,10 @@ impl FieldDoc {
             FieldType::Timestamp { unit, timezone } => {
                 doc.unit = Some(*unit);
                 doc.timezone = Some(timezone.to_string());
+            }
+            FieldType::Decimal { precision, scale } => {
+                doc.precision = Some(*precision);
+                doc.scale = Some(*scale);
             }
             FieldType::Struct(fields) => {
                 doc.fields = Some(fields.iter().map(FieldDoc::from_field).collect())
@@ -414,6 +682,8 @@ impl FieldDoc {
             let present = [
                 ("unit", self.unit.is_some()),
                 ("timezone", self.timezone.is_some()),
+                ("precision", self.precision.is_some()),
+                ("scale", self.scale.is_some()),
                 ("fields", self.fields.is_some()),
                 ("items", self.items.is_some()),
             ];
@@ -433,6 +703,18 @@ impl FieldDoc {
             "int64" => FieldType::Int64,
             "float64" => FieldType::Float64,
             "string" => FieldType::String,
+            "decimal" => {
+                only(&["precision", "scale"])?;
+                let precision = self.precision.unwrap_or(MAX_DECIMAL_DIGITS as u8);
+                let scale = self.scale.unwrap_or(0);
+                if !(1..=MAX_DECIMAL_DIGITS as u8).contains(&precision) || scale > precision {
+                    return Err(invalid(
+                        path,
+                        format!("decimal({precision}, {scale}) is not valid: precision must be 1 to 38 and scale at most the precision"),
+                    ));
+                }
+                FieldType::Decimal { precision, scale }
+            }
             "timestamp" => {
                 only(&["unit", "timezone"])?;
                 let timezone = self.timezone.clone().unwrap_or_else(|| "UTC".to_string());
@@ -467,14 +749,17 @@ impl FieldDoc {
                 return Err(invalid(
                     path,
                     format!(
-                        "unknown type `{other}` (expected null, boolean, int64, float64, string, timestamp, struct or list)"
+                        "unknown type `{other}` (expected null, boolean, int64, float64, decimal, string, timestamp, struct or list)"
                     ),
                 ))
             }
         };
         if !matches!(
             field_type,
-            FieldType::Timestamp { .. } | FieldType::Struct(_) | FieldType::List(_)
+            FieldType::Timestamp { .. }
+                | FieldType::Struct(_)
+                | FieldType::List(_)
+                | FieldType::Decimal { .. }
         ) {
             only(&[])?;
         }

@@ -170,3 +170,105 @@ fn pyarrow_and_duckdb_read_every_type_under_every_codec() {
         }
     }
 }
+
+/// Every value of every column as pyarrow and DuckDB see it: `{column: [type, [values as text]]}`
+/// (Decimal, int and float values as Python's `str`, so nothing is rounded on the way).
+fn read_exact(path: &Path) -> Value {
+    let script = r#"
+import json, sys
+import duckdb
+import pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+py = {n: [str(t.schema.field(n).type), [None if v is None else str(v) for v in t.column(n).to_pylist()]] for n in t.column_names}
+cur = duckdb.connect().execute("SELECT * FROM read_parquet(?)", [sys.argv[1]])
+names = [d[0] for d in cur.description]
+rows = cur.fetchall()
+dd = {n: [None if r[i] is None else str(r[i]) for r in rows] for i, n in enumerate(names)}
+json.dump({"pyarrow": py, "duckdb": dd}, sys.stdout)
+"#;
+    let output = std::process::Command::new(common::python())
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn convert_text(dir: &Path, text: &str, extra: &[&str]) -> std::path::PathBuf {
+    std::fs::write(dir.join("in.ndjson"), text).unwrap();
+    let output = dir.join("out.parquet");
+    let result = Command::cargo_bin("ndjson-parquet")
+        .unwrap()
+        .current_dir(dir)
+        .args(["convert", "in.ndjson", "-o"])
+        .arg(&output)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    output
+}
+
+#[test]
+fn numbers_are_written_exactly_and_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = concat!(
+        r#"{"big":123456789012345678,"near":9007199254740993,"neg0":-0,"f":1,"huge":1,"mixed":1,"toolong":1}"#,
+        "\n",
+        r#"{"big":1,"near":1,"neg0":5,"f":1.5,"huge":123456789012345678901234567890,"mixed":9007199254740993,"toolong":1234567890123456789012345678901234567890}"#,
+        "\n",
+        r#"{"mixed":0.25,"toolong":0.5}"#,
+        "\n",
+    );
+    let output = convert_text(dir.path(), text, &[]);
+    let read = read_exact(&output);
+    let col = |name: &str| read["pyarrow"][name].clone();
+    assert_eq!(
+        col("big"),
+        json!(["int64", ["123456789012345678", "1", null]])
+    );
+    assert_eq!(
+        col("near"),
+        json!(["int64", ["9007199254740993", "1", null]])
+    );
+    assert_eq!(col("neg0"), json!(["int64", ["0", "5", null]]));
+    assert_eq!(col("f"), json!(["double", ["1.0", "1.5", null]]));
+    assert_eq!(
+        col("huge"),
+        json!([
+            "decimal128(38, 0)",
+            ["1", "123456789012345678901234567890", null]
+        ])
+    );
+    assert_eq!(
+        col("mixed"),
+        json!(["decimal128(38, 2)", ["1.00", "9007199254740993.00", "0.25"]])
+    );
+    assert_eq!(
+        col("toolong"),
+        json!([
+            "string",
+            ["1", "1234567890123456789012345678901234567890", "0.5"]
+        ])
+    );
+    let duck = &read["duckdb"];
+    assert_eq!(duck["big"], json!(["123456789012345678", "1", null]));
+    assert_eq!(duck["near"], json!(["9007199254740993", "1", null]));
+    assert_eq!(
+        duck["huge"],
+        json!(["1", "123456789012345678901234567890", null])
+    );
+    assert_eq!(
+        duck["mixed"],
+        json!(["1.00", "9007199254740993.00", "0.25"])
+    );
+}

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use arrow::array::builder::{BooleanBufferBuilder, NullBufferBuilder};
 use arrow::array::{
-    new_null_array, ArrayRef, BooleanArray, Float64Array, Int64Array, ListArray, RecordBatch,
-    RecordBatchOptions, StringArray, StructArray, TimestampMicrosecondArray,
+    new_null_array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray,
+    RecordBatch, RecordBatchOptions, StringArray, StructArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
@@ -26,6 +26,8 @@ pub(super) enum Column {
     Boolean(BooleanBufferBuilder, NullBufferBuilder),
     Int64(Vec<i64>, NullBufferBuilder),
     Float64(Vec<f64>, NullBufferBuilder),
+    /// Unscaled values, precision, scale.
+    Decimal(Vec<i128>, NullBufferBuilder, u8, u8),
     Timestamp(Vec<i64>, NullBufferBuilder, TimestampUnit, Arc<str>),
     String {
         offsets: Vec<i32>,
@@ -93,6 +95,9 @@ impl Column {
             ColumnPlan::Boolean => Column::Boolean(BooleanBufferBuilder::new(0), nulls()),
             ColumnPlan::Int64 => Column::Int64(Vec::new(), nulls()),
             ColumnPlan::Float64 => Column::Float64(Vec::new(), nulls()),
+            ColumnPlan::Decimal(precision, scale) => {
+                Column::Decimal(Vec::new(), nulls(), *precision, *scale)
+            }
             ColumnPlan::Timestamp(unit, tz) => {
                 Column::Timestamp(Vec::new(), nulls(), *unit, Arc::clone(tz))
             }
@@ -117,6 +122,7 @@ impl Column {
             Column::Boolean(..) => "boolean",
             Column::Int64(..) => "int64",
             Column::Float64(..) => "float64",
+            Column::Decimal(..) => "decimal",
             Column::Timestamp(..) => "timestamp",
             Column::String { .. } => "string",
             Column::Struct(s) if s.children.is_empty() => "empty struct",
@@ -131,6 +137,7 @@ impl Column {
             Column::Boolean(_, nulls) => nulls.len(),
             Column::Int64(values, _) => values.len(),
             Column::Float64(values, _) => values.len(),
+            Column::Decimal(values, ..) => values.len(),
             Column::Timestamp(values, ..) => values.len(),
             Column::String { offsets, .. } | Column::List { offsets, .. } => offsets.len() - 1,
             Column::Struct(s) => s.len,
@@ -150,6 +157,10 @@ impl Column {
             }
             Column::Float64(values, nulls) => {
                 values.push(0.0);
+                nulls.append_null();
+            }
+            Column::Decimal(values, nulls, ..) => {
+                values.push(0);
                 nulls.append_null();
             }
             Column::Timestamp(values, nulls, ..) => {
@@ -184,6 +195,10 @@ impl Column {
                 nulls.truncate(len);
             }
             Column::Float64(values, nulls) => {
+                values.truncate(len);
+                nulls.truncate(len);
+            }
+            Column::Decimal(values, nulls, ..) => {
                 values.truncate(len);
                 nulls.truncate(len);
             }
@@ -240,6 +255,11 @@ impl Column {
                 ScalarBuffer::from(std::mem::take(values)),
                 nulls.finish(),
             )),
+            Column::Decimal(values, nulls, precision, scale) => Arc::new(
+                Decimal128Array::new(ScalarBuffer::from(std::mem::take(values)), nulls.finish())
+                    .with_precision_and_scale(*precision, *scale as i8)
+                    .expect("invariant: a schema's decimal precision and scale are valid"),
+            ),
             Column::Timestamp(values, nulls, unit, tz) => {
                 let values = ScalarBuffer::from(std::mem::take(values));
                 let nulls = nulls.finish();

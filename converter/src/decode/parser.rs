@@ -7,6 +7,7 @@
 use super::columns::{Column, StructColumn};
 use super::issue::{preview, Issue, LineCtx, Segment};
 use super::{DecodeMode, UnknownFieldPolicy};
+use crate::schema::{DecimalText, F64_EXACT_INT};
 use crate::timestamp::parse_timestamp;
 
 /// Why parsing a line stopped.
@@ -48,6 +49,8 @@ enum Text {
 enum Number {
     I64(i64),
     U64(u64),
+    /// An integer beyond 64 bits (its text).
+    Huge(String),
     F64(f64),
 }
 
@@ -56,6 +59,7 @@ impl Number {
         match self {
             Number::I64(v) => format!("integer {v}"),
             Number::U64(v) => format!("integer {v}"),
+            Number::Huge(text) => format!("integer {text}"),
             Number::F64(v) => format!("number {v}"),
         }
     }
@@ -311,36 +315,7 @@ impl<'a> Parser<'a> {
                     column => ctx.mismatch(column, format!("boolean {v}"), None),
                 }
             }
-            b'-' | b'0'..=b'9' => {
-                let number = self.number()?;
-                match (column, number) {
-                    (Column::Int64(values, nulls), Number::I64(v)) => {
-                        values.push(v);
-                        nulls.append_non_null();
-                        Ok(())
-                    }
-                    (Column::Int64(values, nulls), Number::U64(v)) if v <= i64::MAX as u64 => {
-                        values.push(v as i64);
-                        nulls.append_non_null();
-                        Ok(())
-                    }
-                    (Column::Float64(values, nulls), number) => {
-                        values.push(match number {
-                            Number::I64(v) => v as f64,
-                            Number::U64(v) => v as f64,
-                            Number::F64(v) => v,
-                        });
-                        nulls.append_non_null();
-                        Ok(())
-                    }
-                    (column, number) => {
-                        let detail = (matches!(column, Column::Int64(..))
-                            && matches!(number, Number::U64(_)))
-                        .then(|| "outside the int64 range".to_string());
-                        ctx.mismatch(column, number.describe(), detail)
-                    }
-                }
-            }
+            b'-' | b'0'..=b'9' => self.number_into(column, ctx),
             b'"' => {
                 let text = self.string()?;
                 let value = match &text {
@@ -396,6 +371,68 @@ impl<'a> Parser<'a> {
                 }
             },
             _ => Err(Fail::Syntax),
+        }
+    }
+
+    /// A number into `column`: only where it is held exactly (an integer beyond ±2^53 is not
+    /// a `float64`; a decimal takes what fits its precision and scale).
+    fn number_into(&mut self, column: &mut Column, ctx: &mut LineCtx) -> Result<(), Fail> {
+        if let Column::Decimal(_, _, precision, scale) = *column {
+            let start = self.pos;
+            self.number_syntax()?;
+            let text = &self.text[start..self.pos];
+            let Some(value) = DecimalText::parse(text).decimal(precision, scale) else {
+                let detail = format!("does not fit decimal({precision}, {scale}) exactly");
+                return ctx.mismatch(column, format!("number {text}"), Some(detail));
+            };
+            if let Column::Decimal(values, nulls, ..) = column {
+                values.push(value);
+                nulls.append_non_null();
+            }
+            return Ok(());
+        }
+        let number = self.number()?;
+        let exact_f64 = |v: u128| v <= F64_EXACT_INT;
+        match (column, number) {
+            (Column::Int64(values, nulls), Number::I64(v)) => {
+                values.push(v);
+                nulls.append_non_null();
+                Ok(())
+            }
+            (Column::Int64(values, nulls), Number::U64(v)) if v <= i64::MAX as u64 => {
+                values.push(v as i64);
+                nulls.append_non_null();
+                Ok(())
+            }
+            (Column::Float64(values, nulls), Number::I64(v))
+                if exact_f64(u128::from(v.unsigned_abs())) =>
+            {
+                values.push(v as f64);
+                nulls.append_non_null();
+                Ok(())
+            }
+            (Column::Float64(values, nulls), Number::U64(v)) if exact_f64(u128::from(v)) => {
+                values.push(v as f64);
+                nulls.append_non_null();
+                Ok(())
+            }
+            (Column::Float64(values, nulls), Number::F64(v)) => {
+                values.push(v);
+                nulls.append_non_null();
+                Ok(())
+            }
+            (column, number) => {
+                let detail = match (&*column, &number) {
+                    (Column::Int64(..), Number::U64(_) | Number::Huge(_)) => {
+                        Some("outside the int64 range".to_string())
+                    }
+                    (Column::Float64(..), Number::I64(_) | Number::U64(_) | Number::Huge(_)) => {
+                        Some("not exactly a float64 (integers beyond ±2^53 are not)".to_string())
+                    }
+                    _ => None,
+                };
+                ctx.mismatch(column, number.describe(), detail)
+            }
         }
     }
 
@@ -537,8 +574,8 @@ impl<'a> Parser<'a> {
         Ok((int_end, float))
     }
 
-    /// A number, typed as serde_json types it: positive integers u64, negative ones i64,
-    /// `-0`, anything with a fraction or exponent, and integers beyond 64 bits f64.
+    /// A number: positive integers u64, negative ones i64 (`-0` is 0), integers beyond 64 bits
+    /// `Huge`, anything with a fraction or exponent f64.
     fn number(&mut self) -> Result<Number, Fail> {
         let start = self.pos;
         let negative = self.peek() == Some(b'-');
@@ -564,13 +601,16 @@ impl<'a> Parser<'a> {
                 if !negative {
                     return Ok(Number::U64(value));
                 }
+                // `-0` is the integer 0 (serde_json makes it the float -0.0).
+                if value == 0 {
+                    return Ok(Number::I64(0));
+                }
                 let negated = (value as i64).wrapping_neg();
-                return Ok(if negated >= 0 {
-                    Number::F64(-(value as f64))
-                } else {
-                    Number::I64(negated)
-                });
+                if negated < 0 {
+                    return Ok(Number::I64(negated));
+                }
             }
+            return Ok(Number::Huge(text.to_string()));
         }
         let value: f64 = text.parse().map_err(|_| Fail::Syntax)?;
         if !value.is_finite() {

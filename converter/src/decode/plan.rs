@@ -49,6 +49,7 @@ pub(super) enum ColumnPlan {
     Boolean,
     Int64,
     Float64,
+    Decimal(u8, u8),
     String,
     Timestamp(TimestampUnit, Arc<str>),
     Struct(Arc<StructPlan>),
@@ -110,6 +111,8 @@ impl ColumnPlan {
             FieldType::Boolean => ColumnPlan::Boolean,
             FieldType::Int64 => ColumnPlan::Int64,
             FieldType::Float64 => ColumnPlan::Float64,
+            FieldType::Decimal { precision, scale } => ColumnPlan::Decimal(*precision, *scale),
+            FieldType::Number(facts) => ColumnPlan::new(&facts.resolve()),
             FieldType::String => ColumnPlan::String,
             FieldType::Timestamp { unit, timezone } => {
                 ColumnPlan::Timestamp(*unit, Arc::clone(timezone))

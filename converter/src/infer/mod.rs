@@ -21,7 +21,9 @@ pub use crate::validate::{validate_record, InvalidRecord};
 pub use driver::{infer_schema, Inferred};
 pub(crate) use driver::{sample_schema, widen_schema};
 
-use crate::schema::{Field, FieldType, Schema, TimestampUnit};
+use serde_json::value::RawValue;
+
+use crate::schema::{Field, FieldType, NumberFacts, Schema, TimestampUnit};
 use crate::timestamp::{looks_like_timestamp, parse_timestamp};
 
 /// What inferring one line did.
@@ -52,7 +54,7 @@ impl Inference {
     /// Starts from an existing schema (widening continues from it).
     pub fn from_schema(schema: Schema, unit: TimestampUnit) -> Self {
         Inference {
-            root: FieldType::Struct(schema.fields),
+            root: to_facts(FieldType::Struct(schema.fields)),
             unit,
             records: 0,
         }
@@ -97,21 +99,40 @@ impl Inference {
         self.records += other.records;
     }
 
-    /// The schema inferred so far.
+    /// The schema inferred so far (number columns resolved to their types).
     pub fn schema(&self) -> Schema {
-        match &self.root {
-            FieldType::Struct(fields) => Schema::new(fields.clone()),
+        match self.root.resolved() {
+            FieldType::Struct(fields) => Schema::new(fields),
             _ => unreachable!("invariant: the root of an inference is a struct"),
         }
     }
 
     /// Consumes the inference, returning its schema.
     pub fn into_schema(self) -> Schema {
-        match self.root {
-            FieldType::Struct(fields) => Schema::new(fields),
-            _ => unreachable!("invariant: the root of an inference is a struct"),
-        }
+        self.schema()
     }
+}
+
+/// Replaces every number type by the facts it implies, so that widening goes on by facts.
+fn to_facts(field_type: FieldType) -> FieldType {
+    match field_type {
+        t if t.is_numeric() => FieldType::Number(NumberFacts::of(&t)),
+        FieldType::Struct(fields) => FieldType::Struct(
+            fields
+                .into_iter()
+                .map(|f| Field::new(f.name, to_facts(f.field_type)))
+                .collect(),
+        ),
+        FieldType::List(items) => FieldType::List(Box::new(to_facts(*items))),
+        other => other,
+    }
+}
+
+/// The exact text of a number value (`None` for any other value), read without converting it:
+/// serde_json would turn `-0` and integers beyond 64 bits into floats.
+fn raw_number(raw: &RawValue) -> Option<NumberFacts> {
+    let text = raw.get();
+    matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9')).then(|| NumberFacts::of_text(text))
 }
 
 /// Whether the value in `text` (one record) is already described by `root`.
@@ -168,12 +189,19 @@ impl<'de> DeserializeSeed<'de> for FitsSeed<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        if *self.expected == FieldType::String {
-            // A string column holds any value (as its JSON text).
-            IgnoredAny::deserialize(deserializer)?;
-            return Ok(());
+        match self.expected {
+            FieldType::String => {
+                // A string column holds any value (as its JSON text).
+                IgnoredAny::deserialize(deserializer)?;
+                Ok(())
+            }
+            FieldType::Number(facts) => {
+                let raw = <&RawValue>::deserialize(deserializer)?;
+                let fits = raw.get() == "null" || raw_number(raw).is_some_and(|n| facts.covers(&n));
+                self.check(fits)
+            }
+            _ => deserializer.deserialize_any(self),
         }
-        deserializer.deserialize_any(self)
     }
 }
 
@@ -193,23 +221,17 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
         self.check(ok)
     }
 
+    // Numbers fit only a number column, which reads them as raw text (above).
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        let ok = matches!(self.expected, FieldType::Int64 | FieldType::Float64);
-        self.check(ok)
+        self.fail()
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        let ok = match self.expected {
-            FieldType::Int64 => i64::try_from(v).is_ok(),
-            FieldType::Float64 => true,
-            _ => false,
-        };
-        self.check(ok)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.fail()
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        let ok = *self.expected == FieldType::Float64;
-        self.check(ok)
+        self.fail()
     }
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<(), E> {
@@ -277,11 +299,29 @@ impl<'de> DeserializeSeed<'de> for MergeSeed<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        if *self.target == FieldType::String {
-            IgnoredAny::deserialize(deserializer)?;
-            return Ok(());
+        match self.target {
+            FieldType::String => {
+                IgnoredAny::deserialize(deserializer)?;
+                Ok(())
+            }
+            FieldType::Null | FieldType::Number(_) => {
+                // Numbers are read as text, to see exactly which number they are.
+                let raw = <&RawValue>::deserialize(deserializer)?;
+                if let Some(number) = raw_number(raw) {
+                    self.widen(FieldType::Number(number));
+                    return Ok(());
+                }
+                if matches!(self.target, FieldType::Number(_)) {
+                    if raw.get() != "null" {
+                        *self.target = FieldType::String;
+                    }
+                    return Ok(());
+                }
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                de.deserialize_any(self).map_err(de::Error::custom)
+            }
+            _ => deserializer.deserialize_any(self),
         }
-        deserializer.deserialize_any(self)
     }
 }
 
@@ -301,22 +341,20 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
         Ok(())
     }
 
+    // A number meets a column that is neither null nor a number (those read numbers as text,
+    // above): a conflict.
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        self.widen(FieldType::Int64);
+        *self.target = FieldType::String;
         Ok(())
     }
 
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.widen(if i64::try_from(v).is_ok() {
-            FieldType::Int64
-        } else {
-            FieldType::Float64
-        });
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        *self.target = FieldType::String;
         Ok(())
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        self.widen(FieldType::Float64);
+        *self.target = FieldType::String;
         Ok(())
     }
 
@@ -462,11 +500,18 @@ mod tests {
     }
 
     #[test]
-    fn big_unsigned_integers_are_floats_and_precise_timestamps_are_strings() {
+    fn integers_beyond_int64_are_decimals_and_precise_timestamps_are_strings() {
         let (schema, _) = infer(&[
             r#"{"big":18446744073709551615,"small":9223372036854775807,"t":"2024-01-01T00:00:00.1234567Z"}"#,
         ]);
-        assert_eq!(field(&schema, "big"), FieldType::Float64);
+        // Before: `big` was float64, and 18446744073709551615 was written as 1.8446744073709552e19.
+        assert_eq!(
+            field(&schema, "big"),
+            FieldType::Decimal {
+                precision: 38,
+                scale: 0
+            }
+        );
         assert_eq!(field(&schema, "small"), FieldType::Int64);
         assert_eq!(field(&schema, "t"), FieldType::String);
     }
@@ -483,6 +528,96 @@ mod tests {
         ]);
         assert_eq!(outcomes[1..], [LineInference::Invalid; 5]);
         assert_eq!(schema, Schema::new(vec![Field::new("a", FieldType::Int64)]));
+    }
+
+    #[test]
+    fn numbers_widen_only_to_types_that_hold_them_exactly() {
+        let decimal = |scale| FieldType::Decimal {
+            precision: 38,
+            scale,
+        };
+        let cases: &[(&[&str], FieldType)] = &[
+            (&["-0", "5"], FieldType::Int64),
+            (&["123456789012345678", "1"], FieldType::Int64),
+            (&["1", "1.5"], FieldType::Float64),
+            (&["9007199254740992", "0.5"], FieldType::Float64),
+            (&["-9007199254740992", "1e300"], FieldType::Float64),
+            (&["9007199254740993", "1.0"], decimal(0)),
+            (&["9007199254740993", "0.25"], decimal(2)),
+            (&["-9007199254740993", "2.5e-3"], decimal(4)),
+            (&["1", "123456789012345678901234567890"], decimal(0)),
+            (&["-99999999999999999999999999999999999999"], decimal(0)),
+            (
+                &["1", "1234567890123456789012345678901234567890"],
+                FieldType::String,
+            ),
+            (&["9007199254740993", "1e-40"], FieldType::String),
+            (
+                &["123456789012345678901234567890", "0.123456789"],
+                FieldType::String,
+            ),
+            (&["1", "true"], FieldType::String),
+        ];
+        for (values, expected) in cases {
+            // Every order of the values gives the same type.
+            let mut orders = vec![values.to_vec()];
+            let mut reversed = values.to_vec();
+            reversed.reverse();
+            orders.push(reversed);
+            for order in orders {
+                let lines: Vec<String> = order.iter().map(|v| format!("{{\"n\":{v}}}")).collect();
+                let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                let (schema, _) = infer(&lines);
+                assert_eq!(&field(&schema, "n"), expected, "{order:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn merging_partial_inferences_is_order_independent() {
+        let parts = [
+            vec![r#"{"n":1,"m":{"x":0.5}}"#],
+            vec![r#"{"n":9007199254740993}"#],
+            vec![r#"{"n":0.125,"m":{"x":12345678901234567890}}"#],
+        ];
+        let single = |lines: &[&str]| {
+            let mut inference = Inference::new(Microsecond);
+            for line in lines {
+                inference.add_line(line.as_bytes());
+            }
+            inference
+        };
+        let mut results = Vec::new();
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2]] {
+            let mut total = Inference::new(Microsecond);
+            for i in order {
+                total.merge(&single(&parts[i]));
+            }
+            results.push(total.schema().fields);
+        }
+        assert!(results
+            .windows(2)
+            .all(|w| w[0].iter().all(|f| w[1].iter().any(|g| g == f))));
+        let schema = Schema::new(results.pop().unwrap());
+        assert_eq!(
+            field(&schema, "n"),
+            FieldType::Decimal {
+                precision: 38,
+                scale: 3
+            }
+        );
+        // Widening a resolved schema goes on from what its types imply.
+        let mut widened = Inference::from_schema(single(&parts[0]).schema(), Microsecond);
+        widened.add_line(parts[1][0].as_bytes());
+        assert_eq!(field(&widened.schema(), "n"), FieldType::Int64);
+        widened.add_line(br#"{"n":0.5}"#);
+        assert_eq!(
+            field(&widened.schema(), "n"),
+            FieldType::Decimal {
+                precision: 38,
+                scale: 1
+            }
+        );
     }
 
     #[test]

@@ -34,6 +34,40 @@ fn to_micros(value: i64, unit: TimestampUnit) -> i64 {
     }
 }
 
+/// A JSON number's text as a `decimal(precision, scale)` reads back (Arrow's rendering).
+pub fn decimal_value(text: &str, precision: u8, scale: u8) -> Value {
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (
+            &text[..at],
+            text[at + 1..].parse::<i64>().expect("an exponent"),
+        ),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let shift = exponent - frac.len() as i64 + i64::from(scale);
+    let digits = if shift >= 0 {
+        format!("{digits}{}", "0".repeat(shift as usize))
+    } else {
+        let cut = digits.len() - (-shift) as usize;
+        assert!(
+            digits[cut..].bytes().all(|b| b == b'0'),
+            "{text} fits scale {scale}"
+        );
+        digits[..cut].to_string()
+    };
+    let unscaled: i128 = digits.parse().expect("fits in 128 bits");
+    let unscaled = if negative { -unscaled } else { unscaled };
+    let array = arrow::array::Decimal128Array::from(vec![unscaled])
+        .with_precision_and_scale(precision, scale as i8)
+        .expect("a valid decimal type");
+    Value::String(array.value_as_string(0))
+}
+
 /// The value `input` must read back as, in a column of type `field_type`.
 pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> Value {
     if input.is_null() {
@@ -43,6 +77,10 @@ pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> 
         FieldType::Null => panic!("a non-null value {input} in a null column"),
         FieldType::Boolean | FieldType::Int64 => input.clone(),
         FieldType::Float64 => float(input.as_f64().expect("a number in a float column")),
+        FieldType::Decimal { precision, scale } => {
+            decimal_value(&input.to_string(), *precision, *scale)
+        }
+        FieldType::Number(_) => panic!("inference resolves number facts before a schema leaves it"),
         FieldType::String => match input {
             Value::String(s) => Value::String(s.clone()),
             other => Value::String(serde_json::to_string(other).expect("serializable")),
@@ -95,6 +133,11 @@ pub fn arrow_value(array: &ArrayRef, i: usize, ts: Timestamps) -> Value {
         DataType::Boolean => Value::Bool(array.as_boolean().value(i)),
         DataType::Int64 => Value::from(array.as_primitive::<Int64Type>().value(i)),
         DataType::Float64 => float(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Decimal128(..) => Value::String(
+            array
+                .as_primitive::<arrow::datatypes::Decimal128Type>()
+                .value_as_string(i),
+        ),
         DataType::Timestamp(unit, _) => {
             let raw = match unit {
                 TimeUnit::Millisecond => array
