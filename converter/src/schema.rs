@@ -721,6 +721,12 @@ impl FieldDoc {
                 if timezone.trim().is_empty() {
                     return Err(invalid(path, "`timezone` must not be empty"));
                 }
+                if !valid_timezone(&timezone) {
+                    return Err(invalid(
+                        path,
+                        format!("`timezone` `{timezone}` is not a time zone readers know: use `UTC`, `Z`, an offset `+HH:MM`, or an IANA name such as `Europe/Zurich`"),
+                    ));
+                }
                 FieldType::Timestamp {
                     unit: self.unit.unwrap_or(TimestampUnit::Microsecond),
                     timezone: Arc::from(timezone),
@@ -765,6 +771,53 @@ impl FieldDoc {
         }
         Ok(field_type)
     }
+}
+
+/// The IANA time zone areas (the first part of every `Area/Location` name in the tz database).
+const TZ_AREAS: &[&str] = &[
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Etc",
+    "Indian",
+    "Pacific",
+];
+
+/// Whether readers can resolve `tz`: `UTC`, `Z`, `±HH:MM`, or an IANA `Area/Location` name.
+///
+/// No tz database is in the dependency tree, so IANA names are checked by shape: a known area,
+/// then one or two parts that start with an upper-case letter and hold letters, digits, `_`,
+/// `-` and `+` (`America/Argentina/Buenos_Aires`, `Etc/GMT+5`). That refuses typos of the
+/// area (`Mars/Olympus`), lower-case names and free text, not every unknown city.
+pub(crate) fn valid_timezone(tz: &str) -> bool {
+    if tz == "UTC" || tz == "Z" {
+        return true;
+    }
+    let b = tz.as_bytes();
+    if b.len() == 6 && matches!(b[0], b'+' | b'-') && b[3] == b':' {
+        let two = |i: usize| -> Option<u32> {
+            let s = std::str::from_utf8(&b[i..i + 2]).ok()?;
+            s.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| s.parse().ok())?
+        };
+        return matches!((two(1), two(4)), (Some(h), Some(m)) if h <= 23 && m <= 59);
+    }
+    let mut parts = tz.split('/');
+    let area = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    TZ_AREAS.contains(&area)
+        && (1..=2).contains(&rest.len())
+        && rest.iter().all(|p| {
+            p.starts_with(|c: char| c.is_ascii_uppercase())
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '+'))
+        })
 }
 
 fn fields_from_docs(docs: &[FieldDoc], parent: &str) -> Result<Vec<Field>, SchemaError> {
@@ -948,6 +1001,43 @@ mod tests {
         assert!(err(r#"{"version":2,"fields":[]}"#).contains("version 2"));
         assert!(err(r#"{"fields":[{"name":"s","type":"struct","fields":[{"name":"t","type":"timestamp","unit":"s"}]}]}"#).contains("unknown variant"));
         assert!(err(r#"{"fields":[{"name":"s","type":"struct","fields":[{"name":"x","type":"list","items":{"type":"bogus"}}]}]}"#).contains("`s.x[]`"));
+    }
+
+    #[test]
+    fn time_zones_are_validated_naming_the_field_and_the_value() {
+        let schema = |tz: &str| {
+            Schema::from_json(&format!(
+                r#"{{"fields":[{{"name":"s","type":"struct","fields":[{{"name":"at","type":"timestamp","timezone":"{tz}"}}]}}]}}"#
+            ))
+        };
+        for good in [
+            "UTC",
+            "Z",
+            "+02:00",
+            "-05:30",
+            "Europe/Zurich",
+            "America/Argentina/Buenos_Aires",
+            "Etc/GMT+5",
+            "America/Port-au-Prince",
+        ] {
+            assert!(schema(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "Mars/Olympus",
+            "utc",
+            "+25:00",
+            "+0200",
+            "Europe/",
+            "Europe/zurich",
+            "Europe/Zu rich",
+            "Local",
+        ] {
+            let message = schema(bad).unwrap_err().to_string();
+            assert!(
+                message.contains("`s.at`") && message.contains(&format!("`{bad}`")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

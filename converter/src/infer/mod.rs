@@ -107,9 +107,52 @@ impl Inference {
         }
     }
 
+    /// The number columns that had to widen to keep every value exact (for the summary).
+    pub fn widenings(&self) -> Widenings {
+        let mut widenings = Widenings::default();
+        Widenings::count(&self.root, &mut widenings);
+        widenings
+    }
+
     /// Consumes the inference, returning its schema.
     pub fn into_schema(self) -> Schema {
         self.schema()
+    }
+}
+
+/// Number columns whose values forced a type wider than int64/float64, so that every value
+/// is kept exactly (see the widening rules in [`crate::schema`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Widenings {
+    /// Number columns written as `decimal(38, s)` (integers beyond int64, or beyond ±2^53
+    /// beside fractions).
+    pub to_decimal: u64,
+    /// Number columns written as their exact JSON text (values beyond 38 digits).
+    pub to_text: u64,
+}
+
+impl Widenings {
+    /// Counts the number columns of `field_type` (at any depth) that were widened.
+    fn count(field_type: &FieldType, into: &mut Widenings) {
+        match field_type {
+            FieldType::Number(facts) => match facts.resolve() {
+                FieldType::Decimal { .. } => into.to_decimal += 1,
+                FieldType::String => into.to_text += 1,
+                _ => {}
+            },
+            FieldType::Struct(fields) => {
+                for f in fields {
+                    Widenings::count(&f.field_type, into);
+                }
+            }
+            FieldType::List(items) => Widenings::count(items, into),
+            _ => {}
+        }
+    }
+
+    /// Total of widened columns.
+    pub fn total(&self) -> u64 {
+        self.to_decimal + self.to_text
     }
 }
 
@@ -598,6 +641,17 @@ mod tests {
         assert!(results
             .windows(2)
             .all(|w| w[0].iter().all(|f| w[1].iter().any(|g| g == f))));
+        let mut total = Inference::new(Microsecond);
+        for part in &parts {
+            total.merge(&single(part));
+        }
+        assert_eq!(
+            total.widenings(),
+            Widenings {
+                to_decimal: 2,
+                to_text: 0
+            }
+        );
         let schema = Schema::new(results.pop().unwrap());
         assert_eq!(
             field(&schema, "n"),
