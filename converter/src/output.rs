@@ -1,13 +1,43 @@
 //! Local outputs that appear atomically: written under a temporary name in the target's
-//! directory, synced, then renamed. A failed or interrupted run leaves no file that looks
-//! complete (at worst a hidden `.NAME.tmp-…` file, removed on drop when the process lives).
+//! directory, synced, then renamed. A failed run leaves no file that looks complete, and no
+//! temporary file either: it is removed on drop and when a commit fails. A process that is
+//! told to stop (a signal) calls [`remove_temporaries`] before it exits; only a process that
+//! is killed outright leaves a hidden `.NAME.tmp-…` file.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::convert::Destination;
+
+/// The temporary files of this process's live [`AtomicFile`]s; `None` once
+/// [`remove_temporaries`] ran (no temporary file may be created or committed after that).
+static TEMPORARIES: Mutex<Option<BTreeSet<PathBuf>>> = Mutex::new(Some(BTreeSet::new()));
+
+fn temporaries() -> MutexGuard<'static, Option<BTreeSet<PathBuf>>> {
+    // A panic while the lock was held leaves the set as consistent as each step leaves it.
+    TEMPORARIES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn stopping() -> io::Error {
+    io::Error::new(io::ErrorKind::Interrupted, "the process is stopping")
+}
+
+/// Removes the temporary file of every [`AtomicFile`] not yet committed or dropped, and makes
+/// every later [`AtomicFile::create`] and [`AtomicFile::commit`] fail: for a process about to
+/// exit on a signal, which runs no destructors. Returns how many files it removed.
+pub fn remove_temporaries() -> usize {
+    let mut guard = temporaries();
+    guard
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|path| fs::remove_file(path).is_ok())
+        .count()
+}
 
 /// A file that becomes visible under its name only on [`AtomicFile::commit`].
 #[derive(Debug)]
@@ -41,11 +71,18 @@ impl AtomicFile {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
+        // Created and registered under the lock: a signal never misses a temporary file.
+        let mut registry = temporaries();
+        let Some(live) = registry.as_mut() else {
+            return Err(with_path(&target, stopping()));
+        };
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
             .map_err(|e| with_path(&target, e))?;
+        live.insert(temp.clone());
+        drop(registry);
         Ok(AtomicFile {
             target,
             temp,
@@ -58,18 +95,27 @@ impl AtomicFile {
         &self.target
     }
 
-    /// Flushes, syncs and renames the file into place (replacing any file of that name).
+    /// Flushes, syncs and renames the file into place (replacing any file of that name). When
+    /// any step fails, the temporary file is removed and the target left as it was.
     pub fn commit(mut self) -> io::Result<()> {
+        // On failure the file stays in `self.file`, and drop removes the temporary file.
         let file = self
             .file
-            .take()
+            .as_mut()
             .expect("invariant: the file is open until commit");
-        let file = file
-            .into_inner()
-            .map_err(|e| with_path(&self.target, e.into_error()))?;
-        file.sync_all().map_err(|e| with_path(&self.target, e))?;
-        drop(file);
-        fs::rename(&self.temp, &self.target).map_err(|e| with_path(&self.target, e))?;
+        file.flush().map_err(|e| with_path(&self.target, e))?;
+        file.get_ref()
+            .sync_all()
+            .map_err(|e| with_path(&self.target, e))?;
+        {
+            let mut registry = temporaries();
+            let Some(live) = registry.as_mut() else {
+                return Err(with_path(&self.target, stopping()));
+            };
+            fs::rename(&self.temp, &self.target).map_err(|e| with_path(&self.target, e))?;
+            live.remove(&self.temp);
+            self.file = None;
+        }
         // Make the rename itself durable.
         #[cfg(unix)]
         if let Some(dir) = self.target.parent() {
@@ -112,7 +158,11 @@ impl Write for AtomicFile {
 impl Drop for AtomicFile {
     fn drop(&mut self) {
         if self.file.take().is_some() {
+            let mut registry = temporaries();
             let _ = fs::remove_file(&self.temp);
+            if let Some(live) = registry.as_mut() {
+                live.remove(&self.temp);
+            }
         }
     }
 }
@@ -167,6 +217,23 @@ mod tests {
             1,
             "no temporary file is left"
         );
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("taken");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("inside"), b"x").unwrap();
+        let mut file = AtomicFile::create(&target).unwrap();
+        file.write_all(b"data").unwrap();
+        let err = file.commit().unwrap_err();
+        assert!(err.to_string().contains("taken"), "{err}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("taken")]);
     }
 
     #[test]
