@@ -2,8 +2,12 @@
 //!
 //! A [`Source`] is something that can be opened for reading, possibly more than once (schema
 //! inference may read a source before it is converted). Compression is detected from the
-//! first bytes (gzip `1f 8b`, zstd `28 b5 2f fd`), never from the name alone, so a `.json`
-//! that is really gzip, or a `.gz` that is really plain text, is read correctly.
+//! first bytes (gzip `1f 8b`, zstd `28 b5 2f fd` or a skippable frame), never from the name
+//! alone, so a `.json` that is really gzip, or a `.gz` that is really plain text, is read
+//! correctly. Input is read as the tools that write it do: gzip members may be followed by zero
+//! padding, as `gzip -d` accepts; zstd may start with skippable frames, as `pzstd` writes. xz
+//! and bzip2 are recognised and refused with what to do (they are not worth their build time
+//! for input that is rare and one `xz -dc` away).
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
@@ -96,6 +100,82 @@ impl Source for MemorySource {
 
     fn size_hint(&self) -> Option<u64> {
         Some(self.bytes.len() as u64)
+    }
+}
+
+/// A stream (standard input) copied into a temporary file, so that it can be read any number
+/// of times, like a file. The file has no name: it is unlinked as soon as it is created, so
+/// it disappears when the process ends, however it ends (a signal, a crash, `kill -9`).
+#[derive(Debug)]
+pub struct SpooledSource {
+    name: String,
+    file: Arc<File>,
+    len: u64,
+}
+
+impl SpooledSource {
+    /// Copies all of `reader` into a temporary file in `dir`; the source is named `name`.
+    pub fn spool(name: impl Into<String>, reader: &mut dyn Read, dir: &Path) -> io::Result<Self> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = dir.join(format!(
+            ".ndjson-parquet-spool-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        std::fs::remove_file(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let len = io::copy(reader, &mut file)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", dir.display())))?;
+        Ok(SpooledSource {
+            name: name.into(),
+            file: Arc::new(file),
+            len,
+        })
+    }
+}
+
+impl Source for SpooledSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+        Ok(Box::new(PositionalReader {
+            file: Arc::clone(&self.file),
+            position: 0,
+            len: self.len,
+        }))
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+/// Reads a shared file from its start with positional reads (each reader its own position).
+struct PositionalReader {
+    file: Arc<File>,
+    position: u64,
+    len: u64,
+}
+
+impl Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = usize::try_from(self.len - self.position).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.position)?;
+        self.position += n as u64;
+        Ok(n)
     }
 }
 
@@ -261,21 +341,127 @@ impl Drop for RecordingReader {
 pub enum InputCompression {
     /// No known magic bytes: the bytes are read as they are.
     None,
-    /// gzip (one or more members).
+    /// gzip (one or more members, possibly followed by zero padding).
     Gzip,
-    /// Zstandard (one or more frames).
+    /// Zstandard (one or more frames, skippable frames included).
     Zstd,
+    /// xz: recognised, not read (see [`unsupported_compression`]).
+    Xz,
+    /// bzip2: recognised, not read (see [`unsupported_compression`]).
+    Bzip2,
 }
 
+/// Bytes [`InputCompression::detect`] looks at.
+const HEAD_BYTES: usize = 10;
+
 impl InputCompression {
-    /// Detects the compression from the first bytes of a stream.
+    /// Detects the compression from the first bytes of a stream (up to 10 are looked at).
     pub fn detect(head: &[u8]) -> Self {
+        const BZIP2_BLOCK: [u8; 6] = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+        const BZIP2_END: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
         if head.starts_with(&[0x1f, 0x8b]) {
             InputCompression::Gzip
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             InputCompression::Zstd
+        } else if let [low, 0x2a, 0x4d, 0x18, ..] = head {
+            // A skippable frame, magic 0x184D2A50..=0x184D2A5F (little-endian).
+            if low & 0xf0 == 0x50 {
+                InputCompression::Zstd
+            } else {
+                InputCompression::None
+            }
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            InputCompression::Xz
+        } else if let [b'B', b'Z', b'h', b'1'..=b'9', rest @ ..] = head {
+            if rest.len() < 6 || rest.starts_with(&BZIP2_BLOCK) || rest.starts_with(&BZIP2_END) {
+                InputCompression::Bzip2
+            } else {
+                InputCompression::None
+            }
         } else {
             InputCompression::None
+        }
+    }
+}
+
+/// Why xz and bzip2 input is refused, and what to do instead; `None` for what is read.
+pub fn unsupported_compression(compression: InputCompression) -> Option<String> {
+    let (format, tool) = match compression {
+        InputCompression::Xz => ("xz", "xz"),
+        InputCompression::Bzip2 => ("bzip2", "bzip2"),
+        _ => return None,
+    };
+    Some(format!(
+        "the input is {format}-compressed, which is not read (only gzip and zstd are): \
+         decompress it first: {tool} -d FILE, or stream it: {tool} -dc FILE | ndjson-parquet convert - …"
+    ))
+}
+
+/// gzip members one after another, as `gzip -d` reads them: zero bytes after the last member
+/// (padding from tape or block devices) are skipped; anything else after a member must be
+/// another member.
+struct GzipMembers<R: io::BufRead> {
+    /// The member being read; `None` between members and at the end.
+    member: Option<flate2::bufread::GzDecoder<R>>,
+    /// The input between members.
+    between: Option<R>,
+}
+
+impl<R: io::BufRead> GzipMembers<R> {
+    fn new(input: R) -> Self {
+        GzipMembers {
+            member: Some(flate2::bufread::GzDecoder::new(input)),
+            between: None,
+        }
+    }
+
+    /// Past a member's end: starts the next member, or returns false at the end of the input.
+    fn next_member(&mut self) -> io::Result<bool> {
+        let mut input = match (self.member.take(), self.between.take()) {
+            (Some(member), _) => member.into_inner(),
+            (None, Some(input)) => input,
+            (None, None) => return Ok(false),
+        };
+        let mut padded = false;
+        loop {
+            let available = input.fill_buf()?;
+            if available.is_empty() {
+                return Ok(false);
+            }
+            let zeros = available.iter().take_while(|b| **b == 0).count();
+            if zeros > 0 {
+                input.consume(zeros);
+                padded = true;
+                continue;
+            }
+            if padded {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "bytes other than zero padding after the gzip data",
+                ));
+            }
+            self.member = Some(flate2::bufread::GzDecoder::new(input));
+            return Ok(true);
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for GzipMembers<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            let Some(member) = self.member.as_mut() else {
+                return Ok(0);
+            };
+            let n = member.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if !self.next_member()? {
+                return Ok(0);
+            }
         }
     }
 }
@@ -304,7 +490,7 @@ pub fn decompressed(
         inner: raw,
         counter: raw_bytes,
     };
-    let mut head = [0u8; 4];
+    let mut head = [0u8; HEAD_BYTES];
     let mut filled = 0;
     while filled < head.len() {
         match raw.read(&mut head[filled..]) {
@@ -315,12 +501,16 @@ pub fn decompressed(
         }
     }
     let compression = InputCompression::detect(&head[..filled]);
+    if let Some(refusal) = unsupported_compression(compression) {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, refusal));
+    }
     let stream = Cursor::new(head[..filled].to_vec()).chain(raw);
     let reader: Box<dyn Read + Send> = match compression {
-        InputCompression::None => Box::new(stream),
-        InputCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
-            io::BufReader::with_capacity(256 * 1024, stream),
-        )),
+        InputCompression::None | InputCompression::Xz | InputCompression::Bzip2 => Box::new(stream),
+        InputCompression::Gzip => Box::new(GzipMembers::new(io::BufReader::with_capacity(
+            256 * 1024,
+            stream,
+        ))),
         InputCompression::Zstd => Box::new(zstd::stream::read::Decoder::new(stream)?),
     };
     Ok((compression, reader))
@@ -423,6 +613,74 @@ mod tests {
         source.open().unwrap().read_to_end(&mut buf).unwrap();
         let err = source.open().err().unwrap();
         assert!(err.to_string().contains("cannot be rewound"), "{err}");
+    }
+
+    #[test]
+    fn a_spooled_stream_reads_whole_any_number_of_times_and_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = b"line1\nline2\n".repeat(10_000);
+        let source =
+            SpooledSource::spool("-", &mut Pipe(Cursor::new(text.clone())), dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(source.can_reopen());
+        assert_eq!(source.size_hint(), Some(text.len() as u64));
+        let mut first = source.open().unwrap();
+        let mut second = source.open().unwrap();
+        let mut head = [0u8; 6];
+        first.read_exact(&mut head).unwrap();
+        let mut all = Vec::new();
+        second.read_to_end(&mut all).unwrap();
+        assert_eq!(all, text);
+        let mut rest = Vec::new();
+        first.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, &text[6..]);
+    }
+
+    #[test]
+    fn zstd_after_skippable_frames_and_gzip_before_zero_padding_are_read() {
+        let text = b"{\"a\":1}\n".repeat(100);
+        let mut pzstd = vec![0x5e, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3];
+        pzstd.extend(zstd::encode_all(&text[..], 3).unwrap());
+        assert_eq!(
+            read_all(pzstd).unwrap(),
+            (InputCompression::Zstd, text.clone())
+        );
+        let mut padded = gzip(&text);
+        padded.extend(gzip(&text));
+        padded.extend([0u8; 4096]);
+        let mut twice = text.clone();
+        twice.extend(&text);
+        assert_eq!(read_all(padded).unwrap(), (InputCompression::Gzip, twice));
+        let mut garbage = gzip(&text);
+        garbage.extend(b"\0\0\0junk");
+        assert!(read_all(garbage).is_err());
+        let mut garbage = gzip(&text);
+        garbage.extend(b"junk");
+        assert!(read_all(garbage).is_err());
+    }
+
+    #[test]
+    fn xz_and_bzip2_are_recognised_and_refused_with_what_to_do() {
+        assert_eq!(
+            InputCompression::detect(&[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4]),
+            InputCompression::Xz
+        );
+        assert_eq!(
+            InputCompression::detect(b"BZh91AY&SY"),
+            InputCompression::Bzip2
+        );
+        assert_eq!(
+            InputCompression::detect(b"BZh9 and text"),
+            InputCompression::None
+        );
+        assert_eq!(
+            InputCompression::detect(b"{\"a\":1}\n"),
+            InputCompression::None
+        );
+        let err = read_all(b"BZh91AY&SY\0\0".to_vec()).unwrap_err();
+        assert!(err.to_string().contains("bzip2 -d"), "{err}");
+        let err = read_all(vec![0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4, 0, 0]).unwrap_err();
+        assert!(err.to_string().contains("xz -d"), "{err}");
     }
 
     #[test]
