@@ -574,16 +574,14 @@ fn only_empty_objects_are_refused_rather_than_losing_rows() {
 }
 
 #[test]
-fn standard_input_needs_a_schema_or_a_sample_limit() {
+fn standard_input_is_spooled_or_sampled_or_read_with_a_schema() {
     let dir = tempfile::tempdir().unwrap();
     let input = b"{\"a\":1,\"t\":\"2026-01-01T00:00:00Z\"}\n{\"a\":2,\"t\":\"2026-01-02T00:00:00Z\"}\n{\"a\":\"x\"}\n";
+    // Without --schema or --infer-rows, standard input is spooled to a temporary file and its
+    // schema inferred from all of it, as for a file.
     let out = run_with_stdin(dir.path(), &["convert", "-", "-o", "out.parquet"], input);
-    assert_eq!(out.code, 2);
-    assert!(
-        out.stderr.contains("pass --schema, or --infer-rows N"),
-        "{}",
-        out.stderr
-    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 3), (3, 0, 0));
 
     let out = run_with_stdin(
         dir.path(),
@@ -967,10 +965,13 @@ fn every_codec_is_written_and_lzo_is_refused() {
 fn row_groups_dictionary_statistics_and_timestamp_unit() {
     let dir = tempfile::tempdir().unwrap();
     let mut input = String::new();
-    for i in 0..35 {
+    for i in 0..3500 {
         input.push_str(&format!(
-            "{{\"i\":{i},\"t\":\"2026-01-01T00:00:{:02}.5Z\"}}\n",
-            i
+            "{{\"i\":{i},\"t\":\"2026-01-01T{:02}:{:02}:{:02}.5Z\",\"k\":\"v{}\"}}\n",
+            i / 3600,
+            i / 60 % 60,
+            i % 60,
+            i % 3
         ));
     }
     write(dir.path(), "in.ndjson", input.as_bytes());
@@ -982,7 +983,7 @@ fn row_groups_dictionary_statistics_and_timestamp_unit() {
             "-o",
             "o.parquet",
             "--row-group-size",
-            "10",
+            "1024",
             "--no-dictionary",
             "--statistics",
             "none",
@@ -1019,7 +1020,8 @@ fn row_groups_dictionary_statistics_and_timestamp_unit() {
     let reader =
         SerializedFileReader::new(std::fs::File::open(dir.path().join("d.parquet")).unwrap())
             .unwrap();
-    let column = reader.metadata().row_group(0).column(0);
+    // `k` (three values): a column of unique values is not dictionary-encoded in any case.
+    let column = reader.metadata().row_group(0).column(2);
     assert!(column.dictionary_page_offset().is_some());
     assert!(column.statistics().is_some());
 }
@@ -1164,5 +1166,675 @@ impl Write for NonBlocking {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.flush()
+    }
+}
+
+// ---- Hostile input: what a careless or unlucky invocation must never do. ----
+
+/// Every file in `dir` (not recursing), sorted, with its content.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect()
+}
+
+#[test]
+fn outputs_never_overwrite_an_input_or_the_schema_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.ndjson", b"{\"a\":1}\n{broken\n");
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"int64"}]}"#,
+    );
+    std::os::unix::fs::symlink("a.ndjson", dir.path().join("link.ndjson")).unwrap();
+    std::fs::hard_link(dir.path().join("a.ndjson"), dir.path().join("hard.ndjson")).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let before = snapshot(dir.path());
+    for (args, first, second) in [
+        (
+            vec!["--on-error", "quarantine", "--errors", "a.ndjson"],
+            "--errors a.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["--on-error", "skip", "--errors", "a.ndjson"],
+            "--errors a.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["--on-error", "skip", "--errors", "./a.ndjson"],
+            "--errors ./a.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["--on-error", "skip", "--errors", "link.ndjson"],
+            "--errors link.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["--on-error", "skip", "--errors", "hard.ndjson"],
+            "--errors hard.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["--schema", "s.json", "--errors", "s.json"],
+            "--errors s.json",
+            "--schema s.json",
+        ),
+    ] {
+        let mut full = vec!["convert", "a.ndjson", "-o", "out.parquet"];
+        full.extend(args);
+        let out = run(dir.path(), &full);
+        assert_eq!(out.code, 2, "{full:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(first) && out.stderr.contains(second),
+            "{full:?} names both arguments: {}",
+            out.stderr
+        );
+        assert_eq!(snapshot(dir.path()), before, "{full:?} wrote nothing");
+    }
+    for (args, first, second) in [
+        (
+            vec!["a.ndjson", "-o", "s.json", "--schema", "s.json"],
+            "-o s.json",
+            "--schema s.json",
+        ),
+        (
+            vec!["a.ndjson", "-o", "link.ndjson"],
+            "-o link.ndjson",
+            "input a.ndjson",
+        ),
+        (
+            vec!["link.ndjson", "-o", "hard.ndjson"],
+            "-o hard.ndjson",
+            "input link.ndjson",
+        ),
+        (
+            vec![
+                "a.ndjson",
+                "-o",
+                "x.parquet",
+                "--on-error",
+                "skip",
+                "--errors",
+                "./x.parquet",
+            ],
+            "-o x.parquet",
+            "--errors ./x.parquet",
+        ),
+        (
+            vec![
+                "a.ndjson",
+                "-o",
+                "sub/../x.parquet",
+                "--on-error",
+                "skip",
+                "--errors",
+                "x.parquet",
+            ],
+            "-o sub/../x.parquet",
+            "--errors x.parquet",
+        ),
+    ] {
+        let mut full = vec!["convert"];
+        full.extend(args);
+        let out = run(dir.path(), &full);
+        assert_eq!(out.code, 2, "{full:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(first) && out.stderr.contains(second),
+            "{full:?} names both arguments: {}",
+            out.stderr
+        );
+        assert_eq!(snapshot(dir.path()), before, "{full:?} wrote nothing");
+        assert!(!dir.path().join("x.parquet").exists());
+    }
+}
+
+#[test]
+fn an_output_naming_a_directory_is_a_usage_error_that_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n{bad\n");
+    std::fs::create_dir(dir.path().join("outdir")).unwrap();
+    for args in [
+        vec!["convert", "in.ndjson", "-o", "outdir"],
+        vec!["convert", "in.ndjson", "-o", "outdir/"],
+        vec![
+            "convert",
+            "in.ndjson",
+            "-o",
+            "o.parquet",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "outdir",
+        ],
+    ] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("outdir") && out.stderr.contains("is a directory"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(temporaries(dir.path()).is_empty(), "{args:?}");
+        assert!(!dir.path().join("o.parquet").exists());
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("outdir"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
+
+/// Spawns the CLI in `dir` with a piped standard input and `TMPDIR` set to `tmp`.
+fn spawn_piped(dir: &Path, tmp: &Path, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("ndjson-parquet"))
+        .current_dir(dir)
+        .env("TMPDIR", tmp)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary runs")
+}
+
+/// Feeds records to `child`'s standard input from a thread, without ever closing it.
+fn feed_forever(child: &mut std::process::Child) -> std::thread::JoinHandle<()> {
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let block: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("{{\"a\":{i},\"s\":\"some text {i}\"}}\n").into_bytes())
+            .collect();
+        // Stops when the child is gone (broken pipe).
+        while stdin.write_all(&block).is_ok() {}
+    })
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_remove_temporary_files_and_exit_128_plus_the_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"int64"},{"name":"s","type":"string"}]}"#,
+    );
+    for (signal, code) in [("TERM", 143), ("INT", 130)] {
+        // Converting: the Parquet output and the error output are being written.
+        let mut child = spawn_piped(
+            dir.path(),
+            &tmp,
+            &[
+                "convert",
+                "-",
+                "--schema",
+                "s.json",
+                "-o",
+                "out.parquet",
+                "--on-error",
+                "quarantine",
+                "--errors",
+                "errors.ndjson",
+                "--row-group-size",
+                "1024",
+            ],
+        );
+        let feeder = feed_forever(&mut child);
+        wait_until("both temporary outputs exist", || {
+            let found = temporaries(dir.path());
+            found.iter().any(|n| n.starts_with(".out.parquet.tmp-"))
+                && found.iter().any(|n| n.starts_with(".errors.ndjson.tmp-"))
+        });
+        send(&child, signal);
+        let status = child.wait().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(status.code(), Some(code), "{status:?}");
+        assert!(temporaries(dir.path()).is_empty(), "signal {signal}");
+        assert!(!dir.path().join("out.parquet").exists());
+        assert!(!dir.path().join("errors.ndjson").exists());
+
+        // Spooling standard input (no --schema): the spool goes too.
+        let mut child = spawn_piped(dir.path(), &tmp, &["convert", "-", "-o", "out.parquet"]);
+        let feeder = feed_forever(&mut child);
+        let mut stderr = child.stderr.take().unwrap();
+        let mut said = Vec::new();
+        wait_until("the spool is announced", || {
+            let mut byte = [0u8; 1];
+            if std::io::Read::read(&mut stderr, &mut byte).unwrap_or(0) == 1 {
+                said.push(byte[0]);
+            }
+            said.ends_with(b"\n")
+        });
+        let said = String::from_utf8_lossy(&said).into_owned();
+        assert!(said.contains("temporary file"), "{said}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        send(&child, signal);
+        let status = child.wait().unwrap();
+        feeder.join().unwrap();
+        assert_eq!(status.code(), Some(code), "{status:?}");
+        assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "spool removed");
+        assert!(temporaries(dir.path()).is_empty());
+    }
+}
+
+#[test]
+fn input_without_a_valid_line_still_writes_its_errors_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "junk.ndjson",
+        b"junk\nmore junk\n{\"a\":\n[1]\n\n[2]\n",
+    );
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "junk.ndjson",
+            "-o",
+            "out.parquet",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "errors.ndjson",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for said in [
+        "6 lines",
+        "5 rejected",
+        "1 blank",
+        "invalid_json 3",
+        "not_an_object 2",
+    ] {
+        assert!(out.stderr.contains(said), "`{said}` in: {}", out.stderr);
+    }
+    let records = error_records(&dir.path().join("errors.ndjson"));
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0]["raw"], "junk");
+    assert!(!dir.path().join("out.parquet").exists());
+    assert!(temporaries(dir.path()).is_empty());
+
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "junk.ndjson",
+            "-o",
+            "out.parquet",
+            "--on-error",
+            "skip",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("5 rejected") && out.stderr.contains("invalid_json 3"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(dir.path(), &["schema", "junk.ndjson"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(
+        out.stderr.contains("no valid records") && out.stderr.contains("6 lines"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Waits for `child`, watching its peak resident set (`VmHWM` in /proc, which only grows) until
+/// it exits; returns its exit code and the last peak seen, in KiB.
+fn wait_with_peak_rss(mut child: std::process::Child) -> (i32, u64) {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code().expect("exited normally"), peak);
+        }
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = line
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                peak = peak.max(kib);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` (`TERM`, `INT`) to `child` with kill(1).
+fn send(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_piped_input_with_a_schema_is_streamed_not_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "s.json",
+        br#"{"fields":[{"name":"a","type":"int64"},{"name":"s","type":"string"}]}"#,
+    );
+    let mut child = spawn_piped(
+        dir.path(),
+        dir.path(),
+        &[
+            "convert",
+            "-",
+            "--schema",
+            "s.json",
+            "-o",
+            "out.parquet",
+            "--row-group-bytes",
+            "8MiB",
+            "--threads",
+            "2",
+        ],
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let block: Vec<u8> = (0..10_000)
+            .flat_map(|i| format!("{{\"a\":{i},\"s\":\"text {}\"}}\n", i * 7919).into_bytes())
+            .collect();
+        let mut written = 0;
+        while written < 160 << 20 {
+            stdin.write_all(&block).unwrap();
+            written += block.len();
+        }
+        written
+    });
+    let (code, peak_kib) = wait_with_peak_rss(child);
+    let written = feeder.join().unwrap();
+    assert_eq!(code, 0);
+    assert!(peak_kib > 0, "the peak was seen");
+    assert!(
+        peak_kib < 100 * 1024,
+        "peak RSS {peak_kib} KiB for {} MiB of input",
+        written >> 20
+    );
+}
+
+#[test]
+fn standard_input_without_a_schema_is_spooled_and_inferred_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut input: Vec<u8> = (0..3000)
+        .flat_map(|i| format!("{{\"a\":{i}}}\n").into_bytes())
+        .collect();
+    input.extend(b"{\"a\":\"late\",\"b\":true}\n");
+    let output = bin()
+        .current_dir(dir.path())
+        .env("TMPDIR", &tmp)
+        .args(["convert", "-", "-o", "out.parquet"])
+        .write_stdin(input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.matches("temporary file").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert_eq!(assert_reconciles(&stderr, 3001), (3001, 0, 0));
+    let schema =
+        Schema::from_json(&footer(&dir.path().join("out.parquet"))[METADATA_SCHEMA]).unwrap();
+    assert_eq!(
+        schema.to_compact_json(),
+        r#"{"format":"ndjson-parquet.schema","version":1,"fields":[{"name":"a","type":"string"},{"name":"b","type":"boolean"}]}"#
+    );
+    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "spool removed");
+}
+
+/// A zstd skippable frame (what pzstd writes first): magic, little-endian length, payload.
+fn skippable_frame(magic_low: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0x50 | magic_low, 0x2a, 0x4d, 0x18];
+    frame.extend((payload.len() as u32).to_le_bytes());
+    frame.extend(payload);
+    frame
+}
+
+#[test]
+fn compressed_inputs_are_read_as_the_tools_that_wrote_them_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = b"{\"a\":1}\n{\"a\":2}\n".repeat(50);
+    let mut pzstd = skippable_frame(0, &[0x10, 0, 0, 0]);
+    pzstd.extend(zstd::encode_all(&text[..], 3).unwrap());
+    pzstd.extend(skippable_frame(0xf, b"more metadata"));
+    pzstd.extend(zstd::encode_all(&text[..], 3).unwrap());
+    write(dir.path(), "pzstd.ndjson.zst", &pzstd);
+    let mut padded = gzip(&text);
+    padded.extend(gzip(&text));
+    padded.extend(vec![0u8; 1000]);
+    write(dir.path(), "padded.ndjson.gz", &padded);
+    for name in ["pzstd.ndjson.zst", "padded.ndjson.gz"] {
+        let out = run(dir.path(), &["convert", name, "-o", "out.parquet"]);
+        assert_eq!(out.code, 0, "{name}: {}", out.stderr);
+        assert_eq!(assert_reconciles(&out.stderr, 200), (200, 0, 0), "{name}");
+    }
+    let mut garbage = gzip(&text);
+    garbage.extend(b"\0\0trailing garbage");
+    write(dir.path(), "garbage.ndjson.gz", &garbage);
+    let out = run(
+        dir.path(),
+        &["convert", "garbage.ndjson.gz", "-o", "out.parquet"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let mut xz = vec![0xfd, b'7', b'z', b'X', b'Z', 0x00, 0x00, 0x04];
+    xz.extend([0u8; 32]);
+    write(dir.path(), "in.ndjson.xz", &xz);
+    let mut bz = b"BZh9".to_vec();
+    bz.extend([0x31, 0x41, 0x59, 0x26, 0x53, 0x59]);
+    bz.extend([0u8; 32]);
+    write(dir.path(), "in.ndjson.bz2", &bz);
+    for (name, format, command) in [
+        ("in.ndjson.xz", "xz", "xz -d"),
+        ("in.ndjson.bz2", "bzip2", "bzip2 -d"),
+    ] {
+        let out = run(dir.path(), &["convert", name, "-o", "out.parquet"]);
+        assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(name)
+                && out.stderr.contains(&format!("{format}-compressed"))
+                && out.stderr.contains(command),
+            "{name}: {}",
+            out.stderr
+        );
+        let out = run(dir.path(), &["schema", name]);
+        assert_eq!(out.code, 1, "{name}: {}", out.stderr);
+    }
+    assert!(temporaries(dir.path()).is_empty());
+}
+
+#[test]
+fn a_directory_as_input_is_called_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
+    for args in [
+        vec!["convert", "logs", "-o", "o.parquet"],
+        vec!["schema", "logs"],
+    ] {
+        let out = run(dir.path(), &args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("logs is a directory") && !out.stderr.contains("stream"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn schema_file_problems_are_usage_errors_that_say_what_is_wrong_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    write(dir.path(), "syntax.json", b"{\"fields\": [");
+    write(dir.path(), "nofields.json", br#"{"fields":[]}"#);
+    write(dir.path(), "garbage.json", b"not json");
+    let convert_with = |schema: &str| {
+        run(
+            dir.path(),
+            &[
+                "convert",
+                "in.ndjson",
+                "--schema",
+                schema,
+                "-o",
+                "o.parquet",
+            ],
+        )
+    };
+    let out = convert_with("missing.json");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("missing.json"), "{}", out.stderr);
+    let out = convert_with("nofields.json");
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("nofields.json has no fields") && !out.stderr.contains("pass --schema"),
+        "{}",
+        out.stderr
+    );
+    for name in ["syntax.json", "garbage.json"] {
+        let out = convert_with(name);
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            for later in &lines[i + 1..] {
+                assert!(!later.contains(line.trim_start_matches("  caused by: ")));
+            }
+        }
+        let cause = if name == "syntax.json" {
+            "EOF while parsing"
+        } else {
+            "expected"
+        };
+        assert_eq!(
+            out.stderr.matches(cause).count(),
+            1,
+            "the cause once: {}",
+            out.stderr
+        );
+    }
+    write(
+        dir.path(),
+        "bom.json",
+        b"\xEF\xBB\xBF{\"fields\":[{\"name\":\"a\",\"type\":\"int64\"}]}",
+    );
+    let out = convert_with("bom.json");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
+fn a_json_document_gets_a_hint_to_make_it_ndjson() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "pretty.json",
+        b"{\n  \"a\": 1,\n  \"b\": [1, 2]\n}\n",
+    );
+    write(
+        dir.path(),
+        "array.json",
+        b"[\n  {\"a\": 1},\n  {\"a\": 2}\n]\n",
+    );
+    write(dir.path(), "inline.json", b"  [{\"a\": 1}, {\"a\": 2}]\n");
+    write(dir.path(), "split.json", b"[{\"a\": 1},\n{\"a\": 2}]\n");
+    for name in ["pretty.json", "array.json", "inline.json", "split.json"] {
+        for extra in [&[][..], &["--on-error", "skip"][..]] {
+            let mut args = vec!["convert", name, "-o", "o.parquet"];
+            args.extend(extra);
+            let out = run(dir.path(), &args);
+            // Skipping its bad lines may leave some that are valid objects (array.json's
+            // last element): converted, with the hint all the same.
+            let expected = if extra.is_empty() { 1 } else { out.code.min(1) };
+            assert_eq!(out.code, expected, "{name} {extra:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("looks like one JSON document") && out.stderr.contains("jq -c"),
+                "{name} {extra:?}: {}",
+                out.stderr
+            );
+        }
+    }
+    write(dir.path(), "ndjson.json", b"{\"a\":1}\n{\"a\":\n");
+    let out = run(dir.path(), &["convert", "ndjson.json", "-o", "o.parquet"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stderr.contains("jq"), "{}", out.stderr);
+}
+
+#[test]
+fn a_byte_order_mark_before_the_first_line_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "bom.ndjson",
+        b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n",
+    );
+    let out = run(dir.path(), &["convert", "bom.ndjson", "-o", "o.parquet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(assert_reconciles(&out.stderr, 2), (2, 0, 0));
+}
+
+#[test]
+fn row_groups_below_the_floor_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "in.ndjson", b"{\"a\":1}\n");
+    for rows in ["1", "1023"] {
+        let out = run(
+            dir.path(),
+            &[
+                "convert",
+                "in.ndjson",
+                "-o",
+                "o.parquet",
+                "--row-group-size",
+                rows,
+            ],
+        );
+        assert_eq!(out.code, 2, "{}", out.stderr);
+        assert!(out.stderr.contains("1024"), "{}", out.stderr);
+        assert!(!dir.path().join("o.parquet").exists());
     }
 }

@@ -4,6 +4,7 @@
 //! library's options, indicatif shows progress, and errors print as `error: …` with their
 //! causes. Exit status: 0 success, 1 conversion error, 2 usage error.
 
+mod checks;
 #[cfg(feature = "aws")]
 mod cloud;
 mod sinks;
@@ -24,10 +25,10 @@ use converter::convert::{
     Summary,
 };
 use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
-use converter::input::{is_regular_file, FileSource, Source, StreamSource};
+use converter::input::{is_regular_file, FileSource, Source, SpooledSource, StreamSource};
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
 use converter::reject::RejectKind;
-use converter::schema::{Schema, TimestampUnit};
+use converter::schema::TimestampUnit;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Convert NDJSON (plain, gzip or zstd) to Parquet. Every input line ends up as a row or as a
@@ -72,12 +73,12 @@ struct RunManifestArgs {
 #[derive(Args, Debug)]
 struct ReadArgs {
     /// Input files or s3://bucket/key URLs; `-` reads standard input. Compression (gzip,
-    /// zstd) is detected from the content, not the name.
+    /// zstd) is detected from the content, not the name; xz and bzip2 are refused.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
 
-    /// Infer the schema from the first N records only (default: from all records).
-    /// Required when reading standard input without --schema.
+    /// Infer the schema from the first N records only (default: from all records; standard
+    /// input is then first copied to a temporary file in $TMPDIR).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     infer_rows: Option<u64>,
 
@@ -135,8 +136,9 @@ struct ConvertArgs {
     #[arg(long, value_name = "CODEC", default_value = "snappy", value_parser = parse_codec)]
     compression: Codec,
 
-    /// Most rows per row group.
-    #[arg(long, value_name = "ROWS", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Most rows per row group (at least 1024: smaller groups make files slow to read and
+    /// the writer's memory grow with the input).
+    #[arg(long, value_name = "ROWS", default_value_t = 1024 * 1024, value_parser = parse_row_group_rows)]
     row_group_size: u64,
 
     /// Most (encoded) bytes per row group; also bounds the writer's memory.
@@ -165,7 +167,7 @@ enum UnitArg {
     Ns,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum OnErrorArg {
     Fail,
     Skip,
@@ -193,6 +195,26 @@ enum StatisticsArg {
 
 fn parse_codec(text: &str) -> Result<Codec, String> {
     text.parse::<Codec>().map_err(|e| e.to_string())
+}
+
+/// The fewest rows per row group `--row-group-size` accepts. Every row group costs metadata
+/// held in memory until the footer is written, and per-group overhead for readers: one-row
+/// groups made 200,000 groups (and a memory that grew with the input) of 200,000 rows.
+const MIN_ROW_GROUP_ROWS: u64 = 1024;
+
+fn parse_row_group_rows(text: &str) -> Result<u64, String> {
+    let rows: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of rows"))?;
+    if rows < MIN_ROW_GROUP_ROWS {
+        return Err(format!(
+            "row groups of fewer than {MIN_ROW_GROUP_ROWS} rows are refused: they make files \
+             slow to read and the writer's memory grow with the input (to bound a row group's \
+             size, use --row-group-bytes)"
+        ));
+    }
+    Ok(rows)
 }
 
 /// Parses `1048576`, `64K`, `16MiB`, `1G`… (K/M/G and KiB/MiB/GiB are all powers of 1024).
@@ -239,6 +261,44 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
+/// An error with hints that depend on the input (the library's error does not know them).
+#[derive(Debug)]
+struct Explained {
+    error: anyhow::Error,
+    hints: Vec<String>,
+}
+
+impl std::fmt::Display for Explained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl std::error::Error for Explained {}
+
+/// On SIGINT or SIGTERM: removes the temporary files of the outputs being written (standard
+/// input's spool has no name to remove), then exits with 128 + the signal (130, 143).
+fn stop_on_signals() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot handle SIGINT and SIGTERM")?;
+    std::thread::Builder::new()
+        .name("signals".to_string())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                let removed = converter::output::remove_temporaries();
+                let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+                eprintln!(
+                    "\nerror: stopped by {name}; nothing was written ({removed} temporary file{} removed)",
+                    if removed == 1 { "" } else { "s" }
+                );
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot handle SIGINT and SIGTERM")?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -250,6 +310,10 @@ fn main() -> ExitCode {
     let logs_json = false;
     if !logs_json {
         init_logging(cli.verbose);
+        if let Err(error) = stop_on_signals() {
+            eprintln!("error: {}", checks::causes(error.as_ref()));
+            return ExitCode::from(1);
+        }
     }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -269,14 +333,27 @@ fn main() -> ExitCode {
                 // 75 (EX_TEMPFAIL): AWS Batch's retry strategy retries on this exit code.
                 return ExitCode::from(if failure.retryable() { 75 } else { 1 });
             }
-            eprintln!("error: {error}");
+            let (error, extra_hints) = match error.downcast::<Explained>() {
+                Ok(explained) => (explained.error, explained.hints),
+                Err(error) => (error, Vec::new()),
+            };
+            let mut said = error.to_string();
+            eprintln!("error: {said}");
             for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                // Many errors quote their cause; say each once.
+                let cause = cause.to_string();
+                if !said.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                    said.push_str(&cause);
+                }
             }
             if let Some(error) = error.downcast_ref::<ConvertError>() {
                 for hint in hints(error) {
                     eprintln!("hint: {hint}");
                 }
+            }
+            for hint in extra_hints {
+                eprintln!("hint: {hint}");
             }
             if error.downcast_ref::<UsageError>().is_some()
                 || matches!(
@@ -347,28 +424,72 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 }
 
-fn sources(read: &ReadArgs) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+/// How standard input is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StdinUse {
+    /// Once, as it comes: nothing is kept.
+    Stream,
+    /// Its head twice (`--infer-rows`): the head is kept, up to a limit.
+    ReplayHead,
+    /// All of it more than once (whole-input inference): copied to a temporary file first.
+    Spool,
+}
+
+fn sources(read: &ReadArgs, stdin: StdinUse, quiet: bool) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     if read.inputs.iter().filter(|i| *i == "-").count() > 1 {
         bail!(usage("`-` (standard input) can be given only once"));
     }
     // The head that --infer-rows reads from a pipe is replayed; 1 GiB is far beyond any
-    // sensible sample and stops a runaway.
-    const REPLAY_LIMIT: usize = 1 << 30;
+    // sensible sample and stops a runaway. A pipe read once keeps nothing.
+    let replay_limit: usize = if stdin == StdinUse::ReplayHead {
+        1 << 30
+    } else {
+        0
+    };
+    for input in &read.inputs {
+        if !is_s3(input) && input != "-" && std::path::Path::new(input).is_dir() {
+            bail!(usage(format!(
+                "{input} is a directory: give the files in it (for example {}/*.ndjson)",
+                input.trim_end_matches('/')
+            )));
+        }
+    }
     read.inputs
         .iter()
         .map(|input| -> anyhow::Result<Arc<dyn Source>> {
             let path = std::path::Path::new(input);
-            Ok(if input == "-" {
-                Arc::new(StreamSource::stdin(REPLAY_LIMIT))
+            Ok(if input == "-" && stdin == StdinUse::Spool {
+                Arc::new(spool_stdin(quiet)?)
+            } else if input == "-" {
+                Arc::new(StreamSource::stdin(replay_limit))
             } else if is_s3(input) {
                 s3_source(input)?
             } else if path.exists() && !is_regular_file(path) {
-                Arc::new(StreamSource::from_path(path, REPLAY_LIMIT))
+                Arc::new(StreamSource::from_path(path, replay_limit))
             } else {
                 Arc::new(FileSource::new(input))
             })
         })
         .collect()
+}
+
+/// Copies standard input to an unnamed temporary file in `$TMPDIR` (or /tmp), saying so.
+fn spool_stdin(quiet: bool) -> anyhow::Result<SpooledSource> {
+    let dir = std::env::temp_dir();
+    if !quiet {
+        eprintln!(
+            "reading standard input into a temporary file in {} to infer its schema from all \
+             of it (--schema or --infer-rows N read it as it comes)",
+            dir.display()
+        );
+    }
+    SpooledSource::spool("-", &mut std::io::stdin().lock(), &dir).with_context(|| {
+        format!(
+            "cannot copy standard input to a temporary file in {} (set TMPDIR to a directory \
+             with room, or pass --schema)",
+            dir.display()
+        )
+    })
 }
 
 #[cfg(feature = "aws")]
@@ -399,19 +520,28 @@ fn base_options(read: &ReadArgs) -> ConvertOptions {
     options
 }
 
-fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
-    let sources = sources(&args.read)?;
+/// The library's options for `convert`, after checking the paths (before anything is read
+/// or written).
+fn convert_options(args: &ConvertArgs) -> anyhow::Result<ConvertOptions> {
+    if args.output == "-" {
+        bail!(usage(
+            "Parquet cannot be written to standard output; give a file path with -o"
+        ));
+    }
+    if args.on_error == OnErrorArg::Quarantine && args.errors.is_none() {
+        bail!(usage("--on-error quarantine needs --errors PATH"));
+    }
+    checks::check_outputs(&checks::Named {
+        output: &args.output,
+        errors: args.errors.as_deref(),
+        schema: args.schema.as_deref(),
+        inputs: &args.read.inputs,
+    })
+    .map_err(usage)?;
     let mut options = base_options(&args.read);
     options.schema = match (&args.schema, args.read.infer_rows) {
         (Some(_), Some(_)) => bail!(usage("--schema and --infer-rows exclude each other")),
-        (Some(path), None) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the schema file {}", path.display()))?;
-            let schema = Schema::from_json(&text)
-                .with_context(|| format!("cannot use the schema file {}", path.display()))
-                .map_err(|e| usage(format!("{e:#}")))?;
-            SchemaChoice::Explicit(schema)
-        }
+        (Some(path), None) => SchemaChoice::Explicit(checks::load_schema(path).map_err(usage)?),
         (None, Some(n)) => SchemaChoice::InferFirst(n),
         (None, None) => SchemaChoice::Infer,
     };
@@ -420,9 +550,8 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
         OnErrorArg::Skip => OnError::Skip,
         OnErrorArg::Quarantine => OnError::Quarantine,
     };
-    if options.on_error == OnError::Quarantine && args.errors.is_none() {
-        bail!(usage("--on-error quarantine needs --errors PATH"));
-    }
+    // Input without one valid record still gets its error output, and a message saying why.
+    options.empty_output_ok = options.on_error != OnError::Fail;
     options.unknown_fields = match args.unknown_fields {
         UnknownArg::Reject => UnknownFieldPolicy::Reject,
         UnknownArg::Drop => UnknownFieldPolicy::Drop,
@@ -443,28 +572,17 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
         },
         metadata: Vec::new(),
     };
-    if args.output == "-" {
-        bail!(usage(
-            "Parquet cannot be written to standard output; give a file path with -o"
-        ));
-    }
-    if args.errors.as_ref() == Some(&args.output) {
-        bail!(usage("--errors and --output must be different files"));
-    }
-    for input in &args.read.inputs {
-        let clash = if is_s3(input) {
-            *input == args.output
-        } else {
-            input != "-" && !is_s3(&args.output) && same_file(input.as_ref(), args.output.as_ref())
-        };
-        if clash {
-            bail!(usage(format!(
-                "the output {} is also an input",
-                args.output
-            )));
-        }
-    }
+    Ok(options)
+}
 
+fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
+    let options = convert_options(args)?;
+    let stdin = match options.schema {
+        SchemaChoice::Infer => StdinUse::Spool,
+        SchemaChoice::InferFirst(_) => StdinUse::ReplayHead,
+        SchemaChoice::Explicit(_) => StdinUse::Stream,
+    };
+    let sources = sources(&args.read, stdin, quiet)?;
     let progress = Bar::new(quiet);
     let mut destination = CliDestination {
         parquet: args.output.clone(),
@@ -473,7 +591,37 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let converted = convert(&sources, &options, &mut destination, &progress);
     progress.done();
-    let converted = converted?;
+    let converted = match converted {
+        Ok(converted) => converted,
+        Err(error) => {
+            let hints = match &error {
+                ConvertError::BadLine { source_name, .. } => sources
+                    .iter()
+                    .filter(|s| s.name() == source_name && checks::looks_like_a_document(s))
+                    .map(|s| checks::document_hint(s.name()))
+                    .take(1)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            return Err(Explained {
+                error: error.into(),
+                hints,
+            }
+            .into());
+        }
+    };
+    if converted.parts.is_empty() {
+        // No valid record (only with --on-error skip or quarantine): the error output is
+        // still written, so that every line is accounted for.
+        if let Some(rejects) = converted.rejects {
+            rejects.commit().context("cannot finish the error output")?;
+        }
+        return Err(nothing_valid(
+            &converted.summary,
+            &sources,
+            args.errors.as_deref(),
+        ));
+    }
     for part in converted.parts {
         part.commit().context("cannot finish the Parquet output")?;
     }
@@ -482,24 +630,81 @@ fn run_convert(args: &ConvertArgs, quiet: bool) -> anyhow::Result<()> {
     }
     if !quiet {
         print_summary(&converted.summary, sources.len(), args);
+        if converted.summary.stats.rejected > 0 {
+            for hint in document_hints(&sources) {
+                eprintln!("hint: {hint}");
+            }
+        }
     }
     Ok(())
 }
 
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
+/// The failure of a conversion that found no valid record: the counts, the most common
+/// reasons, and a hint when an input looks like one JSON document.
+fn nothing_valid(
+    summary: &Summary,
+    sources: &[Arc<dyn Source>],
+    errors: Option<&str>,
+) -> anyhow::Error {
+    let s = &summary.stats;
+    let mut kinds: Vec<(RejectKind, u64)> = summary
+        .rejects_by_kind
+        .iter()
+        .map(|(kind, n)| (*kind, *n))
+        .collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));
+    let reasons: Vec<String> = kinds
+        .iter()
+        .take(3)
+        .map(|(kind, n)| format!("{} {n}", kind.as_str()))
+        .collect();
+    let mut message = format!(
+        "no valid records in {} lines ({} rejected, {} blank), so no Parquet file was written",
+        s.lines, s.rejected, s.blank
+    );
+    if !reasons.is_empty() {
+        message.push_str(&format!("; most common reasons: {}", reasons.join(", ")));
     }
+    if let Some(errors) = errors {
+        message.push_str(&format!("; rejected lines written to {errors}"));
+    }
+    Explained {
+        error: anyhow::anyhow!(message),
+        hints: document_hints(sources),
+    }
+    .into()
+}
+
+fn document_hints(sources: &[Arc<dyn Source>]) -> Vec<String> {
+    sources
+        .iter()
+        .filter(|s| checks::looks_like_a_document(s))
+        .map(|s| checks::document_hint(s.name()))
+        .take(1)
+        .collect()
 }
 
 fn run_schema(args: &SchemaArgs, quiet: bool) -> anyhow::Result<()> {
-    let sources = sources(&args.read)?;
+    // Inference reads each input once: standard input is never kept.
+    let sources = sources(&args.read, StdinUse::Stream, quiet)?;
     let options = base_options(&args.read);
     let progress = Bar::new(quiet);
     let inferred = infer_schema(&sources, &options, args.read.infer_rows, &progress);
     progress.done();
     let inferred = inferred?;
+    if inferred.records == 0 {
+        return Err(Explained {
+            error: anyhow::anyhow!(
+                "no valid records in {} lines ({} not valid records, {} blank): there is no \
+                 schema to print",
+                inferred.lines,
+                inferred.invalid,
+                inferred.lines - inferred.invalid
+            ),
+            hints: document_hints(&sources),
+        }
+        .into());
+    }
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(inferred.schema.to_json().as_bytes())?;
     stdout.flush()?;
