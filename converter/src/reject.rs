@@ -51,6 +51,8 @@ pub enum RejectKind {
     DuplicateKey,
     /// A whole input object is empty (pipeline only: recorded with line 0).
     EmptyObject,
+    /// A key is longer than a column name may be (255 bytes, Glue/Athena's limit).
+    NameTooLong,
 }
 
 impl RejectKind {
@@ -66,6 +68,7 @@ impl RejectKind {
             RejectKind::TypeMismatch => "type_mismatch",
             RejectKind::DuplicateKey => "duplicate_key",
             RejectKind::EmptyObject => "empty_object",
+            RejectKind::NameTooLong => "name_too_long",
         }
     }
 }

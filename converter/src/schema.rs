@@ -289,6 +289,13 @@ impl FieldType {
     }
 }
 
+/// Deepest Parquet schema level (the root is 0; a struct adds one level, a list two) at which
+/// pyarrow still opens a file: 99 nested objects or 49 nested lists open, 100 or 50 do not
+/// ("Parquet schema too deeply nested"). Records deeper than this are rejected as `too_deep`.
+pub const MAX_PARQUET_DEPTH: u32 = 99;
+/// Longest key, in bytes, that may become a column name (Glue and Athena's limit).
+pub const MAX_NAME_BYTES: usize = 255;
+
 /// Largest magnitude up to which every integer is exactly a `float64` (2^53).
 pub const F64_EXACT_INT: u128 = 1 << 53;
 /// Most digits a `decimal` holds (Arrow `Decimal128`).

@@ -1,4 +1,5 @@
-//! Record validation: is a line one JSON object, with no duplicate keys at any depth?
+//! Record validation: is a line one JSON object, with no duplicate keys at any depth, no key
+//! longer than a column name may be, and no deeper than Parquet readers open?
 //!
 //! Both inference and decoding need the same answer, with the same wording, for a line that
 //! may not become a row: inference must not let an invalid line widen the schema, and the
@@ -10,11 +11,12 @@ use std::collections::HashSet;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::reject::RejectKind;
+use crate::schema::{MAX_NAME_BYTES, MAX_PARQUET_DEPTH};
 
 /// Why a line is not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidRecord {
-    /// One of `InvalidJson`, `TooDeep`, `NotAnObject` or `DuplicateKey`: the kinds a line
+    /// One of `InvalidJson`, `TooDeep`, `NotAnObject`, `DuplicateKey` or `NameTooLong`: the kinds a line
     /// can earn on its own, without a schema.
     pub kind: RejectKind,
     /// Explanation, naming the field where there is one.
@@ -27,6 +29,7 @@ pub fn validate_record(text: &str) -> Result<(), InvalidRecord> {
     let mut issue = None;
     let result = ValidateSeed {
         top_level: true,
+        depth: 0,
         issue: &mut issue,
     }
     .deserialize(&mut de)
@@ -63,6 +66,9 @@ pub(crate) fn json_error(error: &serde_json::Error, text: &str) -> InvalidRecord
 /// Full validation of a record: syntax, object at the top, no duplicate keys anywhere.
 struct ValidateSeed<'a> {
     top_level: bool,
+    /// Parquet schema depth of the values inside the open containers: an object adds one
+    /// level (its group), an array two (the list group and its repeated group).
+    depth: u32,
     issue: &'a mut Option<InvalidRecord>,
 }
 
@@ -70,8 +76,25 @@ impl ValidateSeed<'_> {
     fn child(&mut self) -> ValidateSeed<'_> {
         ValidateSeed {
             top_level: false,
+            depth: self.depth,
             issue: &mut *self.issue,
         }
+    }
+
+    /// Enters a container of `levels` Parquet levels; refuses it beyond what readers open.
+    fn enter<E: de::Error>(&mut self, levels: u32) -> Result<(), E> {
+        self.depth += levels;
+        if self.depth > MAX_PARQUET_DEPTH {
+            *self.issue = Some(InvalidRecord {
+                kind: RejectKind::TooDeep,
+                reason: format!(
+                    "the record nests deeper than Parquet readers open: its columns would be {} levels deep, more than {MAX_PARQUET_DEPTH} (an object counts one level, an array two)",
+                    self.depth
+                ),
+            });
+            return Err(E::custom("too deep"));
+        }
+        Ok(())
     }
 
     fn not_an_object<E: de::Error>(self, found: &str) -> Result<(), E> {
@@ -130,13 +153,26 @@ impl<'de> Visitor<'de> for ValidateSeed<'_> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             return self.not_an_object("an array");
         }
+        self.enter(2)?;
         while seq.next_element_seed(self.child())?.is_some() {}
         Ok(())
     }
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.enter(1)?;
         let mut keys: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key.len() > MAX_NAME_BYTES {
+                *self.issue = Some(InvalidRecord {
+                    kind: RejectKind::NameTooLong,
+                    reason: format!(
+                        "key `{}…` is {} bytes long, more than the {MAX_NAME_BYTES} bytes a column name may have",
+                        key.chars().take(40).collect::<String>(),
+                        key.len()
+                    ),
+                });
+                return Err(de::Error::custom("name too long"));
+            }
             if keys.contains(&key) {
                 *self.issue = Some(InvalidRecord {
                     kind: RejectKind::DuplicateKey,
@@ -175,5 +211,37 @@ mod tests {
         let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
         assert_eq!(check(&deep).kind, RejectKind::TooDeep);
         assert!(validate_record(r#"{"a":[{"b":1},{"b":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn records_deeper_than_parquet_readers_open_are_too_deep() {
+        // pyarrow opens 99 nested objects or 49 nested lists, not 100 or 50.
+        let objects = |d: usize| format!("{}1{}", "{\"a\":".repeat(d), "}".repeat(d));
+        let lists = |d: usize| format!("{{\"a\":{}1{}}}", "[".repeat(d), "]".repeat(d));
+        assert!(validate_record(&objects(99)).is_ok());
+        assert!(validate_record(&lists(49)).is_ok());
+        for deep in [
+            objects(100),
+            lists(50),
+            format!("{{\"a\":{}{}}}", "[".repeat(50), "]".repeat(50)),
+        ] {
+            let issue = validate_record(&deep).unwrap_err();
+            assert_eq!(issue.kind, RejectKind::TooDeep);
+            assert!(issue.reason.contains("99"), "{}", issue.reason);
+        }
+    }
+
+    #[test]
+    fn key_names_longer_than_255_bytes_are_refused() {
+        let ok = format!("{{\"a\":{{\"{}\":1}}}}", "k".repeat(255));
+        assert!(validate_record(&ok).is_ok());
+        let long = format!("{{\"a\":{{\"{}\":1}}}}", "é".repeat(128));
+        let issue = validate_record(&long).unwrap_err();
+        assert_eq!(issue.kind, RejectKind::NameTooLong);
+        assert!(
+            issue.reason.contains("256 bytes") && issue.reason.contains("255"),
+            "{}",
+            issue.reason
+        );
     }
 }

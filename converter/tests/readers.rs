@@ -272,3 +272,42 @@ fn numbers_are_written_exactly_and_read_back_exactly() {
         json!(["1.00", "9007199254740993.00", "0.25"])
     );
 }
+
+#[test]
+fn too_deep_and_too_long_names_are_rejected_per_line_and_the_rest_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep_objects = format!("{}1{}", "{\"a\":".repeat(100), "}".repeat(100));
+    let deep_lists = format!("{{\"l\":{}1{}}}", "[".repeat(50), "]".repeat(50));
+    let ok_objects = format!("{}1{}", "{\"b\":".repeat(99), "}".repeat(99));
+    let ok_lists = format!("{{\"m\":{}1{}}}", "[".repeat(49), "]".repeat(49));
+    let long = format!("{{\"{}\":1}}", "k".repeat(256));
+    let text = format!(
+        "{{\"id\":1}}\n{deep_objects}\n{deep_lists}\n{long}\n{ok_objects}\n{ok_lists}\n{{\"id\":2}}\n"
+    );
+    let output = convert_text(
+        dir.path(),
+        &text,
+        &["--on-error", "quarantine", "--errors", "errors.ndjson"],
+    );
+    let read = read_exact(&output);
+    assert_eq!(read["pyarrow"]["id"][1], json!(["1", null, null, "2"]));
+    let errors = std::fs::read_to_string(dir.path().join("errors.ndjson")).unwrap();
+    let kinds: Vec<(u64, String)> = errors
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (2, "too_deep".to_string()),
+            (3, "too_deep".to_string()),
+            (4, "name_too_long".to_string())
+        ]
+    );
+}
