@@ -296,6 +296,20 @@ pub const MAX_PARQUET_DEPTH: u32 = 99;
 /// Longest key, in bytes, that may become a column name (Glue and Athena's limit).
 pub const MAX_NAME_BYTES: usize = 255;
 
+/// A column name as readers that ignore case compare it (Athena, Glue, Hive, Spark): lower
+/// case. Names that fold to the same text are one column (see the README, "Schema inference
+/// and widening").
+pub fn fold_case(name: &str) -> std::borrow::Cow<'_, str> {
+    if name
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        std::borrow::Cow::Owned(name.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Largest magnitude up to which every integer is exactly a `float64` (2^53).
 pub const F64_EXACT_INT: u128 = 1 << 53;
 /// Most digits a `decimal` holds (Arrow `Decimal128`).
@@ -842,6 +856,18 @@ fn fields_from_docs(docs: &[FieldDoc], parent: &str) -> Result<Vec<Field>, Schem
         if fields.iter().any(|f| &f.name == name) {
             return Err(invalid(&path, "duplicate field name"));
         }
+        if let Some(other) = fields
+            .iter()
+            .find(|f| fold_case(&f.name) == fold_case(name))
+        {
+            return Err(invalid(
+                &path,
+                format!(
+                    "field names `{}` and `{name}` differ only in case; Athena, Glue, Hive and Spark compare column names case-insensitively, so they cannot be two columns",
+                    other.name
+                ),
+            ));
+        }
         fields.push(Field::new(name.clone(), doc.to_type(&path)?));
     }
     Ok(fields)
@@ -985,6 +1011,23 @@ mod tests {
             Schema::from_json(&schema.to_compact_json()).unwrap(),
             schema
         );
+    }
+
+    #[test]
+    fn schema_files_with_names_differing_only_in_case_are_refused() {
+        let error = Schema::from_json(
+            r#"{"fields":[{"name":"s","type":"struct","fields":[{"name":"Platform","type":"string"},{"name":"platform","type":"string"}]}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("`s.platform`") && error.contains("`Platform` and `platform`"),
+            "{error}"
+        );
+        assert!(Schema::from_json(
+            r#"{"fields":[{"name":"Id","type":"int64"},{"name":"d","type":"int64"}]}"#
+        )
+        .is_ok());
     }
 
     #[test]

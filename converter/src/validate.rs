@@ -1,4 +1,5 @@
-//! Record validation: is a line one JSON object, with no duplicate keys at any depth, no key
+//! Record validation: is a line one JSON object, with no duplicate keys at any depth (keys that
+//! differ only in case are duplicates: they would be one column), no key
 //! longer than a column name may be, and no deeper than Parquet readers open?
 //!
 //! Both inference and decoding need the same answer, with the same wording, for a line that
@@ -6,12 +7,12 @@
 //! decoder asks for the real reason when a line that did not fit its schema may also be
 //! broken further on. It lives apart from both so that neither imports it from the other.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::reject::RejectKind;
-use crate::schema::{MAX_NAME_BYTES, MAX_PARQUET_DEPTH};
+use crate::schema::{fold_case, MAX_NAME_BYTES, MAX_PARQUET_DEPTH};
 
 /// Why a line is not a valid record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,7 +161,8 @@ impl<'de> Visitor<'de> for ValidateSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.enter(1)?;
-        let mut keys: HashSet<std::borrow::Cow<'de, str>> = HashSet::new();
+        // Keys by their case-folded name, to the spelling seen first.
+        let mut keys: HashMap<String, std::borrow::Cow<'de, str>> = HashMap::new();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key.len() > MAX_NAME_BYTES {
                 *self.issue = Some(InvalidRecord {
@@ -173,15 +175,23 @@ impl<'de> Visitor<'de> for ValidateSeed<'_> {
                 });
                 return Err(de::Error::custom("name too long"));
             }
-            if keys.contains(&key) {
+            let folded = fold_case(&key).into_owned();
+            if let Some(first) = keys.get(&folded) {
+                let reason = if *first == key {
+                    format!("key `{key}` appears twice in one object")
+                } else {
+                    format!(
+                        "keys `{first}` and `{key}` differ only in case and would be one column (names are compared case-insensitively, as Athena, Glue, Hive and Spark do)"
+                    )
+                };
                 *self.issue = Some(InvalidRecord {
                     kind: RejectKind::DuplicateKey,
-                    reason: format!("key `{key}` appears twice in one object"),
+                    reason,
                 });
                 return Err(de::Error::custom("duplicate key"));
             }
             map.next_value_seed(self.child())?;
-            keys.insert(key);
+            keys.insert(folded, key);
         }
         Ok(())
     }

@@ -311,3 +311,67 @@ fn too_deep_and_too_long_names_are_rejected_per_line_and_the_rest_opens() {
         ]
     );
 }
+
+#[test]
+fn keys_differing_only_in_case_are_one_column_for_case_insensitive_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Before: `id`, `Id` and `ID` were three columns and `Platform`/`platform` two fields of
+    // one struct, which Athena, Glue, Hive and Spark cannot query. The first spelling owns
+    // the column; the others widen it; one object holding two spellings is a duplicate key.
+    let text = concat!(
+        r#"{"id":1,"device":{"Platform":"ios"}}"#,
+        "\n",
+        r#"{"Id":2,"device":{"platform":"android"}}"#,
+        "\n",
+        r#"{"ID":2.5,"device":{"PLATFORM":"web"}}"#,
+        "\n",
+        r#"{"id":4,"ID":5}"#,
+        "\n",
+    );
+    // Several threads and tiny chunks: the first spelling is the first in input order.
+    let output = convert_text(
+        dir.path(),
+        text,
+        &[
+            "--threads",
+            "3",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "errors.ndjson",
+        ],
+    );
+    let read = read_exact(&output);
+    let py = read["pyarrow"].as_object().unwrap();
+    assert_eq!(py.len(), 2, "{}", read["pyarrow"]);
+    assert_eq!(py["id"], json!(["double", ["1.0", "2.0", "2.5"]]));
+    assert_eq!(py["device"][0], json!("struct<Platform: string>"));
+    assert_eq!(
+        py["device"][1],
+        json!([
+            "{'Platform': 'ios'}",
+            "{'Platform': 'android'}",
+            "{'Platform': 'web'}"
+        ])
+    );
+    let duck = read["duckdb"].as_object().unwrap();
+    assert_eq!(duck.len(), 2, "{}", read["duckdb"]);
+    assert_eq!(duck["id"], json!(["1.0", "2.0", "2.5"]));
+    assert_eq!(
+        duck["device"],
+        json!([
+            "{'Platform': 'ios'}",
+            "{'Platform': 'android'}",
+            "{'Platform': 'web'}"
+        ])
+    );
+    let errors = std::fs::read_to_string(dir.path().join("errors.ndjson")).unwrap();
+    let error: Value = serde_json::from_str(errors.lines().next().unwrap()).unwrap();
+    assert_eq!(error["line"], 4);
+    assert_eq!(error["kind"], "duplicate_key");
+    let reason = error["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`id`") && reason.contains("`ID`"),
+        "{reason}"
+    );
+}

@@ -4,6 +4,12 @@
 //! is parsed, and if the line is then rejected its partial row is cut off again. That is what
 //! lets the parser write straight into the columns (no per-line JSON tree) and still leave no
 //! trace of a rejected line.
+//!
+//! Absent values are filled lazily: a struct's child may be shorter than the struct, its
+//! missing rows being nulls. They are appended in bulk when the child next gets a value
+//! ([`Column::pad_to`]) or when the struct is finished, so a record costs what it holds, not
+//! one slot per column of the schema (a file with thousands of optional keys would otherwise
+//! take rows × columns of memory and time).
 
 use std::sync::Arc;
 
@@ -59,24 +65,38 @@ impl StructColumn {
         }
     }
 
+    /// A null struct: its children are left short (null) until they are padded.
     pub(super) fn append_null(&mut self) {
-        for child in &mut self.children {
-            child.append_null();
-        }
-        self.nulls.append_null();
-        self.len += 1;
+        self.pad_to(self.len + 1);
     }
 
+    /// Appends nulls up to `len` rows (no-op when already that long); children untouched.
+    fn pad_to(&mut self, len: usize) {
+        if len > self.len {
+            self.nulls.append_n_nulls(len - self.len);
+            self.len = len;
+        }
+    }
+
+    /// Cuts the column back to `len` rows; children may be longer than the struct itself
+    /// while a row is being parsed, and are cut too.
     pub(super) fn truncate(&mut self, len: usize) {
         for child in &mut self.children {
             child.truncate(len);
         }
         self.nulls.truncate(len);
-        self.len = len;
+        self.len = self.len.min(len);
     }
 
     fn finish_columns(&mut self) -> Vec<ArrayRef> {
-        self.children.iter_mut().map(Column::finish).collect()
+        let len = self.len;
+        self.children
+            .iter_mut()
+            .map(|child| {
+                child.pad_to(len);
+                child.finish()
+            })
+            .collect()
     }
 
     pub(super) fn finish_batch(&mut self, schema: &SchemaRef) -> RecordBatch {
@@ -141,6 +161,40 @@ impl Column {
             Column::Timestamp(values, ..) => values.len(),
             Column::String { offsets, .. } | Column::List { offsets, .. } => offsets.len() - 1,
             Column::Struct(s) => s.len,
+        }
+    }
+
+    /// Appends nulls until the column is `len` rows long (the rows a struct's child was
+    /// absent from), in bulk.
+    pub(super) fn pad_to(&mut self, len: usize) {
+        let missing = len.saturating_sub(self.len());
+        if missing == 0 {
+            return;
+        }
+        match self {
+            Column::Null(n) => *n = len,
+            Column::Boolean(values, nulls) => {
+                values.append_n(missing, false);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Int64(values, nulls) | Column::Timestamp(values, nulls, ..) => {
+                values.resize(len, 0);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Float64(values, nulls) => {
+                values.resize(len, 0.0);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Decimal(values, nulls, ..) => {
+                values.resize(len, 0);
+                nulls.append_n_nulls(missing);
+            }
+            Column::String { offsets, nulls, .. } | Column::List { offsets, nulls, .. } => {
+                let last = *offsets.last().expect("invariant: offsets start with 0");
+                offsets.resize(len + 1, last);
+                nulls.append_n_nulls(missing);
+            }
+            Column::Struct(s) => s.pad_to(len),
         }
     }
 

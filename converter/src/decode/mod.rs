@@ -237,10 +237,18 @@ impl RecordDecoder {
                     RejectKind::NotAnObject,
                     format!("a record must be a JSON object, found {found}"),
                 ),
-                Issue::DuplicateKey { name } => (
-                    RejectKind::DuplicateKey,
-                    format!("key `{}` appears twice in one object", join(&path, &name)),
-                ),
+                Issue::DuplicateKey { name } => match validate_record(text) {
+                    // Names both spellings when they differ only in case.
+                    Err(InvalidRecord { kind, reason })
+                        if kind == RejectKind::DuplicateKey && reason.starts_with("keys `") =>
+                    {
+                        (kind, reason)
+                    }
+                    _ => (
+                        RejectKind::DuplicateKey,
+                        format!("key `{}` appears twice in one object", join(&path, &name)),
+                    ),
+                },
                 schema_issue => {
                     // The line may be broken further on; then that is the real reason.
                     if let Err(InvalidRecord { kind, reason }) = validate_record(text) {
@@ -517,5 +525,64 @@ mod tests {
     fn zero_field_schema_still_counts_rows() {
         let out = decode(r#"{"fields":[]}"#, strict(), "{}\n{}\n");
         assert_eq!(out.batch.unwrap().num_rows(), 2);
+    }
+
+    #[test]
+    fn absent_fields_cost_nothing_until_the_batch_is_finished() {
+        let fields: Vec<String> = (0..1000)
+            .map(|i| format!(r#"{{"name":"k{i}","type":"int64"}}"#))
+            .collect();
+        let schema = schema(&format!(r#"{{"fields":[{}]}}"#, fields.join(",")));
+        let plan = Arc::new(StructPlan::new(&schema.fields));
+        let mut root = StructColumn::new(&plan);
+        let mut ctx = LineCtx::new(strict());
+        let (mut scratch, mut stack) = (String::new(), Vec::new());
+        for line in [r#"{"k3":1}"#, r#"{"k999":2,"k3":3}"#, r#"{}"#] {
+            ctx.start_line();
+            Parser::new(line, &mut scratch, &mut stack)
+                .row(&mut root, &mut ctx)
+                .unwrap();
+        }
+        // Before, every row appended a null to each of the 1000 columns.
+        let lengths: usize = root.children.iter().map(|c| c.len()).sum();
+        assert_eq!(lengths, 2 + 2, "only the columns with values hold rows");
+        let batch = root.finish_batch(&Arc::new(schema.to_arrow()));
+        assert_eq!(batch.num_rows(), 3);
+        let k3 = batch.column(3).as_primitive::<Int64Type>();
+        assert_eq!(k3.iter().collect::<Vec<_>>(), [Some(1), Some(3), None]);
+        let k999 = batch.column(999).as_primitive::<Int64Type>();
+        assert_eq!(k999.iter().collect::<Vec<_>>(), [None, Some(2), None]);
+        assert_eq!(batch.column(0).null_count(), 3);
+    }
+
+    #[test]
+    fn keys_differing_only_in_case_decode_into_one_column() {
+        let out = decode(
+            r#"{"fields":[{"name":"id","type":"int64"},{"name":"d","type":"struct","fields":[{"name":"Platform","type":"string"}]}]}"#,
+            strict(),
+            "{\"Id\":1,\"d\":{\"platform\":\"a\"}}\n{\"ID\":2,\"d\":{\"PLATFORM\":\"b\"}}\n{\"id\":3,\"iD\":4}\n{\"d\":{\"Platform\":\"c\",\"platform\":\"d\"}}\n",
+        );
+        let batch = out.batch.unwrap();
+        let ids = batch.column(0).as_primitive::<Int64Type>();
+        assert_eq!(ids.iter().collect::<Vec<_>>(), [Some(1), Some(2)]);
+        let platform = batch.column(1).as_struct().column(0).as_string::<i32>();
+        assert_eq!(platform.iter().collect::<Vec<_>>(), [Some("a"), Some("b")]);
+        let reasons: Vec<(RejectKind, &str)> = out
+            .rejects
+            .iter()
+            .map(|r| (r.kind, r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons.iter().all(|(k, _)| *k == RejectKind::DuplicateKey));
+        assert!(
+            reasons[0].1.contains("`id` and `iD` differ only in case"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1]
+                .1
+                .contains("`Platform` and `platform` differ only in case"),
+            "{reasons:?}"
+        );
     }
 }

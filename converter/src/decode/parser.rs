@@ -189,6 +189,8 @@ impl<'a> Parser<'a> {
                             let name = column.plan.names[index].to_string();
                             return ctx.fail(Issue::DuplicateKey { name });
                         }
+                        // The rows this field was absent from become nulls now, in bulk.
+                        child.pad_to(row);
                         if let Err(e) = self.value(child, ctx) {
                             if matches!(e, Fail::Issue) {
                                 ctx.reversed_path
@@ -223,11 +225,8 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        for child in &mut column.children {
-            if child.len() == row {
-                child.append_null();
-            }
-        }
+        // Fields absent from this object stay short: they are padded with nulls when they
+        // next get a value or when the column is finished (see `columns`).
         column.nulls.append_non_null();
         column.len += 1;
         self.depth -= 1;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, FieldRef, Fields};
 
-use crate::schema::{Field, FieldType, Schema, TimestampUnit};
+use crate::schema::{fold_case, Field, FieldType, Schema, TimestampUnit};
 
 /// FxHash: field-name lookups are a hot path and need no DoS resistance.
 #[derive(Default)]
@@ -39,6 +39,9 @@ type FxBuild = BuildHasherDefault<FxHasher>;
 pub(super) struct StructPlan {
     pub(super) names: Vec<Box<str>>,
     index: HashMap<Box<str>, usize, FxBuild>,
+    /// Case-folded names: a key spelled differently only in case is the same column (see
+    /// [`crate::schema::fold_case`]). Looked at only when the exact spelling is unknown.
+    folded: HashMap<Box<str>, usize, FxBuild>,
     pub(super) arrow_fields: Fields,
     pub(super) children: Vec<ColumnPlan>,
 }
@@ -64,10 +67,16 @@ impl StructPlan {
             .enumerate()
             .map(|(i, n)| (n.clone(), i))
             .collect();
+        let folded = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Box::from(fold_case(n).as_ref()), i))
+            .collect();
         let schema = Schema::new(fields.to_vec()).to_arrow();
         StructPlan {
             names,
             index,
+            folded,
             arrow_fields: schema.fields().clone(),
             children: fields
                 .iter()
@@ -80,7 +89,11 @@ impl StructPlan {
     pub(super) fn lookup(&self, key: &str, hint: usize) -> Option<usize> {
         match self.names.get(hint) {
             Some(name) if same_key(name.as_bytes(), key.as_bytes()) => Some(hint),
-            _ => self.index.get(key).copied(),
+            _ => self
+                .index
+                .get(key)
+                .or_else(|| self.folded.get(fold_case(key).as_ref()))
+                .copied(),
         }
     }
 }
