@@ -93,6 +93,27 @@ cargo clippy -p shared -p manifest-builder -p converter --all-targets --locked -
 cargo test --workspace --locked --features converter/aws
 cargo test -p shared --lib --locked --features fault-injection faults
 
+# Fuzzing: cargo fuzz (from crates.io, into target/tools) on the machine's nightly toolchain,
+# both targets (the whole conversion with option combinations, and the decoder against
+# inference and serde_json), from the checked-in corpus. A gate must not be a lottery, so the
+# suite's runs are deterministic (fixed seed and number of inputs, about 40 s each); longer,
+# random runs are for `cargo fuzz run` by hand (README, "Fuzzing"), and what they find goes into
+# the corpus. The invariants are converter/tests/invariants; `cargo test` above already
+# replayed the corpus on stable. A crash fails the suite and leaves its input in fuzz/artifacts.
+if rustup run nightly rustc --version > /dev/null 2>&1; then
+  cargo install --locked --quiet cargo-fuzz --version 0.13.2 --root target/tools
+  for run in convert:4000 decode:8000; do
+    target=${run%%:*}
+    rm -rf "target/fuzz-corpus/$target" && mkdir -p "target/fuzz-corpus/$target"
+    (cd fuzz && PATH="$PWD/../target/tools/bin:$PATH" cargo +nightly fuzz run --sanitizer none -O "$target" \
+      "../target/fuzz-corpus/$target" "corpus/$target" -- \
+      -seed=1 -runs="${run##*:}" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1) \
+      2>&1 | tail -n 25
+  done
+else
+  echo "SKIPPED: fuzzing (no nightly toolchain on this machine; the corpus was replayed by cargo test)"
+fi
+
 # End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the
 # state machine Terraform renders, the binaries as Lambda processes, faults injected), which
 # writes its figures to tests/RELIABILITY.md.

@@ -1838,3 +1838,27 @@ fn row_groups_below_the_floor_are_refused() {
         assert!(!dir.path().join("o.parquet").exists());
     }
 }
+
+#[test]
+fn the_summary_counts_widened_numbers_and_case_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "in.ndjson",
+        b"{\"id\":1,\"big\":1}\n{\"Id\":2,\"big\":123456789012345678901}\n{\"ID\":3,\"big\":2}\n",
+    );
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 number column widened to keep every value exact: 1 to decimal, 0 to text"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("2 keys mapped onto a column spelled with other letter case"),
+        "{}",
+        out.stderr
+    );
+}

@@ -110,7 +110,7 @@ pub(super) fn attempt<D: Destination>(
     run_ordered(
         sources,
         0,
-        options.read_settings(),
+        options.decode_settings(schema),
         &raw_bytes,
         |piece| match piece {
             Piece::Lines(chunk) => Decoded::Chunk(decoder.decode(chunk)),
@@ -175,6 +175,8 @@ pub(super) fn attempt<D: Destination>(
             row_groups,
             schema: schema.clone(),
             restarts: 0,
+            widenings: Default::default(),
+            case_variants: 0,
             elapsed: Duration::ZERO,
         },
         parts,

@@ -93,6 +93,10 @@ pub enum ConvertError {
         /// Restarts made (each after a sample proved too narrow) when the conversion gave up.
         restarts: u32,
     },
+    /// The schema has more columns than this tool writes (see
+    /// [`MAX_LEAF_COLUMNS`](crate::schema::MAX_LEAF_COLUMNS)).
+    #[error("the schema is too wide: {0}")]
+    TooWide(#[source] crate::schema::SchemaError),
 }
 
 pub(crate) fn read_error(sources: &[Arc<dyn Source>], failure: ReadFailure) -> ConvertError {

@@ -35,7 +35,7 @@ pub use options::{
 pub use outcome::{Converted, Summary, METADATA_SCHEMA, METADATA_SOURCES, METADATA_VERSION};
 
 use crate::decode::DecodeMode;
-use crate::infer::{sample_schema, widen_schema};
+use crate::infer::{sample_schema, widen_schema, Widenings};
 use crate::input::Source;
 use attempt::{attempt, Attempt};
 
@@ -65,6 +65,8 @@ pub fn convert<D: Destination>(
         options,
         progress,
     };
+    // What inference had to do to keep every value and name usable: reported in the summary.
+    let mut facts = (Widenings::default(), 0u64);
     let (mut schema, mode) = match &options.schema {
         SchemaChoice::Explicit(schema) => (schema.clone(), options.fixed_mode()),
         SchemaChoice::InferFirst(limit) => {
@@ -74,6 +76,7 @@ pub fn convert<D: Destination>(
                     lines: inferred.lines,
                 });
             }
+            facts = (inferred.widenings, inferred.case_variants);
             (inferred.schema, options.fixed_mode())
         }
         SchemaChoice::Infer => {
@@ -82,11 +85,14 @@ pub fn convert<D: Destination>(
                     source_name: stream.name().to_string(),
                 });
             }
-            (sample_schema(&job)?, DecodeMode::Optimistic)
+            let inferred = sample_schema(&job)?;
+            facts = (inferred.widenings, inferred.case_variants);
+            (inferred.schema, DecodeMode::Optimistic)
         }
     };
     let mut restarts = 0u32;
     loop {
+        schema.check_width().map_err(ConvertError::TooWide)?;
         let rejects = destination.rejects().map_err(ConvertError::RejectOutput)?;
         if options.on_error == OnError::Quarantine && rejects.is_none() {
             return Err(ConvertError::QuarantineWithoutOutput);
@@ -109,6 +115,7 @@ pub fn convert<D: Destination>(
                     }
                 }
                 converted.summary.restarts = restarts;
+                (converted.summary.widenings, converted.summary.case_variants) = facts;
                 converted.summary.elapsed = started.elapsed();
                 return Ok(converted);
             }
@@ -123,7 +130,11 @@ pub fn convert<D: Destination>(
                     reason = %misfit.reason,
                     "sampled schema too narrow; widening it and starting again"
                 );
-                schema = widen_schema(&job, misfit.source, schema)?;
+                let inferred = widen_schema(&job, misfit.source, schema)?;
+                // The widened inference starts from the schema so far: its column counts are
+                // the total; a key spelling seen only by an earlier pass still counts.
+                facts = (inferred.widenings, facts.1.max(inferred.case_variants));
+                schema = inferred.schema;
             }
         }
     }

@@ -88,6 +88,9 @@ impl Default for ConvertOptions {
     }
 }
 
+/// Leaf columns up to which decoding uses [`ConvertOptions::chunk_bytes`] as given.
+pub(crate) const NARROW_COLUMNS: usize = 256;
+
 impl ConvertOptions {
     pub(crate) fn read_settings(&self) -> ReadSettings {
         ReadSettings {
@@ -95,6 +98,20 @@ impl ConvertOptions {
             chunk_bytes: self.chunk_bytes.max(4096),
             max_line_bytes: self.max_line_bytes.max(1),
         }
+    }
+
+    /// Read settings for decoding against `schema`. Every row of a batch takes a slot in
+    /// every column (Arrow has no sparse struct), so a schema wider than
+    /// [`NARROW_COLUMNS`] gets proportionally smaller chunks: a batch then holds about as many
+    /// slots as a normal chunk of a narrow schema, and memory stays bounded by rows × columns
+    /// of the chunks in flight rather than growing with the number of keys.
+    pub(crate) fn decode_settings(&self, schema: &crate::schema::Schema) -> ReadSettings {
+        let mut settings = self.read_settings();
+        let columns = schema.leaf_columns().max(1);
+        if columns > NARROW_COLUMNS {
+            settings.chunk_bytes = (settings.chunk_bytes * NARROW_COLUMNS / columns).max(4096);
+        }
+        settings
     }
 
     pub(crate) fn fixed_mode(&self) -> DecodeMode {

@@ -32,6 +32,12 @@ pub struct Summary {
     pub schema: Schema,
     /// How often conversion restarted because the sampled schema was too narrow.
     pub restarts: u32,
+    /// Number columns inference widened beyond int64/float64 to keep every value exact
+    /// (zero with an explicit schema).
+    pub widenings: crate::infer::Widenings,
+    /// Keys inference mapped onto a column spelled with other letter case (column names are
+    /// unique case-insensitively).
+    pub case_variants: u64,
     /// Wall time of the whole conversion, inference included.
     pub elapsed: Duration,
 }

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::{Inference, LineInference};
+use super::{Inference, LineInference, Widenings};
 use crate::chunk::{Chunker, Piece};
 use crate::convert::{raw_total, read_error, ConvertError, ConvertOptions, Job, Phase, Progress};
 use crate::input::{decompressed, Source};
@@ -26,6 +26,10 @@ pub struct Inferred {
     pub lines: u64,
     /// Lines that are not valid records (they do not shape the schema).
     pub invalid: u64,
+    /// Number columns widened beyond int64/float64 to keep every value exact.
+    pub widenings: Widenings,
+    /// Keys mapped onto a column spelled with other letter case.
+    pub case_variants: u64,
 }
 
 /// Infers the schema of `sources`: all of it, or only the first `limit` records.
@@ -48,9 +52,9 @@ pub fn infer_schema(
 }
 
 /// Samples the head of every source.
-pub(crate) fn sample_schema(job: &Job<'_>) -> Result<Schema, ConvertError> {
+pub(crate) fn sample_schema(job: &Job<'_>) -> Result<Inferred, ConvertError> {
     job.progress.phase(Phase::Sampling, None);
-    Ok(infer_sequential(job, job.options.sample_rows, true)?.schema)
+    infer_sequential(job, job.options.sample_rows, true)
 }
 
 /// Widens `schema` with everything in `sources[from..]`.
@@ -58,10 +62,10 @@ pub(crate) fn widen_schema(
     job: &Job<'_>,
     from: usize,
     schema: Schema,
-) -> Result<Schema, ConvertError> {
+) -> Result<Inferred, ConvertError> {
     job.progress
         .phase(Phase::Inferring, raw_total(&job.sources[from..]));
-    Ok(infer_parallel(job, from, schema)?.schema)
+    infer_parallel(job, from, schema)
 }
 
 /// Infers from the first `limit` records: of every source (`per_source`), or in total.
@@ -126,6 +130,8 @@ fn infer_sequential(job: &Job<'_>, limit: u64, per_source: bool) -> Result<Infer
     }
     Ok(Inferred {
         records: inference.records(),
+        widenings: inference.widenings(),
+        case_variants: inference.case_variants(),
         schema: inference.into_schema(),
         lines,
         invalid,
@@ -201,6 +207,8 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
     )?;
     Ok(Inferred {
         records: total.records(),
+        widenings: total.widenings(),
+        case_variants: total.case_variants(),
         schema: total.into_schema(),
         lines,
         invalid,

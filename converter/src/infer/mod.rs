@@ -211,7 +211,20 @@ impl Inference {
         let Ok(text) = std::str::from_utf8(line) else {
             return LineInference::Invalid;
         };
+        // A record is an object. `null` fits any column, so without this a line of `null`
+        // would count as a record here while the decoder rejects it (found by fuzzing).
+        if !text
+            .trim_start_matches([' ', '\t', '\r', '\n'])
+            .starts_with('{')
+        {
+            return LineInference::Invalid;
+        }
         match fits(text, &self.root, self.unit) {
+            // The fast check skips the contents of string columns, so it does not see an
+            // invalid `\u` escape (a lone surrogate) there: such lines get the full check.
+            Ok(true) if text.contains("\\u") && validate_record(text).is_err() => {
+                LineInference::Invalid
+            }
             Ok(true) => {
                 self.records += 1;
                 LineInference::Fits
@@ -466,6 +479,11 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
             let Some(index) = index else {
                 return self.fail();
             };
+            // Keys in schema order cannot repeat; any other order (or a repeated key, which
+            // validation rejects: found by fuzzing) takes the full check.
+            if index < hint {
+                return self.fail();
+            }
             hint = index + 1;
             map.next_value_seed(FitsSeed {
                 expected: &node.fields[index].node,
@@ -603,6 +621,32 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_objects_are_records() {
+        let mut inference = Inference::new(TimestampUnit::Microsecond);
+        for line in ["null", " 1", "\"x\"", "[1]", "true"] {
+            assert!(
+                matches!(inference.add_line(line.as_bytes()), LineInference::Invalid),
+                "{line}"
+            );
+        }
+        assert!(!matches!(
+            inference.add_line(b" {\"a\":1}"),
+            LineInference::Invalid
+        ));
+        assert_eq!(inference.records(), 1);
+        // Once `s` is a string column, a lone surrogate in it is still no record.
+        assert!(!matches!(
+            inference.add_line(br#"{"s":"\ud83d\ude00"}"#),
+            LineInference::Invalid
+        ));
+        assert!(matches!(
+            inference.add_line(br#"{"s":"\udc00"}"#),
+            LineInference::Invalid
+        ));
+        assert_eq!(inference.records(), 2);
+    }
     use crate::schema::TimestampUnit::Microsecond;
 
     fn infer(lines: &[&str]) -> (Schema, Vec<LineInference>) {

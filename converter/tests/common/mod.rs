@@ -68,10 +68,87 @@ pub fn decimal_value(text: &str, precision: u8, scale: u8) -> Value {
     Value::String(array.value_as_string(0))
 }
 
+/// Marks a number's exact JSON text inside a [`Value`] read by [`exact_json`].
+const NUMBER_TEXT: &str = "\u{0}number:";
+
+/// Reads a JSON text keeping every number's exact text (`serde_json` alone would round
+/// integers beyond 64 bits and long fractions to `f64`): each number becomes a string marked
+/// with [`NUMBER_TEXT`], which [`expected_value`] reads by the column's type.
+pub fn exact_json(text: &[u8]) -> serde_json::Result<Value> {
+    let mut marked = Vec::with_capacity(text.len() + 16);
+    let (mut i, mut in_string) = (0, false);
+    while i < text.len() {
+        let b = text[i];
+        if in_string {
+            marked.push(b);
+            if b == b'\\' && i + 1 < text.len() {
+                marked.push(text[i + 1]);
+                i += 1;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+            marked.push(b);
+        } else if b == b'-' || b.is_ascii_digit() {
+            let end = text[i..]
+                .iter()
+                .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .map_or(text.len(), |n| i + n);
+            marked.push(b'"');
+            marked.extend_from_slice(NUMBER_TEXT.replace('\u{0}', "\\u0000").as_bytes());
+            marked.extend_from_slice(&text[i..end]);
+            marked.push(b'"');
+            i = end;
+            continue;
+        } else {
+            marked.push(b);
+        }
+        i += 1;
+    }
+    // Validate the original as JSON too: marking must not make an invalid text valid.
+    serde_json::from_slice::<&serde_json::value::RawValue>(text)?;
+    serde_json::from_slice(&marked)
+}
+
+/// `value` as compact JSON text, numbers read by [`exact_json`] in their exact text.
+fn unmarked_text(value: &Value) -> String {
+    let text = serde_json::to_string(value).expect("serializable");
+    let marker = format!("\"{}", NUMBER_TEXT.replace('\u{0}', "\\u0000"));
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(at) = rest.find(&marker) {
+        out.push_str(&rest[..at]);
+        let number = &rest[at + marker.len()..];
+        let end = number.find('"').expect("a marked number ends with a quote");
+        out.push_str(&number[..end]);
+        rest = &number[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a number with exact text `text` reads back as in a column of `field_type`.
+fn expected_number(text: &str, field_type: &FieldType) -> Value {
+    match field_type {
+        FieldType::Int64 => Value::from(
+            text.parse::<i64>()
+                .expect("an int64 column holds int64 text"),
+        ),
+        FieldType::Float64 => float(text.parse::<f64>().expect("a number")),
+        FieldType::Decimal { precision, scale } => decimal_value(text, *precision, *scale),
+        FieldType::String => Value::String(text.to_string()),
+        other => panic!("the number {text} in a {other:?} column"),
+    }
+}
+
 /// The value `input` must read back as, in a column of type `field_type`.
 pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> Value {
     if input.is_null() {
         return Value::Null;
+    }
+    if let Some(text) = input.as_str().and_then(|s| s.strip_prefix(NUMBER_TEXT)) {
+        return expected_number(text, field_type);
     }
     match field_type {
         FieldType::Null => panic!("a non-null value {input} in a null column"),
@@ -83,7 +160,7 @@ pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> 
         FieldType::Number(_) => panic!("inference resolves number facts before a schema leaves it"),
         FieldType::String => match input {
             Value::String(s) => Value::String(s.clone()),
-            other => Value::String(serde_json::to_string(other).expect("serializable")),
+            other => Value::String(unmarked_text(other)),
         },
         FieldType::Timestamp { unit, .. } => {
             let text = input.as_str().expect("a string in a timestamp column");
@@ -99,7 +176,17 @@ pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> 
             let object = input.as_object().expect("an object in a struct column");
             let mut out = Map::new();
             for field in fields {
-                let value = object.get(&field.name).unwrap_or(&Value::Null);
+                // Names are one column case-insensitively: the record may spell it otherwise.
+                let folded = converter::schema::fold_case(&field.name);
+                let value = object
+                    .get(&field.name)
+                    .or_else(|| {
+                        object
+                            .iter()
+                            .find(|(k, _)| converter::schema::fold_case(k) == folded)
+                            .map(|(_, v)| v)
+                    })
+                    .unwrap_or(&Value::Null);
                 out.insert(
                     field.name.clone(),
                     expected_value(value, &field.field_type, ts),

@@ -755,6 +755,27 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
         summary.elapsed.as_secs_f64(),
         summary.megabytes_per_second()
     );
+    let widened = summary.widenings;
+    if widened.to_decimal + widened.to_text > 0 {
+        eprintln!(
+            "  {} number column{} widened to keep every value exact: {} to decimal, {} to text",
+            widened.to_decimal + widened.to_text,
+            if widened.to_decimal + widened.to_text == 1 {
+                ""
+            } else {
+                "s"
+            },
+            widened.to_decimal,
+            widened.to_text
+        );
+    }
+    if summary.case_variants > 0 {
+        eprintln!(
+            "  {} key{} mapped onto a column spelled with other letter case (names are unique case-insensitively)",
+            summary.case_variants,
+            if summary.case_variants == 1 { "" } else { "s" }
+        );
+    }
     if summary.restarts > 0 {
         eprintln!(
             "  the sampled schema was too narrow; widened and restarted {} time{}",
