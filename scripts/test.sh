@@ -6,6 +6,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# rust-toolchain.toml pins the toolchain the project is tested with. rustup cannot download
+# one here: when the machine's stable toolchain is that version under another name, give it
+# the pinned name (a link); if it is another version, run with it and say so loudly.
+channel=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+host=$(rustup run stable rustc -vV | sed -n 's/^host: //p')
+toolchains="$(rustup show home)/toolchains"
+if [ ! -e "$toolchains/$channel-$host" ]; then
+  if rustup run stable rustc --version | grep -q "^rustc $channel "; then
+    ln -s "$toolchains/stable-$host" "$toolchains/$channel-$host"
+  else
+    echo "WARNING: the pinned toolchain $channel is not installed; running with $(rustup run stable rustc --version)" >&2
+    export RUSTUP_TOOLCHAIN=stable
+  fi
+fi
+
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
