@@ -93,8 +93,8 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
                 });
             }
         }
-        let options = self.options(deadline).await?;
-        let converted = match self.convert(&manifest, options).await? {
+        let (options, part_size) = self.options(deadline).await?;
+        let converted = match self.convert(&manifest, options, part_size).await? {
             Ok(converted) => converted,
             Err(error) => return Err(self.fail(&record, &manifest, error, started).await),
         };
@@ -179,8 +179,12 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
     /// Conversion settings for this run: the configuration's, the schema if one is
     /// configured, and a deadline with time left to report and clean up (10% of what
     /// remains, at least 20 s).
-    async fn options(&self, deadline: Option<Instant>) -> Result<ConvertOptions, RunError> {
-        let mut options = self.config.convert_options().0;
+    /// Also the upload part size the same memory budget allows.
+    async fn options(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<(ConvertOptions, usize), RunError> {
+        let (mut options, part_size) = self.config.convert_options();
         if let Some(uri) = &self.config.schema_uri {
             options.schema = SchemaChoice::Explicit(self.load_schema(uri).await?);
         }
@@ -189,7 +193,7 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
             d.checked_sub((left / 10).max(Duration::from_secs(20)))
                 .unwrap_or_else(Instant::now)
         });
-        Ok(options)
+        Ok((options, part_size))
     }
 
     async fn load_schema(&self, uri: &str) -> Result<Schema, RunError> {
@@ -212,11 +216,12 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
         &self,
         manifest: &ManifestDocument,
         options: ConvertOptions,
+        part_size: usize,
     ) -> Result<Result<Converted, ConvertError>, RunError> {
         let (prefix, id) = (&manifest.date_prefix, &manifest.manifest_id);
         let mut destination = ManifestDestination {
             objects: Arc::clone(&self.objects),
-            part_size: self.config.convert_options().1,
+            part_size,
             output_bucket: self.config.output_bucket.clone(),
             part_prefix: part_prefix(&self.config.output_prefix, prefix, id),
             error_bucket: self.config.error_bucket.clone(),
