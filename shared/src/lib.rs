@@ -20,6 +20,7 @@ pub mod config;
 pub mod events;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod ledger;
 pub mod logging;
 pub mod manifest;
 pub mod metrics;
