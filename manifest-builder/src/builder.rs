@@ -453,8 +453,8 @@ impl<S: TrackingStore, O: Orchestrator, B: BlobStore> ManifestBuilder<S, O, B> {
         let input = serde_json::to_string(&input).expect("invariant: execution input serializes");
         let arn = match self.orchestrator.start(id.as_str(), &input).await {
             Ok(started) => started.execution_arn().to_string(),
-            Err(start_error) => match self.orchestrator.exists(id.as_str()).await? {
-                Some(arn) => arn,
+            Err(start_error) => match self.orchestrator.describe(id.as_str()).await? {
+                Some(execution) => execution.arn,
                 None => {
                     warn!(manifest_id = %id, error = %start_error, "execution did not start; releasing its files");
                     self.abandon(manifest, ManifestStatus::Starting, now, metrics)

@@ -21,7 +21,9 @@ use serde_json::json;
 use shared::blobs::{BlobError, BlobStore, MemoryBlobs};
 use shared::manifest::{error_key, parse_s3_url, part_prefix, ManifestDocument};
 use shared::metrics::Metrics;
-use shared::orchestrator::{MemoryOrchestrator, Orchestrator, OrchestratorError, Started};
+use shared::orchestrator::{
+    Execution, MemoryOrchestrator, Orchestrator, OrchestratorError, Started,
+};
 use shared::tracking::{
     ManifestChanges, MemoryTrackingStore, PendingPrefix, StoreError, TrackOutcome, TrackingStore,
 };
@@ -317,12 +319,12 @@ impl Orchestrator for FaultyOrchestrator {
         }
         Ok(started)
     }
-    async fn exists(&self, name: &str) -> Result<Option<String>, OrchestratorError> {
+    async fn describe(&self, name: &str) -> Result<Option<Execution>, OrchestratorError> {
         guarded!(
             self.1,
             "exists",
             orchestrator_fault,
-            self.0.inner.exists(name)
+            self.0.inner.describe(name)
         )
     }
 }

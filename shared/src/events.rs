@@ -28,9 +28,26 @@ pub struct S3Record {
     pub event_time: Option<Timestamp>,
     /// The object, with its key decoded.
     pub object: ObjectRef,
+    /// `s3.object.versionId`: present when the bucket is versioned.
+    pub version_id: Option<String>,
+    /// `s3.object.sequencer`: orders the events of one key; S3 always sends it, some emulators
+    /// do not.
+    pub sequencer: Option<String>,
 }
 
 impl S3Record {
+    /// Which version of the object the event is about: its version id in a versioned bucket,
+    /// else the event's sequencer, else (only from senders that give neither) its ETag, under
+    /// which the same content uploaded twice counts once.
+    pub fn version(&self) -> crate::ledger::Version {
+        use crate::ledger::Version;
+        match (&self.version_id, &self.sequencer) {
+            (Some(id), _) => Version::Id(id.clone()),
+            (None, Some(sequencer)) => Version::Sequencer(sequencer.clone()),
+            (None, None) => Version::Etag(self.object.etag.clone()),
+        }
+    }
+
     /// Whether this is an `ObjectCreated:*` event.
     pub fn is_object_created(&self) -> bool {
         self.event_name.starts_with("ObjectCreated:")
@@ -128,7 +145,18 @@ fn parse_record(record: &Value) -> Result<S3Record, RecordError> {
             size,
             etag,
         },
+        version_id: text_field(object, "versionId"),
+        sequencer: text_field(object, "sequencer"),
     })
+}
+
+/// A non-empty string field (an absent or empty one is `None`).
+fn text_field(object: &Value, name: &str) -> Option<String> {
+    object
+        .get(name)
+        .and_then(Value::as_str)
+        .filter(|text| !text.is_empty())
+        .map(str::to_string)
 }
 
 /// Decodes an S3 event key: form-URL-encoded, so `+` is a space, then percent-decoding.
@@ -209,6 +237,8 @@ mod tests {
         "s3":{"s3SchemaVersion":"1.0","configurationId":"c","bucket":{"name":"in","arn":"arn:aws:s3:::in"},
         "object":{"key":"2026-11-24/my+file%C3%BC%2B1.ndjson.gz","size":1234,"eTag":"\"abc\"","sequencer":"00"}}}]}"#;
 
+    use crate::ledger::Version;
+
     #[test]
     fn parses_a_real_shaped_event_and_decodes_keys() {
         let Body::Records(records) = parse_body(AWS_EVENT).unwrap() else {
@@ -224,6 +254,27 @@ mod tests {
             record.event_time,
             Timestamp::parse_rfc3339("2026-11-25T10:00:00.123Z")
         );
+        assert_eq!(record.version(), Version::Sequencer("00".into()));
+    }
+
+    #[test]
+    fn the_version_is_the_version_id_else_the_sequencer_else_the_etag() {
+        let versioned = AWS_EVENT.replace(
+            r#""sequencer":"00""#,
+            r#""sequencer":"00","versionId":"3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY""#,
+        );
+        let unsequenced = AWS_EVENT.replace(r#","sequencer":"00""#, "");
+        let version = |body: &str| {
+            let Body::Records(records) = parse_body(body).unwrap() else {
+                panic!("records")
+            };
+            records[0].clone().unwrap().version()
+        };
+        assert_eq!(
+            version(&versioned),
+            Version::Id("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into())
+        );
+        assert_eq!(version(&unsequenced), Version::Etag("abc".into()));
     }
 
     #[test]

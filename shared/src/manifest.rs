@@ -45,6 +45,11 @@ pub struct ManifestFile {
     /// ETag when it arrived, without quotes; the converter reads only this version (empty:
     /// any version).
     pub etag: String,
+    /// The S3 version id in a versioned bucket: the converter then reads exactly that version
+    /// (`GetObject versionId=…`), so a later overwrite cannot change what it converts. Absent
+    /// in manifests of unversioned buckets and in those written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 impl From<&ObjectRef> for ManifestFile {
@@ -54,6 +59,7 @@ impl From<&ObjectRef> for ManifestFile {
             key: object.key.clone(),
             size: object.size,
             etag: object.etag.clone(),
+            version_id: None,
         }
     }
 }
@@ -323,12 +329,14 @@ mod tests {
                     key: "k 1".into(),
                     size: 10,
                     etag: "e".into(),
+                    version_id: None,
                 },
                 ManifestFile {
                     bucket: "b".into(),
                     key: "k2".into(),
                     size: 20,
                     etag: "f".into(),
+                    version_id: Some("v2".into()),
                 },
             ],
         }

@@ -6,8 +6,10 @@
 //!   that already exists is not an error: it is reported as [`Started::AlreadyExists`], since the
 //!   only one who names executions after manifest ids is this pipeline, and a repeat means an
 //!   earlier attempt got through. So no manifest is ever run twice.
-//! * [`Orchestrator::exists`] tells whether an execution of that name exists; after a failed
-//!   start it decides between "it did start after all" and "roll the claims back".
+//! * [`Orchestrator::describe`] tells whether an execution of that name exists and how it
+//!   stands: after a failed start it decides between "it did start after all" and "roll back";
+//!   for a manifest that stays open too long it tells an execution still at work from one that
+//!   ended without settling its manifest (aborted, timed out, failed).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -68,17 +70,61 @@ pub trait Orchestrator: Send + Sync {
         input: &str,
     ) -> impl Future<Output = Result<Started, OrchestratorError>> + Send;
 
-    /// The ARN of execution `name`, if it exists.
-    fn exists(
+    /// Execution `name`, if it exists.
+    fn describe(
         &self,
         name: &str,
-    ) -> impl Future<Output = Result<Option<String>, OrchestratorError>> + Send;
+    ) -> impl Future<Output = Result<Option<Execution>, OrchestratorError>> + Send;
 }
 
-/// An in-memory orchestrator for unit tests: remembers every execution and its input.
+/// Where an execution stands (Step Functions' `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecutionStatus {
+    /// Still at work (`RUNNING`, or `PENDING_REDRIVE`).
+    Running,
+    /// Ended well (`SUCCEEDED`).
+    Succeeded,
+    /// Ended in a failure (`FAILED`).
+    Failed,
+    /// Ran past the state machine's `TimeoutSeconds` (`TIMED_OUT`).
+    TimedOut,
+    /// Stopped by someone (`ABORTED`).
+    Aborted,
+}
+
+impl ExecutionStatus {
+    /// Reads Step Functions' status name (`RUNNING`, `SUCCEEDED`, ...).
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "RUNNING" | "PENDING_REDRIVE" => ExecutionStatus::Running,
+            "SUCCEEDED" => ExecutionStatus::Succeeded,
+            "FAILED" => ExecutionStatus::Failed,
+            "TIMED_OUT" => ExecutionStatus::TimedOut,
+            "ABORTED" => ExecutionStatus::Aborted,
+            _ => return None,
+        })
+    }
+
+    /// Whether the execution has ended.
+    pub fn is_final(self) -> bool {
+        self != ExecutionStatus::Running
+    }
+}
+
+/// An execution, as [`Orchestrator::describe`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    /// Its ARN.
+    pub arn: String,
+    /// Where it stands.
+    pub status: ExecutionStatus,
+}
+
+/// An in-memory orchestrator for unit tests: remembers every execution, its input and status
+/// (`Running` until a test says otherwise with [`MemoryOrchestrator::set_status`]).
 #[derive(Debug, Default)]
 pub struct MemoryOrchestrator {
-    executions: Mutex<BTreeMap<String, String>>,
+    executions: Mutex<BTreeMap<String, (String, ExecutionStatus)>>,
 }
 
 impl MemoryOrchestrator {
@@ -92,7 +138,24 @@ impl MemoryOrchestrator {
         self.executions
             .lock()
             .expect("invariant: lock is never poisoned")
-            .clone()
+            .iter()
+            .map(|(name, (input, _))| (name.clone(), input.clone()))
+            .collect()
+    }
+
+    /// Sets the status of execution `name` (what the workflow would do); false if it does not exist.
+    pub fn set_status(&self, name: &str, status: ExecutionStatus) -> bool {
+        let mut executions = self
+            .executions
+            .lock()
+            .expect("invariant: lock is never poisoned");
+        match executions.get_mut(name) {
+            Some(execution) => {
+                execution.1 = status;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -106,18 +169,22 @@ impl Orchestrator for MemoryOrchestrator {
         if executions.contains_key(name) {
             return Ok(Started::AlreadyExists { execution_arn });
         }
-        executions.insert(name.to_string(), input.to_string());
+        executions.insert(
+            name.to_string(),
+            (input.to_string(), ExecutionStatus::Running),
+        );
         Ok(Started::New { execution_arn })
     }
 
-    async fn exists(&self, name: &str) -> Result<Option<String>, OrchestratorError> {
+    async fn describe(&self, name: &str) -> Result<Option<Execution>, OrchestratorError> {
         let executions = self
             .executions
             .lock()
             .expect("invariant: lock is never poisoned");
-        Ok(executions
-            .contains_key(name)
-            .then(|| format!("arn:memory:execution:{name}")))
+        Ok(executions.get(name).map(|(_, status)| Execution {
+            arn: format!("arn:memory:execution:{name}"),
+            status: *status,
+        }))
     }
 }
 
@@ -136,8 +203,15 @@ mod tests {
             o.start("a", "{}").await.unwrap(),
             Started::AlreadyExists { .. }
         ));
-        assert!(o.exists("a").await.unwrap().is_some());
-        assert!(o.exists("b").await.unwrap().is_none());
+        let a = o.describe("a").await.unwrap().unwrap();
+        assert_eq!(a.status, ExecutionStatus::Running);
+        assert!(o.set_status("a", ExecutionStatus::Aborted));
+        assert_eq!(
+            o.describe("a").await.unwrap().map(|e| e.status),
+            Some(ExecutionStatus::Aborted)
+        );
+        assert!(o.describe("b").await.unwrap().is_none());
+        assert!(!o.set_status("b", ExecutionStatus::Failed));
         assert_eq!(o.executions().len(), 1);
     }
 }

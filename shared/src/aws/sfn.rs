@@ -3,7 +3,7 @@
 use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::Client;
 
-use crate::orchestrator::{Orchestrator, OrchestratorError, Started};
+use crate::orchestrator::{Execution, ExecutionStatus, Orchestrator, OrchestratorError, Started};
 
 /// Step Functions, for one state machine.
 #[derive(Debug, Clone)]
@@ -69,7 +69,7 @@ impl Orchestrator for StepFunctions {
         }
     }
 
-    async fn exists(&self, name: &str) -> Result<Option<String>, OrchestratorError> {
+    async fn describe(&self, name: &str) -> Result<Option<Execution>, OrchestratorError> {
         let arn = Self::execution_arn(&self.state_machine_arn, name);
         match self
             .client
@@ -78,7 +78,18 @@ impl Orchestrator for StepFunctions {
             .send()
             .await
         {
-            Ok(output) => Ok(Some(output.execution_arn)),
+            Ok(output) => {
+                let status = output.status.as_str();
+                let status =
+                    ExecutionStatus::parse(status).ok_or_else(|| OrchestratorError::Service {
+                        operation: "DescribeExecution",
+                        message: format!("unknown execution status `{status}`"),
+                    })?;
+                Ok(Some(Execution {
+                    arn: output.execution_arn,
+                    status,
+                }))
+            }
             Err(error)
                 if error
                     .as_service_error()

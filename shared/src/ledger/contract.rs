@@ -249,8 +249,8 @@ async fn cuts_move_the_cursor_only_from_where_it_was_read<L: Ledger>(ledger: &L,
         .expect("cursor")
         .expect("a cursor");
     assert_eq!(
-        (&cursor.position, &cursor.last_manifest),
-        (&b1.key, &first.id)
+        (&cursor.position, cursor.last_manifest.as_ref()),
+        (&b1.key, Some(&first.id))
     );
 
     let stale = f.manifest(&f.id("cut-stale"), &shard, None, &b2);
@@ -295,6 +295,31 @@ async fn cuts_move_the_cursor_only_from_where_it_was_read<L: Ledger>(ledger: &L,
     assert!(
         open.contains(&first.id) && open.contains(&second.id),
         "{open:?}"
+    );
+
+    let b3 = f.batch(&shard, 3_000, &["c"]);
+    assert!(
+        !ledger
+            .skip(&shard, Some(&b1.key), &b3.key)
+            .await
+            .expect("skip"),
+        "stale"
+    );
+    assert!(ledger
+        .skip(&shard, Some(&b2.key), &b3.key)
+        .await
+        .expect("skip"));
+    let skipped = ledger
+        .cursor(&shard)
+        .await
+        .expect("cursor")
+        .expect("a cursor");
+    assert_eq!((skipped.position, skipped.last_manifest), (b3.key, None));
+    let fresh = f.shard(6);
+    let b = f.batch(&fresh, 1_000, &["d"]);
+    assert!(
+        ledger.skip(&fresh, None, &b.key).await.expect("skip"),
+        "a first skip"
     );
 }
 

@@ -234,11 +234,9 @@ pub fn batch_item(batch: &Batch) -> Item {
 pub fn cursor_item(cursor: &Cursor) -> Item {
     let mut item = keyed(cursor_key(&cursor.shard));
     put_s(&mut item, attr::POSITION, cursor.position.as_str());
-    put_s(
-        &mut item,
-        attr::LAST_MANIFEST,
-        cursor.last_manifest.as_str(),
-    );
+    if let Some(id) = &cursor.last_manifest {
+        put_s(&mut item, attr::LAST_MANIFEST, id.as_str());
+    }
     item
 }
 
@@ -443,7 +441,10 @@ impl<'a> Reader<'a> {
         Ok(Cursor {
             shard: shard.clone(),
             position: self.batch_key(attr::POSITION)?,
-            last_manifest: self.parsed(attr::LAST_MANIFEST, ManifestId::parse)?,
+            last_manifest: match self.opt_s(attr::LAST_MANIFEST)? {
+                Some(_) => Some(self.parsed(attr::LAST_MANIFEST, ManifestId::parse)?),
+                None => None,
+            },
         })
     }
 

@@ -388,7 +388,7 @@ impl Ledger for MemoryLedger {
         let cursor = Cursor {
             shard: manifest.shard.clone(),
             position: manifest.last.clone(),
-            last_manifest: manifest.id.clone(),
+            last_manifest: Some(manifest.id.clone()),
         };
         self.with(|s| {
             let position = match s.get(&cursor_key) {
@@ -413,6 +413,34 @@ impl Ledger for MemoryLedger {
                 },
             ];
             Ok(s.transact(writes))
+        })
+    }
+
+    async fn skip(
+        &self,
+        shard: &Shard,
+        from: Option<&BatchKey>,
+        to: &BatchKey,
+    ) -> Result<bool, StoreError> {
+        let key = item::cursor_key(shard);
+        let cursor = Cursor {
+            shard: shard.clone(),
+            position: to.clone(),
+            last_manifest: None,
+        };
+        self.with(|s| {
+            let position = match s.get(&key) {
+                Some(i) => Some(Reader::new(&self.name, i).cursor(shard)?.position),
+                None => None,
+            };
+            Ok(s.write(
+                "UpdateItem",
+                Write {
+                    key,
+                    holds: position.as_ref() == from,
+                    after: Some(item::cursor_item(&cursor)),
+                },
+            ))
         })
     }
 

@@ -81,27 +81,38 @@ pub enum Version {
     Id(String),
     /// `sequencer` of the event in an unversioned bucket (hexadecimal, ordered per key).
     Sequencer(String),
+    /// The ETag, only for events that carry neither (some emulators and replays): the same
+    /// content uploaded twice is then one version.
+    Etag(String),
 }
 
 impl Version {
-    /// The text stored in items: the version id as is, a sequencer behind `S#` (version ids are
-    /// URL-safe base64-like text and never contain `#`).
+    /// The text stored in items: the version id as is, a sequencer behind `S#`, an ETag behind
+    /// `E#` (version ids are URL-safe base64-like text and never contain `#`).
     pub fn encode(&self) -> String {
         match self {
             Version::Id(id) => id.clone(),
             Version::Sequencer(sequencer) => format!("S#{sequencer}"),
+            Version::Etag(etag) => format!("E#{etag}"),
         }
     }
 
     /// Reads [`Version::encode`]'s text back.
     pub fn decode(text: &str) -> Option<Self> {
-        match text.strip_prefix("S#") {
-            Some(sequencer) if !sequencer.is_empty() => {
-                Some(Version::Sequencer(sequencer.to_string()))
-            }
-            Some(_) => None,
-            None if !text.is_empty() && !text.contains('#') => Some(Version::Id(text.to_string())),
-            None => None,
+        if let Some(sequencer) = text.strip_prefix("S#") {
+            return (!sequencer.is_empty()).then(|| Version::Sequencer(sequencer.to_string()));
+        }
+        if let Some(etag) = text.strip_prefix("E#") {
+            return Some(Version::Etag(etag.to_string()));
+        }
+        (!text.is_empty() && !text.contains('#')).then(|| Version::Id(text.to_string()))
+    }
+
+    /// The version id to read with `GetObject versionId=…`, when there is one.
+    pub fn version_id(&self) -> Option<&str> {
+        match self {
+            Version::Id(id) => Some(id),
+            Version::Sequencer(_) | Version::Etag(_) => None,
         }
     }
 }
@@ -111,6 +122,7 @@ impl fmt::Display for Version {
         match self {
             Version::Id(id) => write!(f, "version {id}"),
             Version::Sequencer(sequencer) => write!(f, "sequencer {sequencer}"),
+            Version::Etag(etag) => write!(f, "ETag {etag}"),
         }
     }
 }
@@ -287,10 +299,10 @@ pub enum MarkerOutcome {
 pub struct Cursor {
     /// Its shard.
     pub shard: Shard,
-    /// The last batch a manifest took.
+    /// The last batch a manifest took (or [`Ledger::skip`] passed).
     pub position: BatchKey,
-    /// The manifest that took it.
-    pub last_manifest: ManifestId,
+    /// The manifest that took it (`None` when it was skipped: no version in it counted).
+    pub last_manifest: Option<ManifestId>,
 }
 
 /// Life of a manifest: `starting → running → completed`, or `→ failed → released`.
@@ -501,6 +513,15 @@ pub trait Ledger: Send + Sync {
     /// meanwhile or the manifest id exists.
     fn cut(&self, cut: &Cut) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Moves the cursor from `from` to `to` without a manifest (every batch in between holds no
+    /// version that counts, e.g. only repeated deliveries), if it is still at `from`.
+    fn skip(
+        &self,
+        shard: &Shard,
+        from: Option<&BatchKey>,
+        to: &BatchKey,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Reads a manifest.
     fn manifest(
         &self,
@@ -576,6 +597,8 @@ mod tests {
             Version::Id("3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into()),
             Version::Id("null".into()),
             Version::Sequencer("0055AED6DCD90281E5".into()),
+            Version::Etag("d41d8cd98f00b204e9800998ecf8427e".into()),
+            Version::Etag(String::new()),
         ] {
             assert_eq!(Version::decode(&version.encode()), Some(version));
         }
