@@ -10,6 +10,7 @@
 //! [`handler::handle`]; everything else is testable in-process.
 #![warn(missing_docs)]
 
+pub mod batching;
 pub mod builder;
 pub mod config;
 pub mod handler;

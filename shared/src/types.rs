@@ -132,6 +132,14 @@ impl fmt::Display for DatePrefix {
     }
 }
 
+/// 64 random bits from the OS, for ids and keys. The OS source only fails on exotic platforms;
+/// the times in ids and keys then still separate them, so a failure yields zeros, not a panic.
+pub fn os_random() -> u64 {
+    let mut bits = [0u8; 8];
+    let _ = getrandom::fill(&mut bits);
+    u64::from_be_bytes(bits)
+}
+
 /// Identifies a manifest; also its Step Functions execution name, so a repeated start can
 /// never create a second execution. At most 80 characters of `[A-Za-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -143,20 +151,17 @@ impl ManifestId {
     /// `2026-11-25_20261125T101502123Z_9f1c2a7b3e4d5f60`. Time-ordered for people, random for
     /// uniqueness across concurrent builders.
     pub fn generate(prefix: &DatePrefix, now: Timestamp) -> Self {
-        let mut random = [0u8; 8];
-        // The OS source only fails on exotic platforms; the time then still separates ids.
-        let _ = getrandom::fill(&mut random);
+        Self::with_random(prefix, now, os_random())
+    }
+
+    /// An id with the given random bits (a simulation draws them from its seed).
+    pub fn with_random(prefix: &DatePrefix, now: Timestamp, random: u64) -> Self {
         let stamp: String = now
             .to_rfc3339()
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
             .collect();
-        ManifestId(format!(
-            "{}_{}_{:016x}",
-            prefix,
-            stamp,
-            u64::from_be_bytes(random)
-        ))
+        ManifestId(format!("{prefix}_{stamp}_{random:016x}"))
     }
 
     /// Validates an existing id.

@@ -5,7 +5,7 @@
 use super::item::{self, attr, Item, Value};
 use super::{
     Batch, BatchContents, BatchKey, Cut, Ledger, Manifest, ManifestChanges, ManifestState, Marker,
-    MarkerOutcome, Poison, Ref, Shard, Version, VersionRef,
+    MarkerOutcome, OpenManifest, Poison, Ref, Shard, Version, VersionRef,
 };
 use crate::types::{ConversionResult, DatePrefix, ManifestId, Timestamp};
 
@@ -124,11 +124,19 @@ impl Fixture {
             ledger.put_marker(&marker).await.expect("put_marker");
         }
         let manifest = self.manifest(&self.id(name), &shard, None, &batch);
+        ledger.open(&entry(&manifest)).await.expect("open");
         let cut = Cut {
             manifest: manifest.clone(),
         };
         assert!(ledger.cut(&cut).await.expect("cut"), "a first cut succeeds");
         (manifest, batch)
+    }
+}
+
+fn entry(manifest: &Manifest) -> OpenManifest {
+    OpenManifest {
+        id: manifest.id.clone(),
+        created_at: manifest.created_at,
     }
 }
 
@@ -291,9 +299,30 @@ async fn cuts_move_the_cursor_only_from_where_it_was_read<L: Ledger>(ledger: &L,
         ledger.manifest(&second.id).await.expect("manifest"),
         Some(second.clone())
     );
+    assert!(
+        !open_ids(ledger).await.contains(&second.id),
+        "a cut lists nothing itself"
+    );
+    for listed in [&first, &second] {
+        ledger.open(&entry(listed)).await.expect("open");
+        ledger
+            .open(&entry(listed))
+            .await
+            .expect("open is idempotent");
+    }
     let open = open_ids(ledger).await;
     assert!(
         open.contains(&first.id) && open.contains(&second.id),
+        "{open:?}"
+    );
+    ledger.close(&entry(&first)).await.expect("close");
+    ledger
+        .close(&entry(&first))
+        .await
+        .expect("close is idempotent");
+    let open = open_ids(ledger).await;
+    assert!(
+        !open.contains(&first.id) && open.contains(&second.id),
         "{open:?}"
     );
 
@@ -383,6 +412,8 @@ async fn manifests_change_only_from_an_expected_state<L: Ledger>(ledger: &L, f: 
         (5, None),
         "the schema is not kept"
     );
+    assert!(open_ids(ledger).await.contains(id), "listed until closed");
+    ledger.close(&entry(&manifest)).await.expect("close");
     assert!(!open_ids(ledger).await.contains(id), "no longer open");
     assert!(!ledger
         .complete(&f.id("missing"), &completed, &result, now)
@@ -482,6 +513,7 @@ async fn failures_count_each_poison_once_and_release_hands_over<L: Ledger>(
         [retry],
         "the retry batch follows the released range"
     );
+    ledger.close(&entry(&manifest)).await.expect("close");
     assert!(!open_ids(ledger).await.contains(id));
     assert_eq!(
         ledger
@@ -566,7 +598,7 @@ async fn shards_are_registered_once_and_listings_skip_unreadable_items<L: Ledger
     let good = f.batch(&shard, 2_000, &["z"]);
     ledger.put_batch(&good).await.expect("put_batch");
     let mut broken = item::batch_item(&f.batch(&shard, 1_000, &["y"]));
-    broken.insert(attr::REFS.into(), Value::S("not a list".into()));
+    broken.insert(attr::REFS.into(), Value::B(b"not deflate".to_vec()));
     plant(broken);
     let page = ledger
         .batches(&shard, None, &BatchKey::before(Timestamp(9_000)), 10)

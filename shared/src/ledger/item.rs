@@ -50,7 +50,7 @@ pub mod attr {
     pub const SUPERSEDED: &str = "superseded";
     /// Arrival batch: bucket of its refs (S).
     pub const BUCKET: &str = "bucket";
-    /// Arrival batch: `key NUL version` per ref (L of S).
+    /// Arrival batch: its refs, front coded and deflated ([`super::encode_refs`]) (B).
     pub const REFS: &str = "refs";
     /// Retry batch: the released manifest (S).
     pub const RETRY_OF: &str = "retry_of";
@@ -93,6 +93,8 @@ pub enum Value {
     N(String),
     /// A list (`L`).
     L(Vec<Value>),
+    /// Bytes (`B`).
+    B(Vec<u8>),
 }
 
 impl Value {
@@ -109,7 +111,7 @@ pub type Key = (String, String);
 
 /// The item's size as DynamoDB bills it: per attribute, the name's UTF-8 bytes plus the value's
 /// (a string's UTF-8 bytes; a number's one byte per two significant digits plus one; a list's
-/// three bytes plus one per element plus the elements).
+/// three bytes plus one per element plus the elements; bytes as they are).
 pub fn size(item: &Item) -> u64 {
     item.iter()
         .map(|(name, value)| name.len() as u64 + value_size(value))
@@ -125,6 +127,7 @@ fn value_size(value: &Value) -> u64 {
             significant.max(1).div_ceil(2) + 1
         }
         Value::L(values) => 3 + values.iter().map(|v| 1 + value_size(v)).sum::<u64>(),
+        Value::B(bytes) => bytes.len() as u64,
     }
 }
 
@@ -218,16 +221,98 @@ pub fn batch_item(batch: &Batch) -> Item {
     match &batch.contents {
         BatchContents::Arrivals { bucket, refs } => {
             put_s(&mut item, attr::BUCKET, bucket.as_str());
-            let refs = refs
-                .iter()
-                .map(|r| Value::S(format!("{}\0{}", r.key, r.version.encode())))
-                .collect();
-            item.insert(attr::REFS.into(), Value::L(refs));
+            item.insert(attr::REFS.into(), Value::B(encode_refs(refs)));
         }
         BatchContents::Retry { manifest } => put_s(&mut item, attr::RETRY_OF, manifest.as_str()),
     }
     item.insert(attr::TTL.into(), Value::number(batch.ttl));
     item
+}
+
+/// Refs as stored: deflated, front coded. Each ref is `varint shared`, `varint n`, the `n`
+/// bytes of the key after the `shared` bytes it has in common with the previous ref's key,
+/// `varint m` and the `m` bytes of [`Version::encode`]. Keys of one delivery share long
+/// prefixes (`logs/2026/11/30/host-07/…`) and deflate shrinks the rest (digits, hexadecimal
+/// version ids): a batch item is billed by its size, so this is what keeps a batch's share of
+/// the write cost per file small. The tracker sorts refs by key first.
+pub fn encode_refs(refs: &[Ref]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut previous = "";
+    for r in refs {
+        let mut shared = r
+            .key
+            .bytes()
+            .zip(previous.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        while !r.key.is_char_boundary(shared) {
+            shared -= 1;
+        }
+        let suffix = &r.key.as_bytes()[shared..];
+        let version = r.version.encode();
+        put_varint(&mut raw, shared as u64);
+        put_varint(&mut raw, suffix.len() as u64);
+        raw.extend_from_slice(suffix);
+        put_varint(&mut raw, version.len() as u64);
+        raw.extend_from_slice(version.as_bytes());
+        previous = &r.key;
+    }
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, &raw).expect("invariant: writing to memory");
+    encoder.finish().expect("invariant: writing to memory")
+}
+
+/// Reads [`encode_refs`]'s bytes back; `None` if they are not of that form.
+pub fn decode_refs(bytes: &[u8]) -> Option<Vec<Ref>> {
+    let mut raw = Vec::new();
+    // Batches hold at most a few thousand refs of at most 2 KB: a bound against a bomb.
+    let limit = 64 << 20;
+    let decoder = flate2::read::DeflateDecoder::new(bytes);
+    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, limit), &mut raw).ok()?;
+    let mut refs: Vec<Ref> = Vec::new();
+    let mut at = 0;
+    while at < raw.len() {
+        let shared = usize::try_from(get_varint(&raw, &mut at)?).ok()?;
+        let suffix = take(&raw, &mut at)?;
+        let version = std::str::from_utf8(take(&raw, &mut at)?).ok()?;
+        let previous = refs.last().map_or("", |r| r.key.as_str());
+        let mut key = previous.get(..shared)?.to_string();
+        key.push_str(std::str::from_utf8(suffix).ok()?);
+        refs.push(Ref {
+            key,
+            version: Version::decode(version)?,
+        });
+    }
+    Some(refs)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn get_varint(raw: &[u8], at: &mut usize) -> Option<u64> {
+    let mut n = 0u64;
+    for shift in (0..64).step_by(7) {
+        let byte = *raw.get(*at)?;
+        *at += 1;
+        n |= u64::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// A varint length, then that many bytes.
+fn take<'a>(raw: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let n = usize::try_from(get_varint(raw, at)?).ok()?;
+    let bytes = raw.get(*at..at.checked_add(n)?)?;
+    *at += n;
+    Some(bytes)
 }
 
 /// A cursor as an item.
@@ -406,22 +491,11 @@ impl<'a> Reader<'a> {
                 manifest: self.parsed(attr::RETRY_OF, ManifestId::parse)?,
             },
             None => {
-                let Some(Value::L(values)) = self.item.get(attr::REFS) else {
-                    return Err(self.malformed("refs is missing or not a list"));
+                let Some(Value::B(bytes)) = self.item.get(attr::REFS) else {
+                    return Err(self.malformed("refs is missing or not bytes"));
                 };
-                let refs = values
-                    .iter()
-                    .map(|value| match value {
-                        Value::S(text) => text.split_once('\0').and_then(|(key, version)| {
-                            Some(Ref {
-                                key: key.to_string(),
-                                version: Version::decode(version)?,
-                            })
-                        }),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| self.malformed("a ref is not `key NUL version`"))?;
+                let refs = decode_refs(bytes)
+                    .ok_or_else(|| self.malformed("refs are not deflated front-coded refs"))?;
                 BatchContents::Arrivals {
                     bucket: self.s(attr::BUCKET)?.to_string(),
                     refs,
@@ -608,6 +682,52 @@ mod tests {
         );
         let entry = shard_item(&shard, 1);
         assert_eq!(Reader::new("t", &entry).shard().unwrap(), shard);
+    }
+
+    #[test]
+    fn refs_are_compressed_and_read_back() {
+        let mut refs: Vec<Ref> = [
+            "logs/2026/11/30/host-07/0001.ndjson.gz",
+            "logs/2026/11/30/host-07/0002.ndjson.gz",
+            "logs/2026/11/30/hôst-08/0001.ndjson.gz",
+            "logs/2026/11/30/hôst-09/0001.ndjson.gz",
+            "a",
+            "",
+            "ab",
+        ]
+        .iter()
+        .map(|key| Ref {
+            key: (*key).into(),
+            version: Version::Id("3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY".into()),
+        })
+        .collect();
+        for n in 0..200 {
+            refs.push(Ref {
+                key: format!("logs/2026/11/30/host-{:02}/{n:08}.ndjson.gz", n % 7),
+                version: Version::Sequencer(format!("00{:016X}", n * 7_919 + 13)),
+            });
+        }
+        let encoded = encode_refs(&refs);
+        assert_eq!(decode_refs(&encoded), Some(refs.clone()));
+        let plain: usize = refs
+            .iter()
+            .map(|r| r.key.len() + r.version.encode().len())
+            .sum();
+        assert!(encoded.len() * 4 < plain, "{} vs {plain}", encoded.len());
+        assert_eq!(decode_refs(&encode_refs(&[])), Some(vec![]));
+        let garbage = [b"not deflate".to_vec(), encode_refs(&refs)[..10].to_vec()];
+        for bad in garbage {
+            assert_eq!(decode_refs(&bad), None);
+        }
+        let mut raw = Vec::new();
+        put_varint(&mut raw, 3); // shares 3 bytes with no previous key
+        put_varint(&mut raw, 0);
+        put_varint(&mut raw, 1);
+        raw.push(b'v');
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut encoder, &raw).unwrap();
+        assert_eq!(decode_refs(&encoder.finish().unwrap()), None);
     }
 
     #[test]

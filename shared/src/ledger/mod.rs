@@ -16,9 +16,11 @@
 //! * batches live in a partition per `(date, shard)` ([`Shard`]) ordered by [`BatchKey`] (their
 //!   creation time first); a per-shard [`Cursor`] says which batches manifests already took;
 //! * a [`Ledger::cut`] takes the batches after the cursor up to a chosen one, in one
-//!   transaction: the cursor moves (compare-and-set on its old position), the [`Manifest`] item
-//!   is created `starting` with that batch range, and an [`OpenManifest`] entry lists it for the
-//!   sweep. No per-file claim exists, so none can outlive its manifest;
+//!   transaction: the cursor moves (compare-and-set on its old position) and the [`Manifest`]
+//!   item is created `starting` with that batch range. An [`OpenManifest`] entry, written just
+//!   before ([`Ledger::open`]), lists it for the sweep until it is final ([`Ledger::close`]);
+//!   an entry without a manifest (a cut that lost) or of a final one is removed by the sweep.
+//!   No per-file claim exists, so none can outlive its manifest;
 //! * a manifest ends in one transaction: [`Ledger::complete`] (its files are converted: they
 //!   are completed *by* their manifest), or [`Ledger::fail`] (counting an attempt on each poison
 //!   version), then [`Ledger::release`], which puts a retry [`Batch`] naming the released
@@ -44,8 +46,8 @@
 //!   listings ([`Ledger::shards`], [`Ledger::open_manifests`]) page, and report items they
 //!   could not parse by key instead of failing ([`Page::unreadable`]).
 //! * [`Ledger::cut`] succeeds only if the cursor is still where the caller read it and the
-//!   manifest id is new; it moves the cursor, creates the manifest and its open entry
-//!   atomically, or changes nothing.
+//!   manifest id is new; it moves the cursor and creates the manifest atomically, or changes
+//!   nothing.
 //! * [`Ledger::advance`], [`Ledger::complete`], [`Ledger::fail`] and [`Ledger::release`] change a
 //!   manifest only from one of the statuses the caller expects (compare-and-set), each as one
 //!   atomic step with everything it says it writes; `false` means nothing was written.
@@ -167,16 +169,15 @@ impl fmt::Display for Shard {
 pub struct BatchKey(String);
 
 impl BatchKey {
-    /// A new key for a batch written at `now`.
+    /// A new key for a batch written at `now`, with 64 random bits from the OS.
     pub fn new(now: Timestamp) -> Self {
-        let mut random = [0u8; 8];
-        // The OS source only fails on exotic platforms; the time still orders the batches.
-        let _ = getrandom::fill(&mut random);
-        BatchKey(format!(
-            "{:016}#{:016x}",
-            now.0.max(0),
-            u64::from_be_bytes(random)
-        ))
+        Self::with_random(now, crate::types::os_random())
+    }
+
+    /// A key for a batch written at `now` with the given random bits (a simulation draws
+    /// them from its seed, so that a run can be repeated).
+    pub fn with_random(now: Timestamp, random: u64) -> Self {
+        BatchKey(format!("{:016}#{random:016x}", now.0.max(0)))
     }
 
     /// The key of the retry batch that releases `manifest` at `now`.
@@ -509,9 +510,17 @@ pub trait Ledger: Send + Sync {
     ) -> impl Future<Output = Result<Vec<Option<Marker>>, StoreError>> + Send;
 
     /// Moves the cursor from `cut.manifest.after` to `cut.manifest.last` and creates the
-    /// manifest with its open entry, atomically; `false` (nothing written) if the cursor moved
-    /// meanwhile or the manifest id exists.
+    /// manifest, atomically; `false` (nothing written) if the cursor moved meanwhile or the
+    /// manifest id exists. The caller [`Ledger::open`]ed the manifest first.
     fn cut(&self, cut: &Cut) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Lists a manifest for the sweep (idempotent): before its cut, so that no manifest can
+    /// exist unlisted.
+    fn open(&self, open: &OpenManifest) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes a manifest's open entry (idempotent): once it is final, or when no manifest of
+    /// that id exists long after the entry was written (its cut lost).
+    fn close(&self, open: &OpenManifest) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Moves the cursor from `from` to `to` without a manifest (every batch in between holds no
     /// version that counts, e.g. only repeated deliveries), if it is still at `from`.
@@ -539,7 +548,7 @@ pub trait Ledger: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// `expected → completed` with `result`, and its open entry deleted, atomically.
+    /// `expected → completed` with `result`. The caller then [`Ledger::close`]s the entry.
     fn complete(
         &self,
         id: &ManifestId,
@@ -560,9 +569,9 @@ pub trait Ledger: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// `failed → released`: puts `retry` (a [`BatchContents::Retry`] naming the manifest, in its
-    /// shard) and deletes the open entry, atomically. The caller removed the manifest's output
-    /// first.
+    /// `failed → released` and `retry` (a [`BatchContents::Retry`] naming the manifest, in its
+    /// shard) written, atomically. The caller removed the manifest's output first, and then
+    /// [`Ledger::close`]s the entry.
     fn release(
         &self,
         id: &ManifestId,
