@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::decode::{DecodeMode, TypeMismatchPolicy, UnknownFieldPolicy};
 use crate::parquet_options::ParquetOptions;
 use crate::pipeline::ReadSettings;
-use crate::schema::{Schema, TimestampUnit};
+use crate::schema::{Schema, TimestampUnit, MAP_KEY_THRESHOLD};
 
 /// Where the schema comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +56,10 @@ pub struct ConvertOptions {
     pub chunk_bytes: usize,
     /// Records sampled from the head of each source by [`SchemaChoice::Infer`]. Default: 1000.
     pub sample_rows: u64,
+    /// Inference makes an object (below the top-level record) with more distinct keys than
+    /// this a `MAP<string, V>` column rather than a struct of one column per key. Default:
+    /// [`MAP_KEY_THRESHOLD`] (1000).
+    pub map_key_threshold: usize,
     /// How each Parquet part is written; the conversion adds its own `ndjson_parquet.*` keys
     /// to the footer metadata given here.
     pub parquet: ParquetOptions,
@@ -80,6 +84,7 @@ impl Default for ConvertOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 1024 * 1024,
             sample_rows: 1000,
+            map_key_threshold: MAP_KEY_THRESHOLD,
             parquet: ParquetOptions::default(),
             max_file_bytes: None,
             deadline: None,

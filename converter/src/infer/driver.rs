@@ -75,7 +75,8 @@ fn infer_sequential(job: &Job<'_>, limit: u64, per_source: bool) -> Result<Infer
         options,
         progress,
     } = *job;
-    let mut inference = Inference::new(options.timestamp_unit);
+    let mut inference =
+        Inference::new(options.timestamp_unit).with_map_threshold(options.map_key_threshold);
     let mut lines = 0u64;
     let mut invalid = 0u64;
     let raw_bytes = Arc::new(AtomicU64::new(0));
@@ -166,7 +167,8 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
     } = *job;
     let unit = options.timestamp_unit;
     let raw_bytes = Arc::new(AtomicU64::new(0));
-    let mut total = Inference::from_schema(base.clone(), unit);
+    let map_keys = options.map_key_threshold;
+    let mut total = Inference::from_schema(base.clone(), unit).with_map_threshold(map_keys);
     let mut lines = 0u64;
     let mut invalid = 0u64;
     run_ordered(
@@ -176,7 +178,7 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
         &raw_bytes,
         |piece| {
             let mut part = PartialInference {
-                inference: Inference::from_schema(base.clone(), unit),
+                inference: Inference::from_schema(base.clone(), unit).with_map_threshold(map_keys),
                 lines: 0,
                 invalid: 0,
             };
