@@ -117,9 +117,24 @@ impl StructColumn {
 
     fn finish_columns(&mut self) -> Vec<ArrayRef> {
         let len = self.len;
+        // Columns that got no value in this batch (most of them when records are sparse: 6
+        // keys of 5,000 leave half the columns empty in a batch of 500 rows) share one
+        // all-null array per type instead of allocating and filling one each.
+        let mut absent: Vec<(&DataType, ArrayRef)> = Vec::new();
+        let fields = self.plan.arrow_fields.iter();
         self.children
             .iter_mut()
-            .map(|child| {
+            .zip(fields)
+            .map(|(child, field)| {
+                if child.len() == 0 && len > 0 && child.is_scalar() {
+                    let data_type = field.data_type();
+                    if let Some((_, array)) = absent.iter().find(|(t, _)| *t == data_type) {
+                        return Arc::clone(array);
+                    }
+                    let array = new_null_array(data_type, len);
+                    absent.push((data_type, Arc::clone(&array)));
+                    return array;
+                }
                 child.pad_to(len);
                 child.finish()
             })
@@ -185,6 +200,15 @@ impl Column {
             Column::List { .. } => "list",
             Column::Map(_) => "map",
         }
+    }
+
+    /// Whether this is a column without children (its all-null array is one buffer of nulls
+    /// and zeros, whatever its length).
+    fn is_scalar(&self) -> bool {
+        !matches!(
+            self,
+            Column::Struct(_) | Column::List { .. } | Column::Map(_)
+        )
     }
 
     pub(super) fn len(&self) -> usize {

@@ -688,4 +688,22 @@ mod tests {
             RejectKind::NameTooLong
         );
     }
+
+    #[test]
+    fn columns_absent_from_a_whole_batch_share_one_null_array_per_type() {
+        let out = decode(
+            r#"{"fields":[{"name":"a","type":"int64"},{"name":"b","type":"int64"},
+                {"name":"c","type":"timestamp"},{"name":"d","type":"int64"}]}"#,
+            strict(),
+            "{\"d\":1}\n{\"d\":2}\n{}\n",
+        );
+        let batch = out.batch.unwrap();
+        let (a, b, c) = (batch.column(0), batch.column(1), batch.column(2));
+        assert!(Arc::ptr_eq(a, b), "absent int64 columns share their nulls");
+        assert_eq!((a.len(), a.null_count()), (3, 3));
+        assert_eq!(c.data_type(), batch.schema().field(2).data_type());
+        assert_eq!(c.null_count(), 3);
+        let d = batch.column(3).as_primitive::<Int64Type>();
+        assert_eq!(d.iter().collect::<Vec<_>>(), [Some(1), Some(2), None]);
+    }
 }
