@@ -57,6 +57,17 @@ seeds = {
     "zstd_skippable": skippable(b"pzstd") + zstd_frame_store(b'{"a":1}\n'),
     "xz_magic": b"\xfd7zXZ\x00" + b"\x00" * 20,
     "bzip2_magic": b"BZh91AY&SY" + b"\x00" * 20,
+    # Keys that are data: more than 1,000 distinct keys under one object become a MAP column.
+    "map_one_line": b'{"id":1,"m":{' + b",".join(b'"%d":%d' % (i, i) for i in range(1100)) + b"}}\n{\"id\":2,\"m\":null}\n",
+    "map_across_lines": b"".join(
+        b'{"m":{' + b",".join(b'"k%d":%s' % (r * 300 + i, [b"1", b'"s"', b'{"x":1.5}', b"[true]"][(r + i) % 4]) for i in range(300)) + b"}}\n"
+        for r in range(4)
+    ),
+    "map_nested_values": b"".join(
+        b'{"a":{"b":{' + b",".join(b'"%d":{"v":{"w%d":%d}}' % (r * 550 + i, i % 3, i) for i in range(550)) + b"}}}\n"
+        for r in range(2)
+    ),
+    "map_bad_entries": b'{"m":{' + b",".join(b'"%d":%d' % (i, i) for i in range(1001)) + b'}}\n{"m":{"1":1,"1":2}}\n{"m":{"A":1,"a":2}}\n{"m":{"' + b"k" * 300 + b'":1}}\n{"m":{"x":"text"}}\n',
     "wide": b"".join(b"{" + b",".join(b'"c%d":%d.5' % (c, r) for c in range(150)) + b"}\n" for r in range(3)),
 }
 

@@ -15,14 +15,16 @@
 //!     {"name": "id", "type": "int64"},
 //!     {"name": "at", "type": "timestamp", "unit": "us", "timezone": "UTC"},
 //!     {"name": "user", "type": "struct", "fields": [{"name": "name", "type": "string"}]},
-//!     {"name": "tags", "type": "list", "items": {"type": "string"}}
+//!     {"name": "tags", "type": "list", "items": {"type": "string"}},
+//!     {"name": "counts", "type": "map", "values": {"type": "int64"}}
 //!   ]
 //! }
 //! ```
 //!
 //! `type` is one of `null`, `boolean`, `int64`, `float64`, `string`, `timestamp` (with `unit`
 //! `ms`, `us` or `ns`, default `us`, and `timezone`, default `UTC`), `struct` (with `fields`)
-//! and `list` (with `items`, a type description without a name). `format` and `version` are
+//! `list` (with `items`, a type description without a name) and `map` (string keys, with
+//! `values`, a type description without a name). `format` and `version` are
 //! optional when reading; unknown keys are refused so that a typo is never ignored.
 //!
 //! # Widening rules (how the types of two values merge)
@@ -30,7 +32,10 @@
 //! * `null` widens to anything: a field seen only as null stays `null` until a value shows up.
 //! * `int64` with `float64` is `float64`. Integers outside the int64 range count as floats.
 //! * Two structs merge field by field (union, in order of first appearance); two lists merge
-//!   their item types.
+//!   their item types; two maps merge their value types. A map and a struct merge into a map
+//!   whose value type also holds every field of the struct: inference turns an object whose
+//!   keys are data into a map (see [`MAP_KEY_THRESHOLD`]), and parts of the input that saw
+//!   fewer of its keys still inferred a struct.
 //! * Any other conflict (boolean with number, timestamp with another string, object or list
 //!   with a scalar, object with list) is `string`: the column holds strings as they are and any
 //!   other value as its JSON text, so nothing is lost.
@@ -148,6 +153,11 @@ pub enum FieldType {
     Struct(Vec<Field>),
     /// An array whose items all have this type.
     List(Box<FieldType>),
+    /// An object whose keys are data rather than names: Parquet `MAP<string, V>`, where V
+    /// (this type) holds every value of every key. Inference chooses it for an object with
+    /// more than [`MAP_KEY_THRESHOLD`] distinct keys, so that such objects do not become
+    /// thousands of columns.
+    Map(Box<FieldType>),
 }
 
 /// A named field of a struct or of the top-level record.
@@ -214,6 +224,7 @@ impl FieldType {
             FieldType::Timestamp { .. } => "timestamp",
             FieldType::Struct(_) => "struct",
             FieldType::List(_) => "list",
+            FieldType::Map(_) => "map",
         }
     }
 
@@ -225,6 +236,19 @@ impl FieldType {
             (Null, _) => *self = other.clone(),
             (Struct(mine), Struct(theirs)) => merge_fields(mine, theirs),
             (List(mine), List(theirs)) => mine.merge(theirs),
+            (Map(mine), Map(theirs)) => mine.merge(theirs),
+            (Map(mine), Struct(theirs)) => {
+                for field in theirs {
+                    mine.merge(&field.field_type);
+                }
+            }
+            (Struct(mine), Map(theirs)) => {
+                let mut values = (**theirs).clone();
+                for field in mine.iter() {
+                    values.merge(&field.field_type);
+                }
+                *self = Map(Box::new(values));
+            }
             (Number(mine), theirs) if theirs.is_numeric() => mine.merge(&NumberFacts::of(theirs)),
             (mine, Number(theirs)) if mine.is_numeric() => {
                 let mut facts = NumberFacts::of(mine);
@@ -263,6 +287,7 @@ impl FieldType {
                     .collect(),
             ),
             FieldType::List(items) => FieldType::List(Box::new(items.resolved())),
+            FieldType::Map(values) => FieldType::Map(Box::new(values.resolved())),
             other => other.clone(),
         }
     }
@@ -285,9 +310,33 @@ impl FieldType {
             FieldType::List(items) => {
                 DataType::List(Arc::new(ArrowField::new_list_field(items.to_arrow(), true)))
             }
+            FieldType::Map(values) => DataType::Map(map_entries_field(values.to_arrow()), false),
         }
     }
 }
+
+/// The Arrow entries field of a map whose values are `values`: Parquet's canonical names
+/// (`key_value` { `key`, `value` }, from the Parquet format's logical type docs), keys
+/// non-null UTF-8, values nullable. The parquet crate writes these names into the file, and
+/// pyarrow, DuckDB, Spark and Athena read such a group annotated `MAP` back as a map.
+pub(crate) fn map_entries_field(values: DataType) -> Arc<ArrowField> {
+    Arc::new(ArrowField::new(
+        "key_value",
+        DataType::Struct(Fields::from(vec![
+            ArrowField::new("key", DataType::Utf8, false),
+            ArrowField::new("value", values, true),
+        ])),
+        false,
+    ))
+}
+
+/// Most distinct keys an object (below the top-level record) may have and still be inferred
+/// as a struct; one more and it is inferred as a [`FieldType::Map`]. Keys beyond this many
+/// are data (ids, dates, counters) rather than names: as columns they would explode the
+/// schema (one column per key, and a slot in every row for each). The top-level record is
+/// never a map (a Parquet file's root is a group of columns); it is bounded by
+/// [`MAX_LEAF_COLUMNS`] instead.
+pub const MAP_KEY_THRESHOLD: usize = 1_000;
 
 /// Deepest Parquet schema level (the root is 0; a struct adds one level, a list two) at which
 /// pyarrow still opens a file: 99 nested objects or 49 nested lists open, 100 or 50 do not
@@ -572,10 +621,38 @@ impl Schema {
                     fields.iter().map(|f| leaves(&f.field_type)).sum()
                 }
                 FieldType::List(items) => leaves(items),
+                // The key column and the value's leaves.
+                FieldType::Map(values) => 1 + leaves(values),
                 _ => 1,
             }
         }
         self.fields.iter().map(|f| leaves(&f.field_type)).sum()
+    }
+
+    /// The dotted paths of the map columns, at any depth (`attrs`, `user.counts`, `events[]`
+    /// for maps that are list items, `m{}` for maps that are map values), for the summary.
+    pub fn map_columns(&self) -> Vec<String> {
+        fn walk(t: &FieldType, path: String, out: &mut Vec<String>) {
+            match t {
+                FieldType::Struct(fields) => {
+                    for f in fields {
+                        walk(&f.field_type, format!("{path}.{}", f.name), out);
+                    }
+                }
+                FieldType::List(items) => walk(items, format!("{path}[]"), out),
+                FieldType::Map(values) => {
+                    walk(values, format!("{path}{{}}"), out);
+                    out.push(path);
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for f in &self.fields {
+            walk(&f.field_type, f.name.clone(), &mut out);
+        }
+        out.sort();
+        out
     }
 
     /// Refuses a schema of more than [`MAX_LEAF_COLUMNS`] leaf columns, saying how many and
@@ -693,6 +770,8 @@ struct FieldDoc {
     fields: Option<Vec<FieldDoc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     items: Option<Box<FieldDoc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    values: Option<Box<FieldDoc>>,
 }
 
 impl FieldDoc {
@@ -715,6 +794,7 @@ impl FieldDoc {
             scale: None,
             fields: None,
             items: None,
+            values: None,
         };
         match field_type {
             FieldType::Timestamp { unit, timezone } => {
@@ -729,6 +809,7 @@ impl FieldDoc {
                 doc.fields = Some(fields.iter().map(FieldDoc::from_field).collect())
             }
             FieldType::List(items) => doc.items = Some(Box::new(FieldDoc::from_type(items))),
+            FieldType::Map(values) => doc.values = Some(Box::new(FieldDoc::from_type(values))),
             _ => {}
         }
         doc
@@ -743,6 +824,7 @@ impl FieldDoc {
                 ("scale", self.scale.is_some()),
                 ("fields", self.fields.is_some()),
                 ("items", self.items.is_some()),
+                ("values", self.values.is_some()),
             ];
             for (key, is_present) in present {
                 if is_present && !allowed.contains(&key) {
@@ -808,11 +890,22 @@ impl FieldDoc {
                 }
                 FieldType::List(Box::new(items.to_type(&format!("{path}[]"))?))
             }
+            "map" => {
+                only(&["values"])?;
+                let values = self
+                    .values
+                    .as_ref()
+                    .ok_or_else(|| invalid(path, "a `map` needs `values`"))?;
+                if values.name.is_some() {
+                    return Err(invalid(path, "map `values` has no `name`"));
+                }
+                FieldType::Map(Box::new(values.to_type(&format!("{path}{{}}"))?))
+            }
             other => {
                 return Err(invalid(
                     path,
                     format!(
-                        "unknown type `{other}` (expected null, boolean, int64, float64, decimal, string, timestamp, struct or list)"
+                        "unknown type `{other}` (expected null, boolean, int64, float64, decimal, string, timestamp, struct, list or map)"
                     ),
                 ))
             }
@@ -822,6 +915,7 @@ impl FieldDoc {
             FieldType::Timestamp { .. }
                 | FieldType::Struct(_)
                 | FieldType::List(_)
+                | FieldType::Map(_)
                 | FieldType::Decimal { .. }
         ) {
             only(&[])?;
@@ -1166,5 +1260,72 @@ mod tests {
             &DataType::Timestamp(TimeUnit::Millisecond, Some(Arc::from("+02:00")))
         );
         assert!(arrow.fields().iter().all(|f| f.is_nullable()));
+    }
+
+    #[test]
+    fn maps_round_trip_through_the_file_format_and_count_their_leaves() {
+        let schema = Schema::new(vec![Field::new(
+            "m",
+            FieldType::Map(Box::new(FieldType::Struct(vec![
+                Field::new("n", FieldType::Int64),
+                Field::new("tags", FieldType::List(Box::new(FieldType::String))),
+            ]))),
+        )]);
+        let text = schema.to_json();
+        assert!(
+            text.contains(r#""type": "map""#) && text.contains(r#""values": {"#),
+            "{text}"
+        );
+        assert_eq!(Schema::from_json(&text).unwrap(), schema);
+        assert_eq!(schema.leaf_columns(), 3);
+        let DataType::Map(entries, sorted) = schema.to_arrow().field(0).data_type().clone() else {
+            panic!("a map")
+        };
+        assert!(!sorted);
+        let DataType::Struct(kv) = entries.data_type() else {
+            panic!("entries are a struct")
+        };
+        assert_eq!(entries.name(), "key_value");
+        assert_eq!((kv[0].name().as_str(), kv[0].is_nullable()), ("key", false));
+        assert_eq!(
+            (kv[1].name().as_str(), kv[1].is_nullable()),
+            ("value", true)
+        );
+
+        let err = |text: &str| Schema::from_json(text).unwrap_err().to_string();
+        assert!(err(r#"{"fields":[{"name":"m","type":"map"}]}"#).contains("needs `values`"));
+        assert!(err(
+            r#"{"fields":[{"name":"m","type":"map","values":{"name":"v","type":"int64"}}]}"#
+        )
+        .contains("no `name`"));
+        assert!(
+            err(r#"{"fields":[{"name":"m","type":"map","items":{"type":"int64"}}]}"#)
+                .contains("`items` does not apply")
+        );
+        assert!(err(r#"{"fields":[{"name":"l","type":"list","items":{"type":"int64","values":{"type":"int64"}}}]}"#).contains("`values` does not apply"));
+        assert!(
+            err(r#"{"fields":[{"name":"m","type":"map","values":{"type":"bogus"}}]}"#)
+                .contains("`m{}`")
+        );
+    }
+
+    #[test]
+    fn a_map_absorbs_a_struct_either_way_and_conflicts_with_scalars() {
+        let map = FieldType::Map(Box::new(FieldType::Int64));
+        let fields = FieldType::Struct(vec![
+            Field::new("a", FieldType::Float64),
+            Field::new("b", FieldType::Null),
+        ]);
+        for (first, second) in [(&map, &fields), (&fields, &map)] {
+            let mut t = first.clone();
+            t.merge(second);
+            assert_eq!(t.resolved(), FieldType::Map(Box::new(FieldType::Float64)));
+        }
+        let mut t = map.clone();
+        t.merge(&FieldType::List(Box::new(FieldType::Int64)));
+        assert_eq!(t, FieldType::String);
+        let mut t = map.clone();
+        t.merge(&FieldType::Map(Box::new(FieldType::Boolean)));
+        assert_eq!(t, FieldType::Map(Box::new(FieldType::String)));
     }
 }

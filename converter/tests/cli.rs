@@ -1862,3 +1862,170 @@ fn the_summary_counts_widened_numbers_and_case_variants() {
         out.stderr
     );
 }
+
+/// An input whose `counts` objects have 1,200 distinct keys in all (more than the map
+/// threshold of 1,000), 40 per line, with struct values; one null and one empty map.
+fn many_key_lines() -> (Vec<u8>, Vec<Value>) {
+    let mut text = Vec::new();
+    let mut records = Vec::new();
+    for row in 0..30 {
+        let counts: serde_json::Map<String, Value> = (0..40)
+            .map(|i| {
+                let key = row * 40 + i;
+                let value = if i % 2 == 0 {
+                    serde_json::json!({"n": key, "w": 0.5})
+                } else {
+                    serde_json::json!({"n": key})
+                };
+                (key.to_string(), value)
+            })
+            .collect();
+        records.push(serde_json::json!({"id": row, "counts": counts}));
+    }
+    records.push(serde_json::json!({"id": 30, "counts": null}));
+    records.push(serde_json::json!({"id": 31, "counts": {}}));
+    for record in &records {
+        serde_json::to_writer(&mut text, record).unwrap();
+        text.push(b'\n');
+    }
+    (text, records)
+}
+
+#[test]
+fn objects_with_keys_as_data_are_written_as_maps_that_pyarrow_and_duckdb_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, records) = many_key_lines();
+    write(dir.path(), "in.ndjson", &text);
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("1 object column written as MAP<string, V>")
+            && out.stderr.contains("counts"),
+        "{}",
+        out.stderr
+    );
+    let schema =
+        Schema::from_json(&footer(&dir.path().join("out.parquet"))[METADATA_SCHEMA]).unwrap();
+    assert_eq!(
+        schema.leaf_columns(),
+        4,
+        "id, the key, and n and w of the value"
+    );
+
+    // What every reader must see: the entries in input order, absent fields null.
+    let expected: Vec<Value> = records
+        .iter()
+        .map(|r| match r["counts"].as_object() {
+            None => Value::Null,
+            Some(map) => Value::Array(
+                map.iter()
+                    .map(|(k, v)| serde_json::json!([k, {"n": v["n"], "w": v.get("w")}]))
+                    .collect(),
+            ),
+        })
+        .collect();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_map.py");
+    let output = std::process::Command::new(common::python())
+        .arg(script)
+        .arg(dir.path().join("out.parquet"))
+        .arg("counts")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(read["pyarrow_is_map"], true, "{read}");
+    assert!(
+        read["pyarrow_type"]
+            .as_str()
+            .unwrap()
+            .starts_with("map<string, struct<n: int64, w: double>"),
+        "{}",
+        read["pyarrow_type"]
+    );
+    assert_eq!(
+        read["duckdb_type"],
+        "MAP(VARCHAR, STRUCT(n BIGINT, w DOUBLE))"
+    );
+    assert_eq!(read["pyarrow"], Value::Array(expected.clone()));
+    assert_eq!(read["duckdb"], Value::Array(expected));
+    // And the parquet crate reads back every record.
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    let want: Vec<Value> = records
+        .iter()
+        .map(|r| expected_row(r, &schema, Timestamps::Native))
+        .collect();
+    assert_eq!(rows, want);
+}
+
+#[test]
+fn map_schemas_round_trip_and_non_objects_are_rejected_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, _) = many_key_lines();
+    write(dir.path(), "in.ndjson", &text);
+    let printed = run(dir.path(), &["schema", "in.ndjson"]);
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    let schema = Schema::from_json(&printed.stdout).unwrap();
+    assert!(
+        printed.stdout.contains("\"type\": \"map\""),
+        "{}",
+        printed.stdout
+    );
+    write(dir.path(), "schema.json", printed.stdout.as_bytes());
+    let mut bad = text.clone();
+    bad.extend_from_slice(b"{\"id\":40,\"counts\":[1,2]}\n{\"id\":41,\"counts\":{\"7\":{\"n\":\"x\"}}}\n{\"id\":42,\"counts\":{\"7\":{},\"7\":{}}}\n{\"id\":43,\"counts\":{\"new key\":{\"n\":1}}}\n");
+    write(dir.path(), "bad.ndjson", &bad);
+    let out = run(
+        dir.path(),
+        &[
+            "convert",
+            "bad.ndjson",
+            "--schema",
+            "schema.json",
+            "--on-error",
+            "quarantine",
+            "--errors",
+            "errors.ndjson",
+            "-o",
+            "out.parquet",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_reconciles(&out.stderr, 36);
+    let written =
+        Schema::from_json(&footer(&dir.path().join("out.parquet"))[METADATA_SCHEMA]).unwrap();
+    assert_eq!(written, schema);
+    let reasons: Vec<(String, String)> = error_records(&dir.path().join("errors.ndjson"))
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_string(),
+                r["reason"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                "type_mismatch".to_string(),
+                "field `counts`: expected map, found an array".to_string()
+            ),
+            (
+                "type_mismatch".to_string(),
+                "field `counts.7.n`: expected int64, found string \"x\"".to_string()
+            ),
+            (
+                "duplicate_key".to_string(),
+                "key `counts.7` appears twice in one object".to_string()
+            ),
+        ]
+    );
+}

@@ -80,6 +80,7 @@ pub(super) fn attempt<D: Destination>(
     job: &Job<'_>,
     schema: &Schema,
     mode: DecodeMode,
+    record_bytes: Option<f64>,
     destination: &mut D,
     mut rejects: Option<D::Rejects>,
 ) -> Result<Attempt<D::Parquet, D::Rejects>, ConvertError> {
@@ -110,7 +111,7 @@ pub(super) fn attempt<D: Destination>(
     run_ordered(
         sources,
         0,
-        options.decode_settings(schema),
+        options.decode_settings(schema, record_bytes),
         &raw_bytes,
         |piece| match piece {
             Piece::Lines(chunk) => Decoded::Chunk(decoder.decode(chunk)),

@@ -67,6 +67,8 @@ pub fn convert<D: Destination>(
     };
     // What inference had to do to keep every value and name usable: reported in the summary.
     let mut facts = (Widenings::default(), 0u64);
+    // The typical record size inference saw, which sizes the decoder's chunks of a wide schema.
+    let mut record_bytes = None;
     let (mut schema, mode) = match &options.schema {
         SchemaChoice::Explicit(schema) => (schema.clone(), options.fixed_mode()),
         SchemaChoice::InferFirst(limit) => {
@@ -77,6 +79,7 @@ pub fn convert<D: Destination>(
                 });
             }
             facts = (inferred.widenings, inferred.case_variants);
+            record_bytes = inferred.record_bytes();
             (inferred.schema, options.fixed_mode())
         }
         SchemaChoice::Infer => {
@@ -87,6 +90,7 @@ pub fn convert<D: Destination>(
             }
             let inferred = sample_schema(&job)?;
             facts = (inferred.widenings, inferred.case_variants);
+            record_bytes = inferred.record_bytes();
             (inferred.schema, DecodeMode::Optimistic)
         }
     };
@@ -103,7 +107,7 @@ pub fn convert<D: Destination>(
             },
             raw_total(sources),
         );
-        match attempt(&job, &schema, mode, destination, rejects)? {
+        match attempt(&job, &schema, mode, record_bytes, destination, rejects)? {
             Attempt::Done(mut converted) => {
                 if schema.fields.is_empty() {
                     let stats = converted.summary.stats;
@@ -134,6 +138,7 @@ pub fn convert<D: Destination>(
                 // The widened inference starts from the schema so far: its column counts are
                 // the total; a key spelling seen only by an earlier pass still counts.
                 facts = (inferred.widenings, facts.1.max(inferred.case_variants));
+                record_bytes = inferred.record_bytes().or(record_bytes);
                 schema = inferred.schema;
             }
         }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::decode::{DecodeMode, TypeMismatchPolicy, UnknownFieldPolicy};
 use crate::parquet_options::ParquetOptions;
 use crate::pipeline::ReadSettings;
-use crate::schema::{Schema, TimestampUnit};
+use crate::schema::{Schema, TimestampUnit, MAP_KEY_THRESHOLD};
 
 /// Where the schema comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +56,10 @@ pub struct ConvertOptions {
     pub chunk_bytes: usize,
     /// Records sampled from the head of each source by [`SchemaChoice::Infer`]. Default: 1000.
     pub sample_rows: u64,
+    /// Inference makes an object (below the top-level record) with more distinct keys than
+    /// this a `MAP<string, V>` column rather than a struct of one column per key. Default:
+    /// [`MAP_KEY_THRESHOLD`] (1000).
+    pub map_key_threshold: usize,
     /// How each Parquet part is written; the conversion adds its own `ndjson_parquet.*` keys
     /// to the footer metadata given here.
     pub parquet: ParquetOptions,
@@ -80,6 +84,7 @@ impl Default for ConvertOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_bytes: 1024 * 1024,
             sample_rows: 1000,
+            map_key_threshold: MAP_KEY_THRESHOLD,
             parquet: ParquetOptions::default(),
             max_file_bytes: None,
             deadline: None,
@@ -90,6 +95,14 @@ impl Default for ConvertOptions {
 
 /// Leaf columns up to which decoding uses [`ConvertOptions::chunk_bytes`] as given.
 pub(crate) const NARROW_COLUMNS: usize = 256;
+
+/// Most row × column slots a decoded batch of a wide schema should hold, when the typical
+/// record size is known. Sparse records (6 keys of 5,000) are short for their column count, so
+/// sizing their chunks by bytes alone gave batches of 570 rows × 5,000 columns (2.9 million
+/// slots, about 17 MB with their definition levels), a dozen of them in flight: 334 MB peak
+/// RSS. At this budget (210 rows there) the peak was 200 MB for 5% more time; smaller
+/// batches cost more (71 rows: 50% more time), as every batch costs something per column.
+pub(crate) const BATCH_SLOTS: usize = 1 << 20;
 
 impl ConvertOptions {
     pub(crate) fn read_settings(&self) -> ReadSettings {
@@ -105,11 +118,26 @@ impl ConvertOptions {
     /// [`NARROW_COLUMNS`] gets proportionally smaller chunks: a batch then holds about as many
     /// slots as a normal chunk of a narrow schema, and memory stays bounded by rows × columns
     /// of the chunks in flight rather than growing with the number of keys.
-    pub(crate) fn decode_settings(&self, schema: &crate::schema::Schema) -> ReadSettings {
+    ///
+    /// `record_bytes`, the typical size of a record (from the lines inference read), caps the
+    /// chunks of a wide schema further at about [`BATCH_SLOTS`] slots: records that hold few
+    /// of the columns are short, so a chunk of them holds many rows. Chunk boundaries depend
+    /// only on the input (inference reads the same lines whatever the thread count), so the
+    /// output stays the same for any `threads`.
+    pub(crate) fn decode_settings(
+        &self,
+        schema: &crate::schema::Schema,
+        record_bytes: Option<f64>,
+    ) -> ReadSettings {
         let mut settings = self.read_settings();
         let columns = schema.leaf_columns().max(1);
         if columns > NARROW_COLUMNS {
             settings.chunk_bytes = (settings.chunk_bytes * NARROW_COLUMNS / columns).max(4096);
+            if let Some(record_bytes) = record_bytes.filter(|b| b.is_finite() && *b >= 1.0) {
+                let rows = (BATCH_SLOTS / columns).max(1) as f64;
+                let slot_bound = (rows * record_bytes) as usize;
+                settings.chunk_bytes = settings.chunk_bytes.min(slot_bound.max(4096));
+            }
         }
         settings
     }
@@ -165,4 +193,48 @@ pub trait Destination {
     fn parquet(&mut self, part: usize) -> io::Result<Self::Parquet>;
     /// Opens the error output, if there is one.
     fn rejects(&mut self) -> io::Result<Option<Self::Rejects>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Field, FieldType};
+
+    fn wide(columns: usize) -> Schema {
+        Schema::new(
+            (0..columns)
+                .map(|i| Field::new(format!("c{i}"), FieldType::Int64))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn wide_schemas_of_short_records_get_chunks_of_a_bounded_number_of_slots() {
+        let options = ConvertOptions {
+            chunk_bytes: 1 << 20,
+            ..ConvertOptions::default()
+        };
+        // Narrow: as given, whatever the records.
+        assert_eq!(
+            options.decode_settings(&wide(10), Some(90.0)).chunk_bytes,
+            1 << 20
+        );
+        // Wide and dense (long records): by columns alone.
+        let dense = options.decode_settings(&wide(1000), Some(14_000.0));
+        assert_eq!(dense.chunk_bytes, (1 << 20) * NARROW_COLUMNS / 1000);
+        assert_eq!(
+            options.decode_settings(&wide(1000), None).chunk_bytes,
+            dense.chunk_bytes
+        );
+        // Wide and sparse (6 keys of 5,000 in 94 bytes): about BATCH_SLOTS slots a chunk.
+        let sparse = options.decode_settings(&wide(5000), Some(94.0)).chunk_bytes;
+        assert_eq!(sparse, BATCH_SLOTS / 5000 * 94);
+        assert_eq!(
+            options
+                .decode_settings(&wide(50_000), Some(10.0))
+                .chunk_bytes,
+            4096,
+            "never below one page"
+        );
+    }
 }

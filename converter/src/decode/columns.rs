@@ -11,18 +11,19 @@
 //! one slot per column of the schema (a file with thousands of optional keys would otherwise
 //! take rows × columns of memory and time).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::builder::{BooleanBufferBuilder, NullBufferBuilder};
 use arrow::array::{
     new_null_array, ArrayRef, BooleanArray, Decimal128Array, Float64Array, Int64Array, ListArray,
-    RecordBatch, RecordBatchOptions, StringArray, StructArray, TimestampMicrosecondArray,
+    MapArray, RecordBatch, RecordBatchOptions, StringArray, StructArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, FieldRef, SchemaRef};
 
-use super::plan::{ColumnPlan, StructPlan};
+use super::plan::{ColumnPlan, FxBuild, StructPlan};
 use crate::schema::TimestampUnit;
 
 /// An in-progress column. Every variant can be truncated back to a row count, which is what
@@ -47,6 +48,32 @@ pub(super) enum Column {
         nulls: NullBufferBuilder,
         field: FieldRef,
     },
+    Map(MapColumn),
+}
+
+/// A `MAP<string, V>` column: per row, a run of entries (a key and a value each).
+pub(super) struct MapColumn {
+    /// Entry offsets per row (`offsets[i]..offsets[i + 1]` are row `i`'s entries).
+    pub(super) offsets: Vec<i32>,
+    /// A string column, never null.
+    pub(super) keys: Box<Column>,
+    pub(super) values: Box<Column>,
+    pub(super) nulls: NullBufferBuilder,
+    /// The entries field (`key_value` { `key`, `value` }).
+    pub(super) entries: FieldRef,
+    /// Scratch: the case-folded keys of the object being parsed, to refuse a repeated key
+    /// (as record validation does for every object) without a quadratic scan of big maps.
+    pub(super) seen: HashSet<Box<str>, FxBuild>,
+}
+
+impl MapColumn {
+    /// Entries so far (the length the key and value columns must have).
+    pub(super) fn entries(&self) -> usize {
+        *self
+            .offsets
+            .last()
+            .expect("invariant: offsets start with 0") as usize
+    }
 }
 pub(super) struct StructColumn {
     pub(super) plan: Arc<StructPlan>,
@@ -90,9 +117,24 @@ impl StructColumn {
 
     fn finish_columns(&mut self) -> Vec<ArrayRef> {
         let len = self.len;
+        // Columns that got no value in this batch (most of them when records are sparse: 6
+        // keys of 5,000 leave half the columns empty in a batch of 500 rows) share one
+        // all-null array per type instead of allocating and filling one each.
+        let mut absent: Vec<(&DataType, ArrayRef)> = Vec::new();
+        let fields = self.plan.arrow_fields.iter();
         self.children
             .iter_mut()
-            .map(|child| {
+            .zip(fields)
+            .map(|(child, field)| {
+                if child.len() == 0 && len > 0 && child.is_scalar() {
+                    let data_type = field.data_type();
+                    if let Some((_, array)) = absent.iter().find(|(t, _)| *t == data_type) {
+                        return Arc::clone(array);
+                    }
+                    let array = new_null_array(data_type, len);
+                    absent.push((data_type, Arc::clone(&array)));
+                    return array;
+                }
                 child.pad_to(len);
                 child.finish()
             })
@@ -133,6 +175,14 @@ impl Column {
                 nulls: nulls(),
                 field: Arc::clone(field),
             },
+            ColumnPlan::Map(values, entries) => Column::Map(MapColumn {
+                offsets: vec![0],
+                keys: Box::new(Column::new(&ColumnPlan::String)),
+                values: Box::new(Column::new(values)),
+                nulls: nulls(),
+                entries: Arc::clone(entries),
+                seen: HashSet::default(),
+            }),
         }
     }
 
@@ -148,7 +198,17 @@ impl Column {
             Column::Struct(s) if s.children.is_empty() => "empty struct",
             Column::Struct(_) => "struct",
             Column::List { .. } => "list",
+            Column::Map(_) => "map",
         }
+    }
+
+    /// Whether this is a column without children (its all-null array is one buffer of nulls
+    /// and zeros, whatever its length).
+    fn is_scalar(&self) -> bool {
+        !matches!(
+            self,
+            Column::Struct(_) | Column::List { .. } | Column::Map(_)
+        )
     }
 
     pub(super) fn len(&self) -> usize {
@@ -159,7 +219,9 @@ impl Column {
             Column::Float64(values, _) => values.len(),
             Column::Decimal(values, ..) => values.len(),
             Column::Timestamp(values, ..) => values.len(),
-            Column::String { offsets, .. } | Column::List { offsets, .. } => offsets.len() - 1,
+            Column::String { offsets, .. }
+            | Column::List { offsets, .. }
+            | Column::Map(MapColumn { offsets, .. }) => offsets.len() - 1,
             Column::Struct(s) => s.len,
         }
     }
@@ -189,7 +251,9 @@ impl Column {
                 values.resize(len, 0);
                 nulls.append_n_nulls(missing);
             }
-            Column::String { offsets, nulls, .. } | Column::List { offsets, nulls, .. } => {
+            Column::String { offsets, nulls, .. }
+            | Column::List { offsets, nulls, .. }
+            | Column::Map(MapColumn { offsets, nulls, .. }) => {
                 let last = *offsets.last().expect("invariant: offsets start with 0");
                 offsets.resize(len + 1, last);
                 nulls.append_n_nulls(missing);
@@ -230,7 +294,7 @@ impl Column {
                 nulls.append_null();
             }
             Column::Struct(s) => s.append_null(),
-            Column::List { offsets, nulls, .. } => {
+            Column::List { offsets, nulls, .. } | Column::Map(MapColumn { offsets, nulls, .. }) => {
                 offsets.push(*offsets.last().expect("invariant: offsets start with 0"));
                 nulls.append_null();
             }
@@ -276,6 +340,13 @@ impl Column {
                 child.truncate(*offsets.last().expect("invariant: offsets start with 0") as usize);
                 nulls.truncate(len);
             }
+            Column::Map(map) => {
+                map.offsets.truncate(len + 1);
+                let entries = map.entries();
+                map.keys.truncate(entries);
+                map.values.truncate(entries);
+                map.nulls.truncate(len);
+            }
         }
     }
 
@@ -292,6 +363,17 @@ impl Column {
                     .expect("invariant: a chunk holds less than 2 GiB of text"),
             );
             nulls.append_non_null();
+        }
+    }
+
+    /// Row `row` of a string column (empty for any other column).
+    pub(super) fn string_at(&self, row: usize) -> &str {
+        match self {
+            Column::String { offsets, data, .. } => {
+                let (start, end) = (offsets[row] as usize, offsets[row + 1] as usize);
+                std::str::from_utf8(&data[start..end]).unwrap_or_default()
+            }
+            _ => "",
         }
     }
 
@@ -372,6 +454,24 @@ impl Column {
                     OffsetBuffer::new(ScalarBuffer::from(offsets)),
                     child.finish(),
                     nulls.finish(),
+                ))
+            }
+            Column::Map(map) => {
+                let offsets = std::mem::replace(&mut map.offsets, vec![0]);
+                let DataType::Struct(fields) = map.entries.data_type() else {
+                    unreachable!("invariant: map entries are a struct")
+                };
+                let entries = StructArray::new(
+                    fields.clone(),
+                    vec![map.keys.finish(), map.values.finish()],
+                    None,
+                );
+                Arc::new(MapArray::new(
+                    Arc::clone(&map.entries),
+                    OffsetBuffer::new(ScalarBuffer::from(offsets)),
+                    entries,
+                    map.nulls.finish(),
+                    false,
                 ))
             }
         }

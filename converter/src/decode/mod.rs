@@ -585,4 +585,125 @@ mod tests {
             "{reasons:?}"
         );
     }
+
+    const MAP: &str = r#"{"fields":[
+        {"name":"id","type":"int64"},
+        {"name":"m","type":"map","values":{"type":"struct","fields":[{"name":"n","type":"int64"}]}}
+    ]}"#;
+
+    /// Row `row` of map column `column` as (key, `n` of the value) pairs, in entry order.
+    fn map_row(batch: &RecordBatch, column: usize, row: usize) -> Vec<(String, Option<i64>)> {
+        let map = batch.column(column).as_map();
+        let entries = map.value(row);
+        let keys = entries.column(0).as_string::<i32>();
+        let values = entries.column(1).as_struct();
+        let n = values.column(0).as_primitive::<Int64Type>();
+        (0..entries.len())
+            .map(|i| (keys.value(i).to_string(), n.is_valid(i).then(|| n.value(i))))
+            .collect()
+    }
+
+    #[test]
+    fn map_columns_keep_keys_in_object_order_and_cut_rejected_lines() {
+        let out = decode(
+            MAP,
+            strict(),
+            "{\"id\":1,\"m\":{\"b\":{\"n\":2},\"a\":{\"n\":1},\"c\":{}}}\n\
+             {\"id\":2,\"m\":{\"x\":{\"n\":1},\"y\":{\"n\":\"bad\"}}}\n\
+             {\"id\":3}\n\
+             {\"id\":4,\"m\":null}\n\
+             {\"id\":5,\"m\":{}}\n\
+             {\"id\":6,\"m\":{\"k\":null}}\n",
+        );
+        assert_eq!(out.stats.rows, 5);
+        assert_eq!(out.rejects.len(), 1);
+        assert_eq!(
+            out.rejects[0].reason,
+            "field `m.y.n`: expected int64, found string \"bad\""
+        );
+        let batch = out.batch.unwrap();
+        assert_eq!(
+            map_row(&batch, 1, 0),
+            [
+                ("b".into(), Some(2)),
+                ("a".into(), Some(1)),
+                ("c".into(), None)
+            ]
+        );
+        let map = batch.column(1).as_map();
+        // The rejected line's entries are gone.
+        assert_eq!(map.entries().len(), 4);
+        assert!(map.is_null(1) && map.is_null(2));
+        assert!(map.is_valid(3) && map.value_length(3) == 0);
+        assert!(map.value(4).column(1).as_struct().is_null(0));
+        assert_eq!(
+            batch.schema().field(1).data_type(),
+            &crate::schema::Schema::from_json(MAP)
+                .unwrap()
+                .to_arrow()
+                .field(1)
+                .data_type()
+                .clone()
+        );
+    }
+
+    #[test]
+    fn map_values_that_are_not_objects_and_repeated_keys_are_rejected_with_reasons() {
+        let out = decode(
+            MAP,
+            strict(),
+            "{\"id\":1,\"m\":[1]}\n\
+             {\"id\":2,\"m\":\"text\"}\n\
+             {\"id\":3,\"m\":{\"a\":{},\"a\":{}}}\n\
+             {\"id\":4,\"m\":{\"Key\":{},\"key\":{}}}\n\
+             {\"id\":5,\"m\":{\"ok\":{\"n\":5}}}\n",
+        );
+        let kinds: Vec<_> = out
+            .rejects
+            .iter()
+            .map(|r| (r.kind, r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (RejectKind::TypeMismatch, "field `m`: expected map, found an array"),
+                (RejectKind::TypeMismatch, "field `m`: expected map, found string \"text\""),
+                (RejectKind::DuplicateKey, "key `m.a` appears twice in one object"),
+                (RejectKind::DuplicateKey, "keys `Key` and `key` differ only in case and would be one column (names are compared case-insensitively, as Athena, Glue, Hive and Spark do)"),
+            ]
+        );
+        assert_eq!(map_row(&out.batch.unwrap(), 1, 0), [("ok".into(), Some(5))]);
+        // Under the null policy a non-object is a null map, counted.
+        let out = decode(
+            MAP,
+            fixed(UnknownFieldPolicy::Reject, TypeMismatchPolicy::Null),
+            "{\"id\":1,\"m\":7}\n",
+        );
+        assert_eq!((out.stats.rows, out.stats.values_nulled), (1, 1));
+        assert!(out.batch.unwrap().column(1).is_null(0));
+        // A key too long to be a name is refused as in any object (inference refuses it too).
+        let long = format!("{{\"m\":{{\"{}\":{{}}}}}}\n", "k".repeat(300));
+        assert_eq!(
+            decode(MAP, strict(), long).rejects[0].kind,
+            RejectKind::NameTooLong
+        );
+    }
+
+    #[test]
+    fn columns_absent_from_a_whole_batch_share_one_null_array_per_type() {
+        let out = decode(
+            r#"{"fields":[{"name":"a","type":"int64"},{"name":"b","type":"int64"},
+                {"name":"c","type":"timestamp"},{"name":"d","type":"int64"}]}"#,
+            strict(),
+            "{\"d\":1}\n{\"d\":2}\n{}\n",
+        );
+        let batch = out.batch.unwrap();
+        let (a, b, c) = (batch.column(0), batch.column(1), batch.column(2));
+        assert!(Arc::ptr_eq(a, b), "absent int64 columns share their nulls");
+        assert_eq!((a.len(), a.null_count()), (3, 3));
+        assert_eq!(c.data_type(), batch.schema().field(2).data_type());
+        assert_eq!(c.null_count(), 3);
+        let d = batch.column(3).as_primitive::<Int64Type>();
+        assert_eq!(d.iter().collect::<Vec<_>>(), [Some(1), Some(2), None]);
+    }
 }

@@ -4,10 +4,10 @@
 //! exactly (what it accepts and refuses), which its differential test checks; the driver only
 //! decides what to do with each line's outcome.
 
-use super::columns::{Column, StructColumn};
+use super::columns::{Column, MapColumn, StructColumn};
 use super::issue::{preview, Issue, LineCtx, Segment};
 use super::{DecodeMode, UnknownFieldPolicy};
-use crate::schema::{DecimalText, F64_EXACT_INT};
+use crate::schema::{fold_case, DecimalText, F64_EXACT_INT, MAX_NAME_BYTES};
 use crate::timestamp::parse_timestamp;
 
 /// Why parsing a line stopped.
@@ -233,6 +233,62 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
+    /// An object into a map column's key and value columns (at `{`); the caller closes the
+    /// row. Keys are data, but the rules every object follows still hold (they are checked
+    /// schema-free by record validation, which inference applies): a key repeated, also in
+    /// other letter case, is a duplicate, and a key longer than a column name may be is
+    /// refused, so that inference and decoding agree on which lines are records.
+    fn map_object(&mut self, map: &mut MapColumn, ctx: &mut LineCtx) -> Result<(), Fail> {
+        self.enter()?;
+        self.pos += 1;
+        map.seen.clear();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(Fail::Syntax);
+            }
+            let key = self.string()?;
+            let key = self.text_of(&key);
+            if key.len() > MAX_NAME_BYTES {
+                // Record validation names the problem (`name_too_long`).
+                return Err(Fail::Syntax);
+            }
+            if !map.seen.insert(Box::from(fold_case(key).as_ref())) {
+                let name = key.to_string();
+                return ctx.fail(Issue::DuplicateKey { name });
+            }
+            map.keys.push_str(key);
+            let name_at = map.keys.len();
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            if let Err(e) = self.value(&mut map.values, ctx) {
+                if matches!(e, Fail::Issue) {
+                    let key = map.keys.string_at(name_at - 1).to_string();
+                    ctx.reversed_path.push(Segment::Key(key));
+                }
+                return Err(e);
+            }
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(Fail::Syntax),
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
     /// An array into a list column (at `[`).
     fn array(&mut self, child: &mut Column, ctx: &mut LineCtx) -> Result<(), Fail> {
         self.enter()?;
@@ -364,6 +420,15 @@ impl<'a> Parser<'a> {
             },
             b'{' => match column {
                 Column::Struct(s) => self.object(s, ctx),
+                Column::Map(map) => {
+                    self.map_object(map, ctx)?;
+                    map.offsets.push(
+                        i32::try_from(map.values.len())
+                            .expect("invariant: a chunk holds less than 2^31 map entries"),
+                    );
+                    map.nulls.append_non_null();
+                    Ok(())
+                }
                 column => {
                     self.skip_value()?;
                     ctx.mismatch(column, "an object".to_string(), None)

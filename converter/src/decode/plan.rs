@@ -15,7 +15,7 @@ use crate::schema::{fold_case, Field, FieldType, Schema, TimestampUnit};
 
 /// FxHash: field-name lookups are a hot path and need no DoS resistance.
 #[derive(Default)]
-struct FxHasher(u64);
+pub(super) struct FxHasher(u64);
 
 impl Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -32,7 +32,7 @@ impl Hasher for FxHasher {
     }
 }
 
-type FxBuild = BuildHasherDefault<FxHasher>;
+pub(super) type FxBuild = BuildHasherDefault<FxHasher>;
 
 /// What a struct column needs to know about its fields, shared by all chunks.
 #[derive(Debug)]
@@ -57,6 +57,8 @@ pub(super) enum ColumnPlan {
     Timestamp(TimestampUnit, Arc<str>),
     Struct(Arc<StructPlan>),
     List(Box<ColumnPlan>, FieldRef),
+    /// The value column's plan and the map's entries field (`key_value`).
+    Map(Box<ColumnPlan>, FieldRef),
 }
 
 impl StructPlan {
@@ -136,6 +138,12 @@ impl ColumnPlan {
                     unreachable!("invariant: a list maps to an Arrow list")
                 };
                 ColumnPlan::List(Box::new(ColumnPlan::new(items)), field)
+            }
+            FieldType::Map(values) => {
+                let DataType::Map(entries, _) = field_type_to_arrow(field_type) else {
+                    unreachable!("invariant: a map maps to an Arrow map")
+                };
+                ColumnPlan::Map(Box::new(ColumnPlan::new(values)), entries)
             }
         }
     }

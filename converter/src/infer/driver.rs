@@ -24,12 +24,22 @@ pub struct Inferred {
     pub records: u64,
     /// Lines seen (including blank and invalid ones).
     pub lines: u64,
+    /// Bytes of those lines, newlines included (lines too long to read are not counted): with
+    /// `lines`, the typical record size that decoding sizes its chunks by.
+    pub line_bytes: u64,
     /// Lines that are not valid records (they do not shape the schema).
     pub invalid: u64,
     /// Number columns widened beyond int64/float64 to keep every value exact.
     pub widenings: Widenings,
     /// Keys mapped onto a column spelled with other letter case.
     pub case_variants: u64,
+}
+
+impl Inferred {
+    /// The mean size of the lines read, newline included (`None` when none was).
+    pub fn record_bytes(&self) -> Option<f64> {
+        (self.lines > 0).then(|| self.line_bytes as f64 / self.lines as f64)
+    }
 }
 
 /// Infers the schema of `sources`: all of it, or only the first `limit` records.
@@ -75,8 +85,10 @@ fn infer_sequential(job: &Job<'_>, limit: u64, per_source: bool) -> Result<Infer
         options,
         progress,
     } = *job;
-    let mut inference = Inference::new(options.timestamp_unit);
+    let mut inference =
+        Inference::new(options.timestamp_unit).with_map_threshold(options.map_key_threshold);
     let mut lines = 0u64;
+    let mut line_bytes = 0u64;
     let mut invalid = 0u64;
     let raw_bytes = Arc::new(AtomicU64::new(0));
     // Small chunks: only the head of a source is wanted.
@@ -121,6 +133,7 @@ fn infer_sequential(job: &Job<'_>, limit: u64, per_source: bool) -> Result<Infer
                     break 'sources;
                 }
                 lines += 1;
+                line_bytes += line.len() as u64 + 1;
                 if !infer_line(&mut inference, line, options.max_line_bytes) {
                     invalid += 1;
                 }
@@ -134,6 +147,7 @@ fn infer_sequential(job: &Job<'_>, limit: u64, per_source: bool) -> Result<Infer
         case_variants: inference.case_variants(),
         schema: inference.into_schema(),
         lines,
+        line_bytes,
         invalid,
     })
 }
@@ -154,6 +168,7 @@ fn infer_line(inference: &mut Inference, line: &[u8], max_line_bytes: usize) -> 
 struct PartialInference {
     inference: Inference,
     lines: u64,
+    line_bytes: u64,
     invalid: u64,
 }
 
@@ -166,8 +181,10 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
     } = *job;
     let unit = options.timestamp_unit;
     let raw_bytes = Arc::new(AtomicU64::new(0));
-    let mut total = Inference::from_schema(base.clone(), unit);
+    let map_keys = options.map_key_threshold;
+    let mut total = Inference::from_schema(base.clone(), unit).with_map_threshold(map_keys);
     let mut lines = 0u64;
+    let mut line_bytes = 0u64;
     let mut invalid = 0u64;
     run_ordered(
         sources,
@@ -176,8 +193,9 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
         &raw_bytes,
         |piece| {
             let mut part = PartialInference {
-                inference: Inference::from_schema(base.clone(), unit),
+                inference: Inference::from_schema(base.clone(), unit).with_map_threshold(map_keys),
                 lines: 0,
+                line_bytes: 0,
                 invalid: 0,
             };
             match piece {
@@ -188,6 +206,7 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
                 Piece::Lines(chunk) => {
                     for (_, _, line) in chunk.lines() {
                         part.lines += 1;
+                        part.line_bytes += line.len() as u64 + 1;
                         if !infer_line(&mut part.inference, line, options.max_line_bytes) {
                             part.invalid += 1;
                         }
@@ -200,6 +219,7 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
             let part = item.map_err(|f| read_error(sources, f))?;
             total.merge(&part.inference);
             lines += part.lines;
+            line_bytes += part.line_bytes;
             invalid += part.invalid;
             progress.advance(raw_bytes.load(Ordering::Relaxed));
             Ok::<_, ConvertError>(Flow::Continue)
@@ -211,6 +231,7 @@ fn infer_parallel(job: &Job<'_>, from: usize, base: Schema) -> Result<Inferred, 
         case_variants: total.case_variants(),
         schema: total.into_schema(),
         lines,
+        line_bytes,
         invalid,
     })
 }

@@ -23,9 +23,12 @@ pub(crate) use driver::{sample_schema, widen_schema};
 
 use serde_json::value::RawValue;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use crate::schema::{fold_case, Field, FieldType, NumberFacts, Schema, TimestampUnit};
+use crate::schema::{
+    fold_case, Field, FieldType, NumberFacts, Schema, TimestampUnit, MAP_KEY_THRESHOLD,
+    MAX_NAME_BYTES,
+};
 use crate::timestamp::{looks_like_timestamp, parse_timestamp};
 
 /// What inferring one line did.
@@ -45,6 +48,8 @@ pub struct Inference {
     root: Node,
     unit: TimestampUnit,
     records: u64,
+    /// An object below the root with more distinct keys than this becomes a map.
+    map_threshold: usize,
 }
 
 /// The schema being inferred: [`FieldType`] with, per struct, an index of its field names
@@ -56,6 +61,8 @@ enum Node {
     Leaf(FieldType),
     Struct(StructNode),
     List(Box<Node>),
+    /// An object whose keys are data: one node holds what every value of every key was.
+    Map(Box<Node>),
 }
 
 /// The fields of an object, in the order they were first seen.
@@ -88,13 +95,15 @@ impl Node {
                 let mut node = StructNode::default();
                 for field in fields {
                     let index = node.slot(&field.name);
+                    // A given schema is rebuilt as it is: its structs do not collapse here.
                     node.fields[index]
                         .node
-                        .merge(&Node::from_type(field.field_type));
+                        .merge(&Node::from_type(field.field_type), usize::MAX);
                 }
                 Node::Struct(node)
             }
             FieldType::List(items) => Node::List(Box::new(Node::from_type(*items))),
+            FieldType::Map(values) => Node::Map(Box::new(Node::from_type(*values))),
             leaf => Node::Leaf(leaf),
         }
     }
@@ -111,19 +120,59 @@ impl Node {
                     .collect(),
             ),
             Node::List(items) => FieldType::List(Box::new(items.to_type(resolve))),
+            Node::Map(values) => FieldType::Map(Box::new(values.to_type(resolve))),
         }
     }
 
-    /// Widens `self` to hold every value of `other` (as [`FieldType::merge`]).
-    fn merge(&mut self, other: &Node) {
+    /// Widens `self` to hold every value of `other` (as [`FieldType::merge`]); a struct that
+    /// ends up with more than `map_threshold` fields becomes a map. Never called on the root
+    /// (see [`Inference::merge`]), which stays a struct.
+    fn merge(&mut self, other: &Node, map_threshold: usize) {
         match (&mut *self, other) {
             (_, Node::Leaf(FieldType::Null)) => {}
             (Node::Leaf(FieldType::Null), _) => *self = other.clone(),
-            (Node::Struct(mine), Node::Struct(theirs)) => mine.merge(theirs),
-            (Node::List(mine), Node::List(theirs)) => mine.merge(theirs),
+            (Node::Struct(mine), Node::Struct(theirs)) => {
+                mine.merge(theirs, map_threshold);
+                self.collapse_if_wide(map_threshold);
+            }
+            (Node::List(mine), Node::List(theirs)) => mine.merge(theirs, map_threshold),
+            (Node::Map(mine), Node::Map(theirs)) => mine.merge(theirs, map_threshold),
+            (Node::Map(mine), Node::Struct(theirs)) => {
+                for field in &theirs.fields {
+                    mine.merge(&field.node, map_threshold);
+                }
+            }
+            (Node::Struct(_), Node::Map(theirs)) => {
+                // Input order: this struct's values came first.
+                self.collapse(map_threshold);
+                if let Node::Map(mine) = self {
+                    mine.merge(theirs, map_threshold);
+                }
+            }
             (Node::Leaf(mine), Node::Leaf(theirs)) => mine.merge(theirs),
             _ => *self = Node::Leaf(FieldType::String),
         }
+    }
+
+    /// Turns a struct of more than `map_threshold` fields into a map.
+    fn collapse_if_wide(&mut self, map_threshold: usize) {
+        if matches!(self, Node::Struct(s) if s.fields.len() > map_threshold) {
+            self.collapse(map_threshold);
+        }
+    }
+
+    /// Turns a struct into a map whose value holds every field's values (in field order, so
+    /// that a struct among the values keeps its fields in input order). Frees the fields:
+    /// from here on, the object costs one value node however many keys it has.
+    fn collapse(&mut self, map_threshold: usize) {
+        let Node::Struct(node) = std::mem::replace(self, Node::Leaf(FieldType::Null)) else {
+            unreachable!("invariant: only structs collapse into maps")
+        };
+        let mut values = Node::Leaf(FieldType::Null);
+        for field in &node.fields {
+            values.merge(&field.node, map_threshold);
+        }
+        *self = Node::Map(Box::new(values));
     }
 
     fn case_variants(&self) -> u64 {
@@ -134,7 +183,7 @@ impl Node {
                 .iter()
                 .map(|f| f.variants.len() as u64 + f.node.case_variants())
                 .sum(),
-            Node::List(items) => items.case_variants(),
+            Node::List(items) | Node::Map(items) => items.case_variants(),
         }
     }
 }
@@ -175,13 +224,15 @@ impl StructNode {
         index
     }
 
-    fn merge(&mut self, other: &StructNode) {
+    /// Merges `other`'s fields into this struct's. The caller decides whether the result is
+    /// wide enough to become a map (the root never is).
+    fn merge(&mut self, other: &StructNode, map_threshold: usize) {
         for field in &other.fields {
             let index = self.slot(&field.name);
             for variant in &field.variants {
                 self.slot(variant);
             }
-            self.fields[index].node.merge(&field.node);
+            self.fields[index].node.merge(&field.node, map_threshold);
         }
     }
 }
@@ -198,7 +249,15 @@ impl Inference {
             root: Node::from_type(FieldType::Struct(schema.fields)),
             unit,
             records: 0,
+            map_threshold: MAP_KEY_THRESHOLD,
         }
+    }
+
+    /// Infers an object (below the top-level record) with more than `keys` distinct keys as a
+    /// map rather than a struct. Default: [`MAP_KEY_THRESHOLD`].
+    pub fn with_map_threshold(mut self, keys: usize) -> Self {
+        self.map_threshold = keys;
+        self
     }
 
     /// Number of lines that were valid records.
@@ -238,6 +297,8 @@ impl Inference {
                 let merged = MergeSeed {
                     target: &mut self.root,
                     unit: self.unit,
+                    map_threshold: self.map_threshold,
+                    root: true,
                 }
                 .deserialize(&mut de);
                 debug_assert!(merged.is_ok(), "a validated line merges");
@@ -250,7 +311,11 @@ impl Inference {
     /// Merges what another inference has seen. Merge inferences in input order: a field's
     /// name is its first spelling in that order (see [`Inference::case_variants`]).
     pub fn merge(&mut self, other: &Inference) {
-        self.root.merge(&other.root);
+        // The root stays a struct however many keys it has (it is bounded by the column cap).
+        match (&mut self.root, &other.root) {
+            (Node::Struct(mine), Node::Struct(theirs)) => mine.merge(theirs, self.map_threshold),
+            _ => unreachable!("invariant: the root of an inference is a struct"),
+        }
         self.records += other.records;
     }
 
@@ -308,7 +373,7 @@ impl Widenings {
                     Widenings::count(&f.field_type, into);
                 }
             }
-            FieldType::List(items) => Widenings::count(items, into),
+            FieldType::List(items) | FieldType::Map(items) => Widenings::count(items, into),
             _ => {}
         }
     }
@@ -330,6 +395,7 @@ fn to_facts(field_type: FieldType) -> FieldType {
                 .collect(),
         ),
         FieldType::List(items) => FieldType::List(Box::new(to_facts(*items))),
+        FieldType::Map(values) => FieldType::Map(Box::new(to_facts(*values))),
         other => other,
     }
 }
@@ -466,6 +532,22 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if let Node::Map(values) = self.expected {
+            // Keys are data: any key fits, but a repeated one (or one too long to be a name)
+            // makes the line invalid, which only the full check reports.
+            let mut keys: HashSet<String> = HashSet::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key.len() > MAX_NAME_BYTES || !keys.insert(fold_case(&key).into_owned()) {
+                    return self.fail();
+                }
+                map.next_value_seed(FitsSeed {
+                    expected: values,
+                    unit: self.unit,
+                    misfit: &mut *self.misfit,
+                })?;
+            }
+            return Ok(());
+        }
         let Node::Struct(node) = self.expected else {
             return self.fail();
         };
@@ -498,11 +580,14 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
 struct MergeSeed<'a> {
     target: &'a mut Node,
     unit: TimestampUnit,
+    map_threshold: usize,
+    /// The top-level record, which stays a struct however many keys it has.
+    root: bool,
 }
 
 impl MergeSeed<'_> {
     fn widen(self, seen: FieldType) {
-        self.target.merge(&Node::Leaf(seen));
+        self.target.merge(&Node::Leaf(seen), self.map_threshold);
     }
 
     fn conflict(self) {
@@ -588,10 +673,14 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
             while seq.next_element::<IgnoredAny>()?.is_some() {}
             return Ok(());
         };
+        let unit = self.unit;
+        let map_threshold = self.map_threshold;
         while seq
             .next_element_seed(MergeSeed {
-                target: items,
-                unit: self.unit,
+                target: &mut *items,
+                unit,
+                map_threshold,
+                root: false,
             })?
             .is_some()
         {}
@@ -602,16 +691,38 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
         if matches!(self.target, Node::Leaf(FieldType::Null)) {
             *self.target = Node::Struct(StructNode::default());
         }
-        let Node::Struct(node) = self.target else {
+        if !matches!(self.target, Node::Struct(_) | Node::Map(_)) {
             *self.target = Node::Leaf(FieldType::String);
             while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
             return Ok(());
-        };
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        }
+        // Keys into struct fields, until the struct grows past the threshold: then it becomes
+        // a map (its fields freed), and the rest of the keys go into the map's value.
+        while let Node::Struct(node) = &mut *self.target {
+            let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
+                return Ok(());
+            };
             let index = node.slot(&key);
+            let value = &mut node.fields[index].node;
             map.next_value_seed(MergeSeed {
-                target: &mut node.fields[index].node,
+                target: value,
                 unit: self.unit,
+                map_threshold: self.map_threshold,
+                root: false,
+            })?;
+            if !self.root {
+                self.target.collapse_if_wide(self.map_threshold);
+            }
+        }
+        let Node::Map(values) = &mut *self.target else {
+            unreachable!("invariant: a struct only ever turns into a map here")
+        };
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(MergeSeed {
+                target: values,
+                unit: self.unit,
+                map_threshold: self.map_threshold,
+                root: false,
             })?;
         }
         Ok(())
@@ -926,5 +1037,121 @@ mod tests {
         assert_eq!(inference.schema().fields.len(), 20_000);
         // Quadratic lookups took seconds here.
         assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+    }
+
+    fn infer_with_threshold(lines: &[String], keys: usize) -> Inference {
+        let mut inference = Inference::new(Microsecond).with_map_threshold(keys);
+        for line in lines {
+            assert_ne!(
+                inference.add_line(line.as_bytes()),
+                LineInference::Invalid,
+                "{line}"
+            );
+        }
+        inference
+    }
+
+    #[test]
+    fn objects_with_more_keys_than_the_threshold_become_maps_of_every_value() {
+        // Three keys stay a struct; the fourth distinct key (in another line) makes a map
+        // whose values hold ints, floats and structs seen before and after the switch.
+        let lines: Vec<String> = [
+            r#"{"id":1,"m":{"a":1,"b":2,"c":{"x":1}},"top":{"p":1,"q":2,"r":3}}"#,
+            r#"{"id":2,"m":{"a":1.5,"d":{"y":"s"}}}"#,
+            r#"{"id":3,"m":{"e":{"x":2}}}"#,
+        ]
+        .map(String::from)
+        .to_vec();
+        let schema = infer_with_threshold(&lines, 3).schema();
+        assert_eq!(
+            field(&schema, "m"),
+            FieldType::Map(Box::new(FieldType::String)),
+            "numbers and objects under one map conflict to string"
+        );
+        assert_eq!(field(&schema, "top").name(), "struct");
+        let lines: Vec<String> = (0..5)
+            .map(|i| format!(r#"{{"m":{{"k{i}":{{"n":{i},"t":["a"]}},"j{i}":{{"f":0.5}}}}}}"#))
+            .collect();
+        let schema = infer_with_threshold(&lines, 4).schema();
+        assert_eq!(
+            field(&schema, "m"),
+            FieldType::Map(Box::new(FieldType::Struct(vec![
+                Field::new("n", FieldType::Int64),
+                Field::new("t", FieldType::List(Box::new(FieldType::String))),
+                Field::new("f", FieldType::Float64),
+            ])))
+        );
+        // Lines that fit the map take the fast check; repeated keys in a map are no record.
+        let mut inference = infer_with_threshold(&lines, 4);
+        assert_eq!(
+            inference.add_line(br#"{"m":{"new":{"n":1},"other":{"f":0.5}}}"#),
+            LineInference::Fits
+        );
+        for bad in [
+            r#"{"m":{"a":{"n":1},"a":{"n":2}}}"#,
+            r#"{"m":{"A":{"n":1},"a":{"n":2}}}"#,
+        ] {
+            assert_eq!(inference.add_line(bad.as_bytes()), LineInference::Invalid);
+        }
+    }
+
+    #[test]
+    fn the_root_never_becomes_a_map_and_nested_objects_collapse_at_any_depth() {
+        let lines: Vec<String> = (0..10)
+            .map(|i| format!(r#"{{"c{i}":1,"a":{{"b":{{"k{i}":{{"v{i}":true}}}}}}}}"#))
+            .collect();
+        let schema = infer_with_threshold(&lines, 3).schema();
+        assert_eq!(schema.fields.len(), 11);
+        // `a.b` has ten keys (a map); its values' union has ten keys too (a map as well).
+        assert_eq!(
+            field(&schema, "a"),
+            FieldType::Struct(vec![Field::new(
+                "b",
+                FieldType::Map(Box::new(FieldType::Map(Box::new(FieldType::Boolean))))
+            )])
+        );
+    }
+
+    #[test]
+    fn maps_do_not_depend_on_how_the_input_was_split() {
+        let lines: Vec<String> = (0..12)
+            .map(|i| match i % 3 {
+                0 => format!(r#"{{"m":{{"k{i}":{i}}}}}"#),
+                1 => format!(r#"{{"m":{{"k{i}":{{"s":"x"}}}},"n":{{"a{i}":1}}}}"#),
+                _ => format!(r#"{{"m":{{"k{i}":null,"k{}":2.5}}}}"#, i + 100),
+            })
+            .collect();
+        let whole = infer_with_threshold(&lines, 5).schema();
+        assert_eq!(
+            field(&whole, "m"),
+            FieldType::Map(Box::new(FieldType::String))
+        );
+        assert_eq!(
+            field(&whole, "n").name(),
+            "struct",
+            "four keys stay a struct"
+        );
+        for split in 0..=lines.len() {
+            let mut total = Inference::new(Microsecond).with_map_threshold(5);
+            for part in [&lines[..split], &lines[split..]] {
+                total.merge(&infer_with_threshold(part, 5));
+            }
+            assert_eq!(total.schema(), whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_growing_struct_is_freed_once_it_becomes_a_map() {
+        // One line with many keys: the struct collapses while the line is read, so the
+        // inference holds one value node, not a field per key.
+        let keys: Vec<String> = (0..5000).map(|i| format!(r#""{i}":{{"v":{i}}}"#)).collect();
+        let line = format!(r#"{{"m":{{{}}}}}"#, keys.join(","));
+        let inference = infer_with_threshold(&[line], MAP_KEY_THRESHOLD);
+        let Node::Struct(root) = &inference.root else {
+            panic!("the root is a struct")
+        };
+        assert!(
+            matches!(&root.fields[0].node, Node::Map(values) if matches!(&**values, Node::Struct(s) if s.fields.len() == 1))
+        );
     }
 }

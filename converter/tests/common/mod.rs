@@ -194,6 +194,14 @@ pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> 
             }
             Value::Object(out)
         }
+        FieldType::Map(values) => Value::Object(
+            input
+                .as_object()
+                .expect("an object in a map column")
+                .iter()
+                .map(|(k, v)| (k.clone(), expected_value(v, values, ts)))
+                .collect(),
+        ),
         FieldType::List(items) => Value::Array(
             input
                 .as_array()
@@ -263,6 +271,21 @@ pub fn arrow_value(array: &ArrayRef, i: usize, ts: Timestamps) -> Value {
         DataType::List(_) => {
             let list = array.as_list::<i32>().value(i);
             Value::Array((0..list.len()).map(|j| arrow_value(&list, j, ts)).collect())
+        }
+        // Keys are unique in a map (repeated keys are rejected), so an object loses nothing.
+        DataType::Map(_, _) => {
+            let entries = array.as_map().value(i);
+            let keys = entries.column(0).as_string::<i32>();
+            Value::Object(
+                (0..entries.len())
+                    .map(|j| {
+                        (
+                            keys.value(j).to_string(),
+                            arrow_value(entries.column(1), j, ts),
+                        )
+                    })
+                    .collect(),
+            )
         }
         other => panic!("unexpected Arrow type {other}"),
     }

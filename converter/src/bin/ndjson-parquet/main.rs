@@ -28,7 +28,7 @@ use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
 use converter::input::{is_regular_file, FileSource, Source, SpooledSource, StreamSource};
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
 use converter::reject::RejectKind;
-use converter::schema::TimestampUnit;
+use converter::schema::{TimestampUnit, MAP_KEY_THRESHOLD};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Convert NDJSON (plain, gzip or zstd) to Parquet. Every input line ends up as a row or as a
@@ -85,6 +85,11 @@ struct ReadArgs {
     /// Unit of timestamps inferred from RFC 3339 strings.
     #[arg(long, value_enum, default_value_t = UnitArg::Us)]
     timestamp_unit: UnitArg,
+
+    /// Infer an object (below the top level) with more than N distinct keys as a
+    /// MAP<string, V> column instead of a struct with one column per key.
+    #[arg(long, value_name = "N", default_value_t = MAP_KEY_THRESHOLD as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    map_keys: u64,
 
     /// Longest accepted line (bytes; K, M, G, KiB, MiB, GiB suffixes allowed). Longer lines are
     /// rejected without being held in memory.
@@ -512,6 +517,7 @@ fn base_options(read: &ReadArgs) -> ConvertOptions {
             UnitArg::Ns => TimestampUnit::Nanosecond,
         },
         max_line_bytes: usize::try_from(read.max_line_bytes).unwrap_or(usize::MAX),
+        map_key_threshold: usize::try_from(read.map_keys).unwrap_or(usize::MAX),
         ..ConvertOptions::default()
     };
     if let Some(threads) = read.threads {
@@ -767,6 +773,16 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
             },
             widened.to_decimal,
             widened.to_text
+        );
+    }
+    let maps = summary.schema.map_columns();
+    if !maps.is_empty() {
+        eprintln!(
+            "  {} object column{} written as MAP<string, V>, {} keys being data: {}",
+            maps.len(),
+            if maps.len() == 1 { "" } else { "s" },
+            if maps.len() == 1 { "its" } else { "their" },
+            maps.join(", ")
         );
     }
     if summary.case_variants > 0 {
