@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step says when it starts, so a slow suite shows where its time goes.
+step() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
+
 # rust-toolchain.toml pins the toolchain the project is tested with. rustup cannot download
 # one here: when the machine's stable toolchain is that version under another name, give it
 # the pinned name (a link); if it is another version, run with it and say so loudly.
@@ -21,6 +24,7 @@ if [ ! -e "$toolchains/$channel-$host" ]; then
   fi
 fi
 
+step "Python packages and the AWS emulator"
 venv=.venv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
@@ -53,6 +57,7 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 # Incremental compilation caches are only useful to an edit-compile loop, and take gigabytes.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
+step "formatting"
 cargo fmt --all -- --check
 
 # Terraform, with no provider registry reachable: fmt when a terraform binary is present;
@@ -62,6 +67,7 @@ cargo fmt --all -- --check
 # npm (cached under target/provider-schemas), every argument against providers 5 and 6,
 # terraform validate of the examples and terraform test at plan time (each step skipped with a
 # loud "SKIPPED:" line when its tool is missing), and the checkers' own unit tests.
+step "Terraform checks"
 if command -v terraform > /dev/null; then
   terraform fmt -check -recursive terraform
   terraform fmt -check -recursive tests/terraform/plan
@@ -79,10 +85,15 @@ done
 .venv-hcl/bin/python tests/terraform/check_providers.py .
 .venv-hcl/bin/python tests/terraform/test_checks.py
 
-cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fault-injection seam only adds code (nothing is compiled out by it), so one pass with it
+# lints everything the default build has too.
+step "clippy"
+faults="manifest-builder/fault-injection,converter/fault-injection"
+cargo clippy --workspace --all-targets --locked --features "converter/aws,shared/fault-injection,$faults" -- -D warnings
 cargo clippy -p shared -p manifest-builder --no-default-features --all-targets --locked -- -D warnings
 # The README's first command, exactly as a newcomer types it (a bin added to the root package
 # once broke it unnoticed), and its output read back by an independent reader.
+step "quick start"
 quickstart=$(sed -n '/^## Quick start/,/^## Architecture/p' README.md | grep -m1 '^cargo run')
 echo "quick start: $quickstart"
 eval "$quickstart"
@@ -96,15 +107,15 @@ fi
 grep -q -- "--features aws" target/no-s3.txt || { cat target/no-s3.txt >&2; exit 1; }
 
 # AWS at the edges: the core builds with no AWS SDK, async runtime or Lambda runtime.
+step "dependency boundaries"
 ./scripts/check-dependencies.sh
 
 # Every criterion benchmark runs once (no measurement), so a benchmark that cannot run fails
 # here like a test; it reuses the release build above.
+step "benchmarks, once each"
 cargo bench -p ndjson-parquet-suite --benches --locked -- --test
 
-# The fault-injection seam is only compiled with its feature: lint and test it that way too.
-faults="manifest-builder/fault-injection,converter/fault-injection"
-cargo clippy -p shared -p manifest-builder -p converter --all-targets --locked --features "shared/fault-injection,$faults" -- -D warnings
+step "cargo test"
 cargo test --workspace --locked --features converter/aws
 cargo test -p shared --lib --locked --features fault-injection faults
 
@@ -115,6 +126,7 @@ cargo test -p shared --lib --locked --features fault-injection faults
 # random runs are for `cargo fuzz run` by hand (README, "Fuzzing"), and what they find goes into
 # the corpus. The invariants are converter/tests/invariants; `cargo test` above already
 # replayed the corpus on stable. A crash fails the suite and leaves its input in fuzz/artifacts.
+step "fuzzing"
 if rustup run nightly rustc --version > /dev/null 2>&1; then
   cargo install --locked --quiet cargo-fuzz --version 0.13.2 --root target/tools
   for run in convert:4000 decode:8000; do
@@ -133,6 +145,7 @@ fi
 # state machine Terraform renders, the binaries as Lambda processes, faults injected), which
 # writes its figures to tests/RELIABILITY.md.
 # The IAM evaluator (pinned npm packages) behind the end-to-end suite's IAM audit.
+step "end to end"
 (cd tests/iam && npm ci --silent --no-audit --no-fund)
 "$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
 cargo build --locked -p manifest-builder -p converter --features "$faults" --bin manifest-builder --bin converter-lambda
@@ -146,4 +159,6 @@ if ! command -v qemu-aarch64 > /dev/null && command -v apt-get > /dev/null && [ 
   (apt-get update -qq && apt-get install -y -qq qemu-user libc6-arm64-cross) > target/apt.log 2>&1 \
     || echo "qemu-user could not be installed (see target/apt.log)"
 fi
+step "Lambda packages"
 ./scripts/package-lambdas.sh
+step "done"
