@@ -12,8 +12,11 @@ use manifest_builder::config::BuilderConfig;
 use manifest_builder::handler::handle;
 use serde_json::{json, Value};
 use shared::aws::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::ledger::to_attributes;
+use shared::aws::DynamoLedger;
 use shared::aws::S3Blobs;
 use shared::aws::StepFunctions;
+use shared::ledger::item::Item;
 use shared::manifest::{parse_s3_url, ManifestDocument};
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
 use shared::tracking::{contract, TrackingStore};
@@ -243,6 +246,39 @@ async fn dynamodb_store_meets_the_contract() {
     let table = unique("contract");
     create_table(&client, &table).await.expect("table");
     contract::run_all(&DynamoTrackingStore::new(client, table), 1).await;
+}
+
+/// A ledger on a fresh table of its own, with the client that made it.
+async fn dynamo_ledger() -> (aws_sdk_dynamodb::Client, DynamoLedger) {
+    let config = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("ledger");
+    shared::aws::ledger::create_table(&client, &table)
+        .await
+        .expect("table");
+    (client.clone(), DynamoLedger::new(client, table))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_ledger_meets_the_contract() {
+    let (client, ledger) = dynamo_ledger().await;
+    let table = ledger.table().to_string();
+    // The contract plants items synchronously; the put runs on this multi-thread runtime,
+    // with the worker handed over to blocking meanwhile.
+    let plant = |item: Item| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(to_attributes(&item)))
+                    .send()
+                    .await
+                    .expect("plant a raw item");
+            });
+        });
+    };
+    shared::ledger::contract::run_all(&ledger, 1, plant).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
