@@ -20,7 +20,7 @@ use shared::aws::StepFunctions;
 use shared::ledger::item::{Item, Key};
 use shared::ledger::{
     Batch, BatchContents, BatchKey, Cut, Ledger, Manifest, ManifestChanges, ManifestState, Marker,
-    MarkerOutcome, MemoryLedger, OpenManifest, Poison, Ref, Shard, Version, VersionRef,
+    MarkerOutcome, MemoryLedger, OpenManifest, Poison, Ref, Shard, StoreError, Version, VersionRef,
 };
 use shared::manifest::{parse_s3_url, ManifestDocument};
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
@@ -289,6 +289,12 @@ async fn dynamodb_ledger_meets_the_contract() {
 /// Every kind of write the ledger makes, with fixed keys and times, so that two ledgers given
 /// it end with the same items.
 async fn every_kind_of_write<L: Ledger>(ledger: &L) {
+    let (shard, batch, versions) = track(ledger).await;
+    manifests_through_every_state(ledger, &shard, &batch, &versions).await;
+}
+
+/// A batch of three versions, their markers, and the shard's registry entry.
+async fn track<L: Ledger>(ledger: &L) -> (Shard, Batch, Vec<VersionRef>) {
     let shard = Shard {
         date: DatePrefix::parse("2026-11-30").expect("date"),
         number: 3,
@@ -339,6 +345,17 @@ async fn every_kind_of_write<L: Ledger>(ledger: &L) {
         .register_shard(&shard, 4_000_000_000)
         .await
         .expect("register");
+    (shard, batch, versions)
+}
+
+/// One manifest cut, started and completed; one cut, failed and released; then a supersede
+/// and a skip.
+async fn manifests_through_every_state<L: Ledger>(
+    ledger: &L,
+    shard: &Shard,
+    batch: &Batch,
+    versions: &[VersionRef],
+) {
     let manifest = |name: &str, after: Option<&BatchKey>, last: &BatchKey| Manifest {
         id: ManifestId::parse(name).expect("id"),
         shard: shard.clone(),
@@ -412,6 +429,24 @@ async fn every_kind_of_write<L: Ledger>(ledger: &L) {
         poison(&versions[1], "bad gzip"),
         poison(&versions[0], "last reason"),
     ];
+    let untracked = VersionRef {
+        key: "logs/never.ndjson".into(),
+        ..versions[0].clone()
+    };
+    let refused = ledger
+        .fail(
+            &second.id,
+            &running,
+            "poison",
+            &[poison(&untracked, "x")],
+            now,
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Malformed { detail, .. })
+            if detail.contains("logs/never.ndjson")),
+        "only the marker's condition failed: the version is named, {refused:?}"
+    );
     assert!(ledger
         .fail(&second.id, &running, "poison", &twice, now)
         .await
@@ -433,7 +468,7 @@ async fn every_kind_of_write<L: Ledger>(ledger: &L) {
         .await
         .expect("supersede"));
     assert!(ledger
-        .skip(&shard, Some(&retry_at), &retry.key)
+        .skip(shard, Some(&retry_at), &retry.key)
         .await
         .expect("skip"));
 }

@@ -283,6 +283,23 @@ enum Transaction {
 /// The cancellation reason DynamoDB gives an item whose condition was false.
 const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 
+/// Which items of a cancelled transaction of `items` writes were refused by their condition,
+/// from the cancellation reasons (one per item, in request order; code `None` for an item that
+/// was fine). `None` unless false conditions, and nothing else, cancelled it: a
+/// `TransactionConflict` (another transaction on one of the items), throttling or a validation
+/// error wrote nothing either, but says nothing about the conditions, so the caller must retry
+/// rather than take it for `false`.
+fn refused_by_conditions(codes: &[Option<&str>], items: usize) -> Option<Vec<bool>> {
+    let refused: Vec<bool> = codes
+        .iter()
+        .map(|code| *code == Some(CONDITION_FAILED))
+        .collect();
+    let only_conditions = codes
+        .iter()
+        .all(|code| matches!(code, None | Some("None") | Some(CONDITION_FAILED)));
+    (codes.len() == items && only_conditions && refused.contains(&true)).then_some(refused)
+}
+
 /// [`Ledger`] on a DynamoDB table with the layout of [`crate::ledger::item`].
 #[derive(Debug, Clone)]
 pub struct DynamoLedger {
@@ -382,6 +399,7 @@ impl DynamoLedger {
     /// transaction on one of the items, throttling, validation) is [`StoreError::Service`]:
     /// nothing was written and the caller may retry.
     async fn transact(&self, writes: Vec<Write>) -> Result<Transaction, StoreError> {
+        let count = writes.len();
         let items: Vec<TransactWriteItem> = writes
             .into_iter()
             .map(|w| w.transact(&self.table))
@@ -399,18 +417,13 @@ impl DynamoLedger {
         if let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
             error.as_service_error()
         {
-            // Per item of the request, in order: `None` for an item that was fine, else why.
-            let codes: Vec<&str> = cancelled
+            let codes: Vec<Option<&str>> = cancelled
                 .cancellation_reasons()
                 .iter()
-                .map(|reason| reason.code().unwrap_or("None"))
+                .map(|reason| reason.code())
                 .collect();
-            let refused = codes.contains(&CONDITION_FAILED)
-                && codes.iter().all(|c| *c == "None" || *c == CONDITION_FAILED);
-            if refused {
-                return Ok(Transaction::Refused(
-                    codes.iter().map(|c| *c == CONDITION_FAILED).collect(),
-                ));
+            if let Some(refused) = refused_by_conditions(&codes, count) {
+                return Ok(Transaction::Refused(refused));
             }
         }
         Err(self.service("TransactWriteItems")(error))
@@ -954,6 +967,30 @@ mod tests {
             AttributeValue::L(vec![AttributeValue::Null(true)]),
         )]);
         assert!(from_attributes(&nested).is_err());
+    }
+
+    #[test]
+    fn only_false_conditions_make_a_refusal() {
+        let refused = |codes: &[Option<&str>]| refused_by_conditions(codes, 3);
+        assert_eq!(
+            refused(&[Some("None"), Some("ConditionalCheckFailed"), None]),
+            Some(vec![false, true, false])
+        );
+        assert_eq!(
+            refused(&[
+                Some("ConditionalCheckFailed"),
+                Some("TransactionConflict"),
+                None
+            ]),
+            None,
+            "a conflict is retried, not taken for a false condition"
+        );
+        assert_eq!(refused(&[Some("None"), Some("None"), Some("None")]), None);
+        assert_eq!(
+            refused(&[Some("ConditionalCheckFailed")]),
+            None,
+            "reasons that do not match the request are not trusted"
+        );
     }
 
     #[test]
