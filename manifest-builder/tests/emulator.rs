@@ -3,6 +3,7 @@
 //! S3 notifications S3 really sends to SQS, and the real binary behind a Lambda Runtime API.
 //! Every test uses its own table, buckets, queue and state machine.
 
+use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -12,12 +13,19 @@ use manifest_builder::config::BuilderConfig;
 use manifest_builder::handler::handle;
 use serde_json::{json, Value};
 use shared::aws::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::ledger::{from_attributes, to_attributes};
+use shared::aws::DynamoLedger;
 use shared::aws::S3Blobs;
 use shared::aws::StepFunctions;
+use shared::ledger::item::{Item, Key};
+use shared::ledger::{
+    Batch, BatchContents, BatchKey, Cut, Ledger, Manifest, ManifestChanges, ManifestState, Marker,
+    MarkerOutcome, MemoryLedger, OpenManifest, Poison, Ref, Shard, StoreError, Version, VersionRef,
+};
 use shared::manifest::{parse_s3_url, ManifestDocument};
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
 use shared::tracking::{contract, TrackingStore};
-use shared::types::{DatePrefix, FileStatus, Timestamp};
+use shared::types::{ConversionResult, DatePrefix, FileStatus, ManifestId, Timestamp};
 
 struct Resources {
     s3: aws_sdk_s3::Client,
@@ -243,6 +251,274 @@ async fn dynamodb_store_meets_the_contract() {
     let table = unique("contract");
     create_table(&client, &table).await.expect("table");
     contract::run_all(&DynamoTrackingStore::new(client, table), 1).await;
+}
+
+/// A ledger on a fresh table of its own, with the client that made it.
+async fn dynamo_ledger() -> (aws_sdk_dynamodb::Client, DynamoLedger) {
+    let config = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = unique("ledger");
+    shared::aws::ledger::create_table(&client, &table)
+        .await
+        .expect("table");
+    (client.clone(), DynamoLedger::new(client, table))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_ledger_meets_the_contract() {
+    let (client, ledger) = dynamo_ledger().await;
+    let table = ledger.table().to_string();
+    // The contract plants items synchronously; the put runs on this multi-thread runtime,
+    // with the worker handed over to blocking meanwhile.
+    let plant = |item: Item| {
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                client
+                    .put_item()
+                    .table_name(&table)
+                    .set_item(Some(to_attributes(&item)))
+                    .send()
+                    .await
+                    .expect("plant a raw item");
+            });
+        });
+    };
+    shared::ledger::contract::run_all(&ledger, 1, plant).await;
+}
+
+/// Every kind of write the ledger makes, with fixed keys and times, so that two ledgers given
+/// it end with the same items.
+async fn every_kind_of_write<L: Ledger>(ledger: &L) {
+    let (shard, batch, versions) = track(ledger).await;
+    manifests_through_every_state(ledger, &shard, &batch, &versions).await;
+}
+
+/// A batch of three versions, their markers, and the shard's registry entry.
+async fn track<L: Ledger>(ledger: &L) -> (Shard, Batch, Vec<VersionRef>) {
+    let shard = Shard {
+        date: DatePrefix::parse("2026-11-30").expect("date"),
+        number: 3,
+    };
+    let batch = Batch {
+        shard: shard.clone(),
+        key: BatchKey::with_random(Timestamp(1_000), 7),
+        contents: BatchContents::Arrivals {
+            bucket: "in".into(),
+            refs: ["a", "b", "c"]
+                .iter()
+                .map(|key| Ref {
+                    key: format!("logs/{key}.ndjson"),
+                    version: Version::Sequencer("00AB".into()),
+                })
+                .collect(),
+        },
+        ttl: 4_000_000_000,
+    };
+    assert!(ledger.put_batch(&batch).await.expect("put_batch"));
+    assert!(!ledger.put_batch(&batch).await.expect("put_batch"));
+    let versions: Vec<VersionRef> = ["a", "b", "c"]
+        .iter()
+        .map(|key| VersionRef {
+            bucket: "in".into(),
+            key: format!("logs/{key}.ndjson"),
+            version: Version::Sequencer("00AB".into()),
+        })
+        .collect();
+    for version in &versions {
+        let marker = Marker {
+            version: version.clone(),
+            batch: batch.key.clone(),
+            date: shard.date.clone(),
+            size: 1_234,
+            etag: "e".into(),
+            attempts: 0,
+            last_error: None,
+            superseded: None,
+            ttl: 4_000_000_000,
+        };
+        assert_eq!(
+            ledger.put_marker(&marker).await.expect("put_marker"),
+            MarkerOutcome::Tracked
+        );
+    }
+    ledger
+        .register_shard(&shard, 4_000_000_000)
+        .await
+        .expect("register");
+    (shard, batch, versions)
+}
+
+/// One manifest cut, started and completed; one cut, failed and released; then a supersede
+/// and a skip.
+async fn manifests_through_every_state<L: Ledger>(
+    ledger: &L,
+    shard: &Shard,
+    batch: &Batch,
+    versions: &[VersionRef],
+) {
+    let manifest = |name: &str, after: Option<&BatchKey>, last: &BatchKey| Manifest {
+        id: ManifestId::parse(name).expect("id"),
+        shard: shard.clone(),
+        state: ManifestState::Starting,
+        after: after.cloned(),
+        last: last.clone(),
+        manifest_path: format!("s3://manifests/{name}.json"),
+        file_count: 3,
+        total_bytes: 3_702,
+        execution_arn: None,
+        result: None,
+        error: None,
+        created_at: Timestamp(2_000),
+        updated_at: Timestamp(2_000),
+        ttl: 4_000_000_000,
+    };
+    let first = manifest("m-1", None, &batch.key);
+    let open = |m: &Manifest| OpenManifest {
+        id: m.id.clone(),
+        created_at: m.created_at,
+    };
+    ledger.open(&open(&first)).await.expect("open");
+    assert!(ledger
+        .cut(&Cut {
+            manifest: first.clone()
+        })
+        .await
+        .expect("cut"));
+    let running = [ManifestState::Starting, ManifestState::Running];
+    let changes = ManifestChanges {
+        execution_arn: Some("arn:aws:states:us-east-1:1:execution:c:m-1".into()),
+    };
+    let now = Timestamp(3_000);
+    assert!(ledger
+        .advance(
+            &first.id,
+            &running[..1],
+            ManifestState::Running,
+            &changes,
+            now
+        )
+        .await
+        .expect("advance"));
+    let result = ConversionResult {
+        rows_written: 3,
+        output_keys: vec!["out/part-0.parquet".into()],
+        schema: Some("{}".into()),
+        ..ConversionResult::default()
+    };
+    assert!(ledger
+        .complete(&first.id, &running, &result, now)
+        .await
+        .expect("complete"));
+    ledger.close(&open(&first)).await.expect("close");
+
+    let retry_at = BatchKey::with_random(Timestamp(4_000), 9);
+    let second = manifest("m-2", Some(&batch.key), &retry_at);
+    ledger.open(&open(&second)).await.expect("open");
+    assert!(ledger
+        .cut(&Cut {
+            manifest: second.clone()
+        })
+        .await
+        .expect("cut"));
+    let poison = |version: &VersionRef, reason: &str| Poison {
+        version: version.clone(),
+        reason: reason.into(),
+    };
+    let twice = [
+        poison(&versions[0], "first reason"),
+        poison(&versions[1], "bad gzip"),
+        poison(&versions[0], "last reason"),
+    ];
+    let untracked = VersionRef {
+        key: "logs/never.ndjson".into(),
+        ..versions[0].clone()
+    };
+    let refused = ledger
+        .fail(
+            &second.id,
+            &running,
+            "poison",
+            &[poison(&untracked, "x")],
+            now,
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Malformed { detail, .. })
+            if detail.contains("logs/never.ndjson")),
+        "only the marker's condition failed: the version is named, {refused:?}"
+    );
+    assert!(ledger
+        .fail(&second.id, &running, "poison", &twice, now)
+        .await
+        .expect("fail"));
+    let retry = Batch {
+        shard: shard.clone(),
+        key: BatchKey::retry(Timestamp(5_000), &second.id),
+        contents: BatchContents::Retry {
+            manifest: second.id.clone(),
+        },
+        ttl: 4_000_000_000,
+    };
+    assert!(ledger
+        .release(&second.id, &retry, now)
+        .await
+        .expect("release"));
+    assert!(ledger
+        .supersede(&versions[2], "gone")
+        .await
+        .expect("supersede"));
+    assert!(ledger
+        .skip(shard, Some(&retry_at), &retry.key)
+        .await
+        .expect("skip"));
+}
+
+/// Every item of `table`, read back through the neutral layout.
+async fn scan(client: &aws_sdk_dynamodb::Client, table: &str) -> BTreeMap<Key, Item> {
+    let mut items = BTreeMap::new();
+    let mut start = None;
+    loop {
+        let output = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        for attributes in output.items() {
+            let item = from_attributes(attributes).expect("a neutral item");
+            let part = |name: &str| match item.get(name) {
+                Some(shared::ledger::item::Value::S(text)) => text.clone(),
+                _ => panic!("{name} is not a string"),
+            };
+            items.insert((part("pk"), part("sk")), item);
+        }
+        match output.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return items,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_ledger_leaves_the_items_the_memory_ledger_leaves() {
+    let (client, dynamo) = dynamo_ledger().await;
+    let memory = MemoryLedger::new();
+    every_kind_of_write(&memory).await;
+    every_kind_of_write(&dynamo).await;
+    let stored = scan(&client, dynamo.table()).await;
+    let expected = memory.items();
+    // Three markers, the batch and the retry batch, the cursor, two manifests, the second's
+    // open entry (the first was closed), the shard's registry entry.
+    assert_eq!(expected.len(), 10, "{:?}", expected.keys());
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (key, item) in &expected {
+        assert_eq!(&stored[key], item, "{key:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

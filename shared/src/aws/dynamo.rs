@@ -19,11 +19,11 @@ use std::future::Future;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::ConditionalWriteError;
 use crate::table::attr::*;
 use crate::table::{
     Index, Projection, INDEXES, ITEM_TYPE_FILE, ITEM_TYPE_MANIFEST, KEY_ATTRIBUTES, OPEN_MANIFESTS,
@@ -41,25 +41,6 @@ pub const PENDING_INDEX: &str = PENDING_FILES.name;
 pub const OPEN_MANIFESTS_INDEX: &str = OPEN_MANIFESTS.name;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// The error of a conditional write (`PutItem`, `UpdateItem`).
-trait ConditionalWriteError: ProvideErrorMetadata + std::error::Error + 'static {
-    /// Whether DynamoDB refused the write because its condition was false
-    /// (`ConditionalCheckFailedException`).
-    fn condition_failed(&self) -> bool;
-}
-
-impl ConditionalWriteError for PutItemError {
-    fn condition_failed(&self) -> bool {
-        self.is_conditional_check_failed_exception()
-    }
-}
-
-impl ConditionalWriteError for UpdateItemError {
-    fn condition_failed(&self) -> bool {
-        self.is_conditional_check_failed_exception()
-    }
-}
 
 /// Reads a paged `Query` or `Scan`, following `LastEvaluatedKey` until the last page, and hands
 /// each page's items to `take`. `read` sends one request from the given start key (none for the

@@ -1,15 +1,18 @@
 //! The AWS edge (feature `aws`): SDK configuration and clients, and the AWS implementations
 //! of the store traits: [`s3::S3Blobs`] ([`crate::blobs::BlobStore`]), [`sfn::StepFunctions`]
-//! ([`crate::orchestrator::Orchestrator`]) and [`crate::aws::dynamo::DynamoTrackingStore`]
-//! ([`crate::tracking::TrackingStore`]). Nothing else in this crate names the AWS SDK.
+//! ([`crate::orchestrator::Orchestrator`]), [`crate::aws::dynamo::DynamoTrackingStore`]
+//! ([`crate::tracking::TrackingStore`]) and [`ledger::DynamoLedger`] ([`crate::ledger::Ledger`]).
+//! Nothing else in this crate names the AWS SDK.
 //!
 //! The binaries build every client here, so that the end-to-end suite's fault injection
 //! (feature `fault-injection`, `shared::faults`) reaches every AWS call they make.
 
 pub mod dynamo;
+pub mod ledger;
 pub mod s3;
 pub mod sfn;
 
+pub use ledger::DynamoLedger;
 pub use s3::S3Blobs;
 pub use sfn::StepFunctions;
 
@@ -81,6 +84,32 @@ where
         other => aws_sdk_dynamodb::error::DisplayErrorContext(other).to_string(),
     }
 }
+
+/// The error of a conditional write (`PutItem`, `UpdateItem`, `DeleteItem`), for the DynamoDB
+/// stores' one helper that turns a refused condition into `false`.
+pub(crate) trait ConditionalWriteError:
+    aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static
+{
+    /// Whether DynamoDB refused the write because its condition was false
+    /// (`ConditionalCheckFailedException`).
+    fn condition_failed(&self) -> bool;
+}
+
+macro_rules! conditional_write_error {
+    ($($error:ty),+) => {$(
+        impl ConditionalWriteError for $error {
+            fn condition_failed(&self) -> bool {
+                self.is_conditional_check_failed_exception()
+            }
+        }
+    )+};
+}
+
+conditional_write_error!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError
+);
 
 /// The server-side encryption every object this pipeline writes carries: SSE-KMS under the
 /// configured key with an S3 Bucket Key (one KMS call per bucket and key instead of one per

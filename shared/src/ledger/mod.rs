@@ -1,7 +1,7 @@
 //! The ledger: tracking version 2 (`docs/TRACKING.md`), exactly once per object version at
 //! about one DynamoDB write unit per file. Stage 1 of that plan: the store trait, its layout,
 //! an in-memory implementation that bills every request as DynamoDB would, and the contract
-//! suite. The builder, the sweep and the converter still use [`crate::tracking`]; they move
+//! suite; the DynamoDB implementation is `aws::ledger::DynamoLedger` (feature `aws`). The builder, the sweep and the converter still use [`crate::tracking`]; they move
 //! here in the next stages.
 //!
 //! # Model
