@@ -27,8 +27,9 @@
 //!   manifest into its shard, after the cursor, so its versions are cut again.
 //!
 //! Which refs of a batch a manifest holds is decided when it is cut, by reading the markers: a
-//! ref counts when its marker names the batch the ref came from ([`Ref::origin`]) and the
-//! version is neither superseded nor failed. A retry batch stands for the whole range of the
+//! ref counts when its marker names the batch the ref came from (the arrival batch itself, or,
+//! expanding a retry batch, the batch of the released range it was read from) and the version
+//! is neither superseded nor failed. A retry batch stands for the whole range of the
 //! manifest it names (expanded by reading those batches again), so a retry costs one small item
 //! however many files the manifest had.
 //!
