@@ -242,8 +242,53 @@ fn orchestrator_fault(operation: &'static str) -> OrchestratorError {
 // ---------------------------------------------------------------------------------------------
 // The stores, with faults
 
+/// A defect put back on purpose: the simulation must catch each one (`every_mutation_is_caught`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mutation {
+    /// A marker write does not check for an existing marker: a repeated delivery takes the
+    /// version over, so two batches own it (the same version tracked twice, defect 8's class).
+    MarkersOverwritten,
+    /// A cut does not compare the cursor: two cutters take the same batches.
+    CutIgnoresCursor,
+    /// Completion does not check the manifest's state, and failed manifests are released at
+    /// once: a converter that outlived its execution completes a manifest the sweep already
+    /// released (defect 5). Either guard alone suffices: with release waiting out every
+    /// converter, a late completion can only find the manifest `failed`, and completing it then
+    /// converts its versions once, as if it had not failed.
+    CompleteIgnoresState,
+    /// Release does not check the state: two sweeps release one manifest twice (defect 7).
+    ReleaseIgnoresState,
+    /// Failed manifests are released at once, while a converter of theirs may still write
+    /// parts (defect 6's class).
+    ReleaseAtOnce,
+    /// The sweep never reconciles running manifests with their executions: one whose execution
+    /// was aborted, or whose `MarkFailed` failed, stays open for ever (defect 3).
+    NoReconcile,
+}
+
+impl Mutation {
+    const ALL: [Mutation; 6] = [
+        Mutation::MarkersOverwritten,
+        Mutation::CutIgnoresCursor,
+        Mutation::CompleteIgnoresState,
+        Mutation::ReleaseIgnoresState,
+        Mutation::ReleaseAtOnce,
+        Mutation::NoReconcile,
+    ];
+}
+
+/// The ledger as the parties see it: the memory ledger behind the simulation's faults, and,
+/// when a mutation is on, with one of its guarantees broken.
 #[derive(Clone)]
-struct SimLedger(Arc<MemoryLedger>, Shared);
+struct SimLedger(Arc<MemoryLedger>, Shared, Option<Mutation>);
+
+const EVERY_STATE: [ManifestState; 5] = [
+    ManifestState::Starting,
+    ManifestState::Running,
+    ManifestState::Completed,
+    ManifestState::Failed,
+    ManifestState::Released,
+];
 
 macro_rules! ledger_call {
     ($self:ident, $op:literal, $call:expr) => {
@@ -256,6 +301,13 @@ impl Ledger for SimLedger {
         ledger_call!(self, "put_batch", self.0.put_batch(batch))
     }
     async fn put_marker(&self, marker: &Marker) -> Result<MarkerOutcome, StoreError> {
+        if self.2 == Some(Mutation::MarkersOverwritten) {
+            let call = async {
+                self.0.insert_raw(shared::ledger::item::marker_item(marker));
+                Ok(MarkerOutcome::Tracked)
+            };
+            return ledger_call!(self, "put_marker", call);
+        }
         ledger_call!(self, "put_marker", self.0.put_marker(marker))
     }
     async fn register_shard(&self, shard: &Shard, ttl: i64) -> Result<(), StoreError> {
@@ -280,6 +332,18 @@ impl Ledger for SimLedger {
         ledger_call!(self, "markers", self.0.markers(versions))
     }
     async fn cut(&self, cut: &Cut) -> Result<bool, StoreError> {
+        if self.2 == Some(Mutation::CutIgnoresCursor) {
+            let call = async {
+                let mut cut = cut.clone();
+                cut.manifest.after = self
+                    .0
+                    .cursor(&cut.manifest.shard)
+                    .await?
+                    .map(|c| c.position);
+                self.0.cut(&cut).await
+            };
+            return ledger_call!(self, "cut", call);
+        }
         ledger_call!(self, "cut", self.0.cut(cut))
     }
     async fn skip(
@@ -323,6 +387,10 @@ impl Ledger for SimLedger {
         result: &ConversionResult,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let expected = match self.2 {
+            Some(Mutation::CompleteIgnoresState) => &EVERY_STATE[..],
+            _ => expected,
+        };
         ledger_call!(self, "complete", self.0.complete(id, expected, result, now))
     }
     async fn fail(
@@ -341,6 +409,19 @@ impl Ledger for SimLedger {
         retry: &Batch,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        if self.2 == Some(Mutation::ReleaseIgnoresState) {
+            let call = async {
+                // Whatever its state, the manifest is released again (a new retry batch).
+                if let Some(mut m) = self.0.manifest(id).await? {
+                    if m.state == ManifestState::Released {
+                        m.state = ManifestState::Failed;
+                        self.0.insert_raw(shared::ledger::item::manifest_item(&m));
+                    }
+                }
+                self.0.release(id, retry, now).await
+            };
+            return ledger_call!(self, "release", call);
+        }
         ledger_call!(self, "release", self.0.release(id, retry, now))
     }
     async fn supersede(&self, version: &VersionRef, reason: &str) -> Result<bool, StoreError> {
@@ -444,6 +525,7 @@ struct World {
     blobs: Arc<MemoryBlobs>,
     batching: Arc<Pipeline>,
     config: BatchingConfig,
+    mutation: Option<Mutation>,
 }
 
 /// What a run is for.
@@ -497,9 +579,16 @@ fn config(rng: &mut Rng) -> BatchingConfig {
 }
 
 impl World {
-    fn new(seed: u64, profile: Profile, trace: bool) -> World {
+    fn new(seed: u64, profile: Profile, mutation: Option<Mutation>, trace: bool) -> World {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut config = config(&mut rng);
+        match mutation {
+            Some(Mutation::ReleaseAtOnce | Mutation::CompleteIgnoresState) => {
+                config.release_after_seconds = 0;
+            }
+            Some(Mutation::NoReconcile) => config.reconcile_after_seconds = i64::MAX / 4,
+            _ => {}
+        }
         if profile == Profile::Cost {
             config.max_files = 500;
             config.max_bytes = 1 << 40;
@@ -530,7 +619,7 @@ impl World {
         let ids = Arc::new(Mutex::new(Rng(seed.wrapping_add(0x5151) | 1)));
         let batching = Arc::new(
             Batching::new(
-                SimLedger(Arc::clone(&ledger), Arc::clone(&sim)),
+                SimLedger(Arc::clone(&ledger), Arc::clone(&sim), mutation),
                 SimBlobs(Arc::clone(&blobs), Arc::clone(&sim)),
                 SimStepFunctions(Arc::clone(&sim)),
                 config.clone(),
@@ -543,6 +632,7 @@ impl World {
             blobs,
             batching,
             config,
+            mutation,
         }
     }
 
@@ -714,7 +804,7 @@ enum AttemptError {
 /// `LAMBDA_TIMEOUT`, which it may outlive its execution to reach.
 async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), AttemptError> {
     let sim = &world.sim;
-    let ledger = SimLedger(Arc::clone(&world.ledger), Arc::clone(sim));
+    let ledger = SimLedger(Arc::clone(&world.ledger), Arc::clone(sim), world.mutation);
     let blobs = SimBlobs(Arc::clone(&world.blobs), Arc::clone(sim));
     let started = lock(sim).now;
     let retryable = |_| AttemptError::Retryable;
@@ -884,7 +974,11 @@ async fn workflow(world: Arc<World>, name: String) {
     }
     // MarkFailed: retried six times by the definition; a fault here stands for all of them
     // failing.
-    let ledger = SimLedger(Arc::clone(&world.ledger), Arc::clone(&world.sim));
+    let ledger = SimLedger(
+        Arc::clone(&world.ledger),
+        Arc::clone(&world.sim),
+        world.mutation,
+    );
     let now = lock(&world.sim).now;
     let open = [ManifestState::Starting, ManifestState::Running];
     let _ = ledger
@@ -917,7 +1011,16 @@ struct Task {
 /// Runs the world from `seed` to quiescence (or the time bound) and checks the invariants;
 /// with `trace`, what happened is written to `target/simulation-<seed>.log`.
 fn run(seed: u64, profile: Profile, trace: bool) -> Result<Outcome, String> {
-    let world = Arc::new(World::new(seed, profile, trace));
+    run_mutated(seed, profile, None, trace)
+}
+
+fn run_mutated(
+    seed: u64,
+    profile: Profile,
+    mutation: Option<Mutation>,
+    trace: bool,
+) -> Result<Outcome, String> {
+    let world = Arc::new(World::new(seed, profile, mutation, trace));
     let result = simulate(&world, profile == Profile::Hazards);
     if let Some(lines) = lock(&world.sim).trace.take() {
         let path = format!(
@@ -1368,4 +1471,25 @@ fn without_faults_tracking_costs_about_one_write_unit_per_version() {
         (1.0..=1.1).contains(&per_version),
         "write units per version: {per_version:.3}, by kind {by_kind:?}"
     );
+}
+
+#[test]
+fn every_mutation_is_caught() {
+    // Each defect, put back, must make some seed fail an invariant (or never settle).
+    let mut unnoticed = Vec::new();
+    for mutation in Mutation::ALL {
+        let caught = (0..60).find_map(|seed| {
+            run_mutated(seed, Profile::Hazards, Some(mutation), false)
+                .err()
+                .map(|e| (seed, e))
+        });
+        match caught {
+            Some((seed, error)) => {
+                let first_line = error.lines().next().unwrap_or_default();
+                eprintln!("{mutation:?}: caught by seed {seed}: {first_line}");
+            }
+            None => unnoticed.push(mutation),
+        }
+    }
+    assert!(unnoticed.is_empty(), "unnoticed in 60 seeds: {unnoticed:?}");
 }
