@@ -224,6 +224,24 @@ impl MemoryLedger {
         })
     }
 
+    /// A listing's page: what parses, and the rest as [`Unreadable`] (never an error).
+    fn page<T>(
+        &self,
+        items: &[Item],
+        next: Option<String>,
+        parse: impl Fn(&Reader<'_>) -> Result<T, StoreError>,
+    ) -> Page<T> {
+        let mut page = Page::new(next);
+        for item in items {
+            let reader = Reader::new(&self.name, item);
+            match parse(&reader) {
+                Ok(value) => page.items.push(value),
+                Err(e) => page.unreadable.push(unreadable(&reader, &e)),
+            }
+        }
+        page
+    }
+
     fn manifest_in(&self, state: &State, id: &ManifestId) -> Result<Option<Manifest>, StoreError> {
         state
             .get(&item::manifest_key(id))
@@ -325,15 +343,7 @@ impl Ledger for MemoryLedger {
 
     async fn shards(&self, after: Option<&str>, limit: usize) -> Result<Page<Shard>, StoreError> {
         let (items, next) = self.with(|s| s.query(item::SHARDS_PK, after, None, limit));
-        let mut page = Page::new(next);
-        for item in &items {
-            let reader = Reader::new(&self.name, item);
-            match reader.shard() {
-                Ok(shard) => page.items.push(shard),
-                Err(e) => page.unreadable.push(unreadable(&reader, &e)),
-            }
-        }
-        Ok(page)
+        Ok(self.page(&items, next, |reader| reader.shard()))
     }
 
     async fn cursor(&self, shard: &Shard) -> Result<Option<Cursor>, StoreError> {
@@ -363,15 +373,7 @@ impl Ledger for MemoryLedger {
                 limit,
             )
         });
-        let mut page = Page::new(next);
-        for item in &items {
-            let reader = Reader::new(&self.name, item);
-            match reader.batch(shard) {
-                Ok(batch) => page.items.push(batch),
-                Err(e) => page.unreadable.push(unreadable(&reader, &e)),
-            }
-        }
-        Ok(page)
+        Ok(self.page(&items, next, |reader| reader.batch(shard)))
     }
 
     async fn markers(&self, versions: &[VersionRef]) -> Result<Vec<Option<Marker>>, StoreError> {
@@ -652,15 +654,7 @@ impl Ledger for MemoryLedger {
     ) -> Result<Page<OpenManifest>, StoreError> {
         let pk = item::open_pk(partition);
         let (items, next) = self.with(|s| s.query(&pk, after, None, limit));
-        let mut page = Page::new(next);
-        for item in &items {
-            let reader = Reader::new(&self.name, item);
-            match reader.open_manifest() {
-                Ok(open) => page.items.push(open),
-                Err(e) => page.unreadable.push(unreadable(&reader, &e)),
-            }
-        }
-        Ok(page)
+        Ok(self.page(&items, next, |reader| reader.open_manifest()))
     }
 }
 
