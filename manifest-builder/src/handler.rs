@@ -1,14 +1,44 @@
-//! The Lambda adapter: tells an SQS batch from a scheduled sweep by the event's shape and
-//! turns the outcome into the response Lambda expects. No business logic lives here.
+//! The Lambda adapter: tells an SQS batch from a scheduled sweep by the event's shape, turns
+//! S3 notifications into [`Arrival`]s for [`Batching::track`], cuts the shards it touched,
+//! and turns the outcome into the response Lambda expects (`batchItemFailures`). The protocol
+//! itself lives in [`crate::batching`].
+
+use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
 use shared::blobs::BlobStore;
+use shared::events::{date_prefix_for, parse_body, Body};
+use shared::ledger::{Ledger, Shard, VersionRef};
 use shared::metrics::Metrics;
 use shared::orchestrator::Orchestrator;
-use shared::tracking::TrackingStore;
 use shared::types::Timestamp;
+use tracing::{debug, error, info, warn};
 
-use crate::builder::{ManifestBuilder, Message};
+use crate::batching::{self, Arrival, Batching};
+use crate::config::RecordFilter;
+
+/// Metric names (EMF) of the adapter; the protocol's are [`batching::metric`].
+pub mod metric {
+    /// Records skipped (not ObjectCreated, suffix not tracked, test events).
+    pub const SKIPPED: &str = "RecordsSkipped";
+    /// Messages reported as batch item failures (delivered again, then to the DLQ).
+    pub const FAILED_MESSAGES: &str = "MessagesFailed";
+    /// Shards whose cut after tracking failed (the next delivery or the sweep cuts them).
+    pub const CUT_ERRORS: &str = "CutErrors";
+}
+
+/// The function name in the metrics.
+pub const FUNCTION: &str = "manifest-builder";
+
+/// One SQS message, as the handler hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// SQS message id (the `itemIdentifier` of a batch item failure).
+    pub message_id: String,
+    /// The raw SQS body: an S3 event notification, possibly wrapped in SNS, or S3's test
+    /// event ([`parse_body`] reads it).
+    pub body: String,
+}
 
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,44 +92,230 @@ pub fn classify(event: &Value) -> Result<Invocation, UnknownEvent> {
     Err(UnknownEvent("neither an SQS batch nor a scheduled sweep"))
 }
 
-/// Handles one invocation; returns the Lambda response and the invocation's metrics.
-pub async fn handle<S, O, B>(
-    builder: &ManifestBuilder<S, O, B>,
-    event: &Value,
-    now: Timestamp,
-) -> Result<(Value, Metrics), UnknownEvent>
-where
-    S: TrackingStore,
-    O: Orchestrator,
-    B: BlobStore,
-{
-    match classify(event)? {
-        Invocation::Batch(messages) => {
-            let outcome = builder.process_batch(&messages, now).await;
-            let failures: Vec<Value> = outcome
-                .failed_message_ids
-                .iter()
-                .map(|id| json!({"itemIdentifier": id}))
-                .collect();
-            let metrics = outcome
-                .metrics
-                .unwrap_or_else(|| Metrics::new("manifest-builder"));
-            Ok((json!({"batchItemFailures": failures}), metrics))
+/// The shard number of an invocation: a hash of its request id (FNV-1a, fixed), so that
+/// concurrent invocations spread their batch writes over the shards. [`Batching::track`] takes
+/// it modulo the configured shard count.
+pub fn shard_number(request_id: &str) -> u16 {
+    let hash = request_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % u64::from(u16::MAX)) as u16
+}
+
+/// The invocation's circumstances.
+pub struct Context<'a> {
+    /// Lambda's request id (chooses the shard).
+    pub request_id: &'a str,
+    /// The time the invocation started.
+    pub now: Timestamp,
+    /// Whether the sweep may start another step (its time budget).
+    pub time_left: &'a dyn Fn() -> bool,
+}
+
+/// The builder: the protocol over its stores, and which records it tracks. Created once per
+/// process.
+pub struct Builder<L, B, O> {
+    /// Track, cut, sweep.
+    pub batching: Batching<L, B, O>,
+    /// Which records are tracked, under which date.
+    pub records: RecordFilter,
+}
+
+/// What one message holds: the arrivals to track, and whether it must be delivered again
+/// whatever tracking them does (its body or a record could not be read).
+struct Parsed {
+    arrivals: Vec<Arrival>,
+    unreadable: bool,
+}
+
+impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
+    /// Handles one invocation; returns the Lambda response and the invocation's metrics.
+    pub async fn handle(
+        &self,
+        event: &Value,
+        context: &Context<'_>,
+    ) -> Result<(Value, Metrics), UnknownEvent> {
+        let mut metrics = Metrics::new(FUNCTION);
+        match classify(event)? {
+            Invocation::Batch(messages) => {
+                let shard = shard_number(context.request_id);
+                // Boxed, as the sweep below: the protocol's futures nest deeply, and a boxed one
+                // keeps the Lambda runtime's future within the compiler's layout depth.
+                let failed =
+                    Box::pin(self.process_batch(&messages, shard, context.now, &mut metrics)).await;
+                let failures: Vec<Value> = failed
+                    .iter()
+                    .map(|id| json!({"itemIdentifier": id}))
+                    .collect();
+                Ok((json!({"batchItemFailures": failures}), metrics))
+            }
+            Invocation::Sweep => {
+                let report = Box::pin(self.batching.sweep(
+                    context.now,
+                    context.time_left,
+                    &mut metrics,
+                ))
+                .await;
+                info!(
+                    started = report.started,
+                    reconciled = report.reconciled,
+                    released = report.released,
+                    cut = report.cut,
+                    unreadable = report.unreadable,
+                    errors = report.errors,
+                    out_of_time = report.out_of_time,
+                    "sweep done"
+                );
+                let report = serde_json::to_value(report).expect("invariant: reports serialize");
+                Ok((report, metrics))
+            }
         }
-        Invocation::Sweep => {
-            let mut metrics = Metrics::new("manifest-builder");
-            let report = builder.sweep(now, &mut metrics).await;
-            Ok((
-                serde_json::to_value(report).expect("invariant: reports serialize"),
-                metrics,
-            ))
+    }
+
+    /// Tracks every arrival of a batch of SQS messages in shard `shard` (one batch item per
+    /// date and bucket for the whole invocation), then cuts the shards it touched. Returns
+    /// the ids of the messages to report as failed: a message fails when its body or one of
+    /// its records is unreadable, or one of its versions was not durably tracked. Cutting
+    /// never fails a message (the next delivery or the sweep cuts again).
+    pub async fn process_batch(
+        &self,
+        messages: &[Message],
+        shard: u16,
+        now: Timestamp,
+        metrics: &mut Metrics,
+    ) -> Vec<String> {
+        let parsed: Vec<Parsed> = messages
+            .iter()
+            .map(|m| self.parse(m, now, metrics))
+            .collect();
+        let arrivals: Vec<Arrival> = parsed
+            .iter()
+            .flat_map(|p| p.arrivals.iter().cloned())
+            .collect();
+        let results = self.batching.track(shard, &arrivals, now, metrics).await;
+        let mut failed = Vec::new();
+        let mut touched = BTreeSet::new();
+        let mut results = results.into_iter();
+        for (message, parsed) in messages.iter().zip(&parsed) {
+            let mut ok = !parsed.unreadable;
+            for arrival in &parsed.arrivals {
+                match results.next() {
+                    Some(Ok(_)) => {
+                        touched.insert(Shard {
+                            date: arrival.date.clone(),
+                            number: shard % self.batching.config.shards.max(1),
+                        });
+                    }
+                    Some(Err(e)) => {
+                        warn!(message_id = %message.message_id, date_prefix = %arrival.date, error = %e, "version not tracked; the message will be delivered again");
+                        ok = false;
+                    }
+                    None => unreachable!("invariant: track answers every arrival"),
+                }
+            }
+            if !ok {
+                failed.push(message.message_id.clone());
+            }
         }
+        metrics.count(metric::FAILED_MESSAGES, failed.len() as u64);
+        for shard in &touched {
+            match self.batching.cut(shard, now, metrics).await {
+                Ok(report) if !report.manifests.is_empty() => {
+                    info!(shard = %shard, manifests = report.manifests.len(), files = report.files, "manifests cut");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    metrics.count(metric::CUT_ERRORS, 1);
+                    warn!(shard = %shard, error = %e, "shard not cut; the next delivery or the sweep cuts it");
+                }
+            }
+        }
+        info!(
+            messages = messages.len(),
+            failed = failed.len(),
+            shard,
+            tracked = metrics.get(batching::metric::VERSIONS_TRACKED),
+            duplicates = metrics.get(batching::metric::DUPLICATES),
+            skipped = metrics.get(metric::SKIPPED),
+            "batch processed"
+        );
+        failed
+    }
+
+    /// The arrivals of one message. Object keys are logged at DEBUG only.
+    fn parse(&self, message: &Message, now: Timestamp, metrics: &mut Metrics) -> Parsed {
+        let mut parsed = Parsed {
+            arrivals: Vec::new(),
+            unreadable: false,
+        };
+        let records = match parse_body(&message.body) {
+            Ok(Body::TestEvent) => {
+                metrics.count(metric::SKIPPED, 1);
+                info!(message_id = %message.message_id, reason = "s3:TestEvent", "message skipped");
+                return parsed;
+            }
+            Ok(Body::Records(records)) => records,
+            Err(e) => {
+                error!(message_id = %message.message_id, error = %e, "unreadable message; it will go to the dead-letter queue after its retries");
+                parsed.unreadable = true;
+                return parsed;
+            }
+        };
+        for record in records {
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    error!(message_id = %message.message_id, error = %e, "unreadable event record");
+                    parsed.unreadable = true;
+                    continue;
+                }
+            };
+            let skip = if !record.is_object_created() {
+                Some("not an ObjectCreated event")
+            } else if !self.records.tracks_key(&record.object.key) {
+                Some("key suffix not tracked")
+            } else {
+                None
+            };
+            if let Some(reason) = skip {
+                metrics.count(metric::SKIPPED, 1);
+                info!(message_id = %message.message_id, reason, event = %record.event_name, "record skipped");
+                debug!(reason, key = %record.object.key, "record skipped");
+                continue;
+            }
+            // S3's event time, the same in every delivery of the event: a redelivery tracks
+            // under the same date (and finds its marker first anyway).
+            let date = date_prefix_for(
+                &record.object.key,
+                record.event_time.unwrap_or(now),
+                self.records.date_prefix_pattern.as_ref(),
+            );
+            let version = record.version();
+            debug!(date_prefix = %date, key = %record.object.key, size = record.object.size, "arrival");
+            parsed.arrivals.push(Arrival {
+                version: VersionRef {
+                    bucket: record.object.bucket,
+                    key: record.object.key,
+                    version,
+                },
+                date,
+                size: record.object.size,
+                etag: record.object.etag,
+            });
+        }
+        parsed
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batching::BatchingConfig;
+    use crate::config::OutputLocations;
+    use shared::blobs::MemoryBlobs;
+    use shared::ledger::{Ledger, MemoryLedger};
+    use shared::orchestrator::MemoryOrchestrator;
+    use shared::types::DatePrefix;
 
     #[test]
     fn events_are_told_apart_by_shape() {
@@ -118,5 +334,130 @@ mod tests {
         );
         assert!(classify(&json!({"Records": [{"eventSource": "aws:s3"}]})).is_err());
         assert!(classify(&json!({"hello": 1})).is_err());
+    }
+
+    #[test]
+    fn request_ids_spread_over_shards() {
+        let shards: BTreeSet<u16> = (0..200)
+            .map(|n| shard_number(&format!("5b2c1f3e-0000-4000-8000-{n:012}")) % 16)
+            .collect();
+        assert_eq!(shards.len(), 16, "{shards:?}");
+        assert_eq!(shard_number("a"), shard_number("a"));
+    }
+
+    fn builder() -> Builder<MemoryLedger, MemoryBlobs, MemoryOrchestrator> {
+        let config = BatchingConfig {
+            shards: 4,
+            settle_seconds: 70,
+            max_files: 2,
+            max_bytes: 1 << 30,
+            max_wait_seconds: 300,
+            max_attempts: 3,
+            ttl_days: 30,
+            repair_after_seconds: 120,
+            reconcile_after_seconds: 600,
+            release_after_seconds: 960,
+            manifest_bucket: "manifests".into(),
+            manifest_prefix: "manifests".into(),
+            outputs: OutputLocations {
+                output_bucket: "out".into(),
+                output_prefix: "parquet".into(),
+                error_bucket: "out".into(),
+                error_prefix: "errors".into(),
+            },
+        };
+        Builder {
+            batching: Batching::new(
+                MemoryLedger::new(),
+                MemoryBlobs::new(),
+                MemoryOrchestrator::default(),
+                config,
+            ),
+            records: RecordFilter {
+                suffixes: vec![".ndjson".into()],
+                date_prefix_pattern: None,
+            },
+        }
+    }
+
+    fn s3_body(records: &[(&str, &str, &str)]) -> String {
+        let records: Vec<Value> = records
+            .iter()
+            .map(|(event, key, version)| {
+                json!({
+                    "eventName": event, "eventTime": "2026-11-25T10:00:00.000Z",
+                    "s3": {"bucket": {"name": "in"}, "object": {"key": key, "size": 10, "eTag": "\"e\"", "versionId": version}}
+                })
+            })
+            .collect();
+        json!({ "Records": records }).to_string()
+    }
+
+    fn sqs(messages: &[(&str, String)]) -> Value {
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|(id, body)| json!({"messageId": id, "body": body, "eventSource": "aws:sqs"}))
+            .collect();
+        json!({ "Records": records })
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_tracked_once_and_failed_messages_are_reported() {
+        let builder = builder();
+        let now = Timestamp::parse_rfc3339("2026-11-25T10:00:05Z").unwrap();
+        let event = sqs(&[
+            (
+                "m1",
+                s3_body(&[
+                    ("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1"),
+                    ("ObjectCreated:Put", "x/b.ndjson", "v1"),
+                    ("ObjectRemoved:Delete", "x/b.ndjson", "v0"),
+                    ("ObjectCreated:Put", "x/c.csv", "v1"),
+                ]),
+            ),
+            ("m2", "{\"Event\":\"s3:TestEvent\"}".into()),
+            ("m3", "not json".into()),
+            (
+                "m4",
+                s3_body(&[("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1")]),
+            ),
+        ]);
+        let context = Context {
+            request_id: "r1",
+            now,
+            time_left: &|| true,
+        };
+        let (response, metrics) = builder.handle(&event, &context).await.unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
+        );
+        assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 2.0);
+        assert_eq!(metrics.get(batching::metric::DUPLICATES), 1.0, "m4");
+        assert_eq!(metrics.get(metric::SKIPPED), 3.0, "delete, csv, test event");
+        assert_eq!(metrics.get(metric::FAILED_MESSAGES), 1.0);
+        // b.ndjson is dated by its event time (no date in its key).
+        let mut shards = Vec::new();
+        let page = builder.batching.ledger.shards(None, 10).await.unwrap();
+        for shard in page.items {
+            shards.push(shard.date.as_str().to_string());
+        }
+        assert_eq!(shards, ["2026-11-24", "2026-11-25"]);
+
+        // The sweep, once both batches settled and waited: two manifests (one per date).
+        let later = now.plus_seconds(400);
+        let context = Context {
+            request_id: "r2",
+            now: later,
+            time_left: &|| true,
+        };
+        let (report, metrics) = builder
+            .handle(&json!({"action": "sweep"}), &context)
+            .await
+            .unwrap();
+        assert_eq!(report["cut"], 2, "{report}");
+        assert_eq!(metrics.get(batching::metric::MANIFESTS_STARTED), 2.0);
+        let date = DatePrefix::parse("2026-11-24").unwrap();
+        assert!(date.as_str() < "2026-11-25");
     }
 }

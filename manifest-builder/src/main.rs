@@ -1,16 +1,20 @@
 //! The `manifest-builder` Lambda binary (`bootstrap` in the deployment package).
 
 use std::io::Write;
+use std::sync::Once;
+use std::time::{Duration, Instant, SystemTime};
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use manifest_builder::builder::ManifestBuilder;
+use manifest_builder::batching::Batching;
 use manifest_builder::config::BuilderConfig;
-use manifest_builder::handler::handle;
+use manifest_builder::handler::{Builder, Context};
 use serde_json::Value;
-use shared::aws::dynamo::DynamoTrackingStore;
-use shared::aws::S3Blobs;
-use shared::aws::StepFunctions;
+use shared::aws::{DynamoLedger, S3Blobs, StepFunctions};
 use shared::types::Timestamp;
+
+/// The share of an invocation's time the sweep may start steps in; the rest is for the step
+/// under way to finish and for the metrics.
+const SWEEP_BUDGET: f64 = 0.7;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -24,29 +28,49 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     shared::logging::init_json(config.log_level, std::io::stdout);
-    if config.outputs.is_none() {
-        tracing::warn!("OUTPUT_BUCKET is not set: the sweep cannot remove what a failed manifest committed before its files are converted again");
-    }
     let aws = shared::aws::load_config().await;
-    let builder = ManifestBuilder {
-        store: DynamoTrackingStore::new(
-            shared::aws::dynamodb_client(&aws),
-            config.tracking_table.clone(),
+    let builder = Builder {
+        batching: Batching::new(
+            DynamoLedger::new(
+                shared::aws::dynamodb_client(&aws),
+                config.tracking_table.clone(),
+            ),
+            S3Blobs::new(
+                shared::aws::s3_client(&aws, config.s3_force_path_style),
+                config.kms_key_arn.clone(),
+            ),
+            StepFunctions::new(
+                shared::aws::sfn_client(&aws),
+                config.step_function_arn.clone(),
+            ),
+            config.batching.clone(),
         ),
-        orchestrator: StepFunctions::new(
-            shared::aws::sfn_client(&aws),
-            config.step_function_arn.clone(),
-        ),
-        blobs: S3Blobs::new(
-            shared::aws::s3_client(&aws, config.s3_force_path_style),
-            config.kms_key_arn.clone(),
-        ),
-        config,
+        records: config.records.clone(),
     };
-    let builder = &builder;
+    let (builder, config, checked) = (&builder, &config, &Once::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         let now = Timestamp::now();
-        let (response, metrics) = handle(builder, &event.payload, now).await?;
+        let started = Instant::now();
+        let remaining = event
+            .context
+            .deadline()
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        // The first invocation's time left is (about) the function's timeout, which the
+        // environment does not carry: the timings that must outlast it are checked here.
+        checked.call_once(|| {
+            for problem in config.timing_problems(remaining.as_secs_f64().ceil() as i64) {
+                tracing::error!(%problem, "misconfigured timing");
+            }
+        });
+        let budget = remaining.mul_f64(SWEEP_BUDGET);
+        let time_left = move || started.elapsed() < budget;
+        let context = Context {
+            request_id: &event.context.request_id,
+            now,
+            time_left: &time_left,
+        };
+        let (response, metrics) = builder.handle(&event.payload, &context).await?;
         let mut stdout = std::io::stdout().lock();
         if let Err(e) = metrics.emit(now, &mut stdout) {
             tracing::warn!(error = %e, "could not write metrics");

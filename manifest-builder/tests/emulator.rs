@@ -1,18 +1,19 @@
 //! The manifest-builder against real AWS APIs on the local emulator (moto's server, started
-//! by `scripts/test.sh`): the DynamoDB tracking store's contract, the handler fed with the
-//! S3 notifications S3 really sends to SQS, and the real binary behind a Lambda Runtime API.
-//! Every test uses its own table, buckets, queue and state machine.
+//! by `scripts/test.sh`): the DynamoDB stores' contracts (the ledger, and version 1's tracking
+//! store the converter still uses), the handler fed with the S3 notifications S3 really sends
+//! to SQS, and the real binary behind a Lambda Runtime API. Every test uses its own table,
+//! buckets, queue and state machine.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use manifest_builder::builder::ManifestBuilder;
+use manifest_builder::batching::{self, Batching};
 use manifest_builder::config::BuilderConfig;
-use manifest_builder::handler::handle;
+use manifest_builder::handler::{Builder, Context};
 use serde_json::{json, Value};
-use shared::aws::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::dynamo::DynamoTrackingStore;
 use shared::aws::ledger::{from_attributes, to_attributes};
 use shared::aws::DynamoLedger;
 use shared::aws::S3Blobs;
@@ -24,8 +25,24 @@ use shared::ledger::{
 };
 use shared::manifest::{parse_s3_url, ManifestDocument};
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
-use shared::tracking::{contract, TrackingStore};
-use shared::types::{ConversionResult, DatePrefix, FileStatus, ManifestId, Timestamp};
+use shared::tracking::contract;
+use shared::types::{ConversionResult, DatePrefix, ManifestId, Timestamp};
+
+/// The builder's settle time and longest wait in these tests.
+const SETTLE: i64 = 70;
+const MAX_WAIT: i64 = 300;
+
+/// An invocation's context at `now`, with all the time it needs.
+fn at(request_id: &str, now: Timestamp) -> Context<'_> {
+    fn always() -> bool {
+        true
+    }
+    Context {
+        request_id,
+        now,
+        time_left: &always,
+    }
+}
 
 struct Resources {
     s3: aws_sdk_s3::Client,
@@ -92,7 +109,9 @@ impl Resources {
             .send()
             .await
             .expect("notifications");
-        create_table(&dynamodb, &table).await.expect("table");
+        shared::aws::ledger::create_table(&dynamodb, &table)
+            .await
+            .expect("table");
         let definition =
             json!({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}});
         let state_machine_arn = sfn
@@ -123,10 +142,12 @@ impl Resources {
             ("MANIFEST_BUCKET", self.manifest_bucket.clone()),
             ("MANIFEST_PREFIX", "manifests".to_string()),
             ("STEP_FUNCTION_ARN", self.state_machine_arn.clone()),
+            ("SETTLE_SECONDS", SETTLE.to_string()),
             ("MAX_FILES_PER_MANIFEST", max_files.to_string()),
             ("MAX_BYTES_PER_MANIFEST", "1048576".to_string()),
-            ("MAX_WAIT_SECONDS", "300".to_string()),
-            ("TTL_DAYS", "7".to_string()),
+            ("MAX_WAIT_SECONDS", MAX_WAIT.to_string()),
+            ("RELEASE_AFTER_SECONDS", "960".to_string()),
+            ("OUTPUT_BUCKET", "output".to_string()),
             ("S3_FORCE_PATH_STYLE", "true".to_string()),
         ]
         .into_iter()
@@ -140,20 +161,55 @@ impl Resources {
             .expect("config")
     }
 
-    async fn builder(
-        &self,
-        max_files: usize,
-    ) -> ManifestBuilder<DynamoTrackingStore, StepFunctions, S3Blobs> {
-        let config = sdk_config().await;
-        ManifestBuilder {
-            store: DynamoTrackingStore::new(self.dynamodb.clone(), self.table.clone()),
-            orchestrator: StepFunctions::new(
-                aws_sdk_sfn::Client::new(&config),
-                self.state_machine_arn.clone(),
+    fn ledger(&self) -> DynamoLedger {
+        DynamoLedger::new(self.dynamodb.clone(), self.table.clone())
+    }
+
+    async fn builder(&self, max_files: usize) -> Builder<DynamoLedger, S3Blobs, StepFunctions> {
+        let sdk = sdk_config().await;
+        let config = self.config(max_files);
+        Builder {
+            batching: Batching::new(
+                self.ledger(),
+                S3Blobs::new(self.s3.clone(), None),
+                StepFunctions::new(
+                    aws_sdk_sfn::Client::new(&sdk),
+                    self.state_machine_arn.clone(),
+                ),
+                config.batching,
             ),
-            blobs: S3Blobs::new(self.s3.clone(), None),
-            config: self.config(max_files),
+            records: config.records,
         }
+    }
+
+    /// The marker of `key` in the input bucket, whichever version it is.
+    async fn marker(&self, key: &str) -> Option<Marker> {
+        let page = self
+            .dynamodb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                    "V#{}/{key}",
+                    self.input_bucket
+                )),
+            )
+            .send()
+            .await
+            .expect("query markers");
+        let items = page.items();
+        assert!(items.len() <= 1, "{key}: one version: {items:?}");
+        let attributes = items.first()?;
+        let sk = attributes["sk"].as_s().expect("sk");
+        let version = VersionRef {
+            bucket: self.input_bucket.clone(),
+            key: key.to_string(),
+            version: Version::decode(sk).expect("a version"),
+        };
+        let mut markers = self.ledger().markers(&[version]).await.expect("markers");
+        markers.pop().expect("one answer")
     }
 
     async fn put(&self, key: &str, body: &str) {
@@ -244,12 +300,15 @@ impl Resources {
     }
 }
 
+/// Version 1's store, which the converter still uses until it runs on the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_store_meets_the_contract() {
     let config = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = unique("contract");
-    create_table(&client, &table).await.expect("table");
+    shared::aws::dynamo::create_table(&client, &table)
+        .await
+        .expect("table");
     contract::run_all(&DynamoTrackingStore::new(client, table), 1).await;
 }
 
@@ -522,12 +581,12 @@ async fn dynamodb_ledger_leaves_the_items_the_memory_ledger_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_s3_notifications_become_tracked_files_manifests_and_executions() {
+async fn real_s3_notifications_become_markers_manifests_and_executions() {
     let r = Resources::create().await;
     let test_event = r.receive(1).await;
     let builder = r.builder(3).await;
     let now = Timestamp::now();
-    let (response, metrics) = handle(&builder, &test_event, now).await.unwrap();
+    let (response, metrics) = builder.handle(&test_event, &at("r0", now)).await.unwrap();
     assert_eq!(
         response,
         json!({"batchItemFailures": []}),
@@ -546,7 +605,8 @@ async fn real_s3_notifications_become_tracked_files_manifests_and_executions() {
     for key in keys {
         r.put(key, "{\"a\":1}\n").await;
     }
-    // The same object again, same content: S3 notifies again, with the same ETag.
+    // The same object again, same content: S3 notifies again; moto sends neither a version
+    // id nor a sequencer, so the ETag stands for the version and this is a repeat.
     r.put("2026-11-25/a b.ndjson", "{\"a\":1}\n").await;
     let mut event = r.receive(keys.len() + 1).await;
     event["Records"]
@@ -554,92 +614,91 @@ async fn real_s3_notifications_become_tracked_files_manifests_and_executions() {
         .unwrap()
         .push(json!({"messageId": "broken", "body": "not json", "eventSource": "aws:sqs"}));
 
-    let (response, metrics) = handle(&builder, &event, now).await.unwrap();
+    let (response, metrics) = builder.handle(&event, &at("r1", now)).await.unwrap();
     assert_eq!(
         response,
         json!({"batchItemFailures": [{"itemIdentifier": "broken"}]})
     );
-    assert_eq!(metrics.get("FilesTracked"), 5.0);
-    assert_eq!(metrics.get("DuplicateDeliveries"), 1.0);
+    assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 5.0);
+    assert_eq!(metrics.get(batching::metric::DUPLICATES), 1.0);
     assert_eq!(metrics.get("RecordsSkipped"), 1.0, "notes.txt");
     assert_eq!(
-        metrics.get("ManifestsStarted"),
-        1.0,
-        "2026-11-25 reached 3 files"
+        metrics.get(batching::metric::MANIFESTS_CUT),
+        0.0,
+        "nothing settled yet"
     );
 
-    let store = &builder.store;
-    let today = DatePrefix::parse("2026-11-25").unwrap();
-    let yesterday = DatePrefix::parse("2026-11-24").unwrap();
-    let d = store
-        .get_file(&yesterday, "dt=2026-11-24/d.json")
+    let d = r.marker("dt=2026-11-24/d.json").await.expect("d tracked");
+    assert_eq!(d.date.as_str(), "2026-11-24");
+    let unicode = r
+        .marker("2026-11-25/ünï cødé+plus.ndjson.gz")
         .await
-        .unwrap()
-        .expect("d tracked");
-    assert_eq!(d.status, FileStatus::Pending);
-    assert_eq!(d.object.bucket, r.input_bucket);
-    let unicode = store
-        .get_file(&today, "2026-11-25/ünï cødé+plus.ndjson.gz")
-        .await
-        .unwrap()
         .expect("decoded key");
-    assert_eq!(unicode.object.size, 8);
+    assert_eq!((unicode.size, unicode.date.as_str()), (8, "2026-11-25"));
+    assert!(r.marker("2026-11-25/notes.txt").await.is_none());
 
+    // A redelivery of the whole batch tracks nothing again.
+    let (response, metrics) = builder.handle(&event, &at("r2", now)).await.unwrap();
+    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1);
+    assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 0.0);
+    assert_eq!(metrics.get(batching::metric::DUPLICATES), 6.0);
+
+    // Once settled, the sweep cuts 2026-11-25's four files (one batch: taken whole, so above
+    // MAX_FILES_PER_MANIFEST); 2026-11-24's one file waits for MAX_WAIT_SECONDS.
+    let settled = now.plus_seconds(SETTLE + 1);
+    let sweep = json!({"source": "aws.events", "detail-type": "Scheduled Event"});
+    let (report, metrics) = builder.handle(&sweep, &at("s1", settled)).await.unwrap();
+    assert_eq!(report["cut"], 1, "{report}");
+    assert_eq!(metrics.get(batching::metric::MANIFESTS_STARTED), 1.0);
+    assert_eq!(metrics.get(batching::metric::FILES_MANIFESTED), 4.0);
     let executions = r.executions().await;
     assert_eq!(executions.len(), 1);
     let (name, input) = &executions[0];
     assert!(name.starts_with("2026-11-25_"), "{name}");
     assert_eq!(input["date_prefix"], "2026-11-25");
-    assert_eq!(input["file_count"], 3);
-    // The workflow input names the manifest; the table's key layout stays in the stores.
+    assert_eq!(input["file_count"], 4);
     assert_eq!(input["manifest_id"], name.as_str());
-    assert!(input.get("file_key").is_none(), "{input}");
-    assert_eq!(input["total_bytes"], 24);
+    assert_eq!(input["total_bytes"], 32);
     let manifest = r.manifest(input["manifest_path"].as_str().unwrap()).await;
     assert_eq!(manifest.manifest_id.as_str(), name);
-    assert_eq!(manifest.files.len(), 3);
-    for file in &manifest.files {
-        let record = store.get_file(&today, &file.key).await.unwrap().unwrap();
-        assert_eq!(record.status, FileStatus::Manifested);
-        assert_eq!(
-            record.manifest_id.as_ref().map(|m| m.as_str()),
-            Some(name.as_str())
-        );
-    }
-    let stored = store
-        .get_manifest(&today, &manifest.manifest_id)
+    let mut listed: Vec<&str> = manifest.files.iter().map(|f| f.key.as_str()).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "2026-11-25/a b.ndjson",
+            "2026-11-25/c.jsonl",
+            "2026-11-25/e.ndjson",
+            "2026-11-25/ünï cødé+plus.ndjson.gz"
+        ]
+    );
+    let id = ManifestId::parse(name).unwrap();
+    let stored = r
+        .ledger()
+        .manifest(&id)
         .await
         .unwrap()
         .expect("manifest item");
-    assert_eq!(stored.status.as_str(), "running");
-    assert_eq!(stored.file_count, 3);
+    assert_eq!(stored.state, ManifestState::Running);
+    assert_eq!(stored.file_count, 4);
 
-    // A redelivery of the whole batch changes nothing.
-    let (response, metrics) = handle(&builder, &event, now).await.unwrap();
-    assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 1);
-    assert_eq!(metrics.get("FilesTracked"), 0.0);
-    assert_eq!(metrics.get("DuplicateDeliveries"), 6.0);
-    assert_eq!(r.executions().await.len(), 1);
-
-    // The sweep, after MAX_WAIT_SECONDS, flushes both prefixes.
-    let later = now.plus_seconds(301);
-    let (report, metrics) = handle(
-        &builder,
-        &json!({"source": "aws.events", "detail-type": "Scheduled Event"}),
-        later,
-    )
-    .await
-    .unwrap();
-    assert_eq!(report["manifests_started"], 2, "{report}");
-    assert_eq!(metrics.get("ManifestsStarted"), 2.0);
+    // After MAX_WAIT_SECONDS the other date is cut too; the redelivery's batches hold no
+    // live version and are passed.
+    let waited = now.plus_seconds(MAX_WAIT + 1);
+    let (report, _) = builder.handle(&sweep, &at("s2", waited)).await.unwrap();
+    assert_eq!(report["cut"], 1, "{report}");
     let executions = r.executions().await;
-    assert_eq!(executions.len(), 3);
+    assert_eq!(executions.len(), 2);
     let files: u64 = executions
         .iter()
         .map(|(_, i)| i["file_count"].as_u64().unwrap())
         .sum();
-    assert_eq!(files, 5);
-    assert!(store.pending_files(&today, 10).await.unwrap().is_empty());
+    assert_eq!(files, 5, "every version in one manifest");
+    let (report, _) = builder
+        .handle(&sweep, &at("s3", waited.plus_seconds(1)))
+        .await
+        .unwrap();
+    assert_eq!(report["cut"], 0, "{report}");
 }
 
 /// A running binary, killed when dropped.
@@ -717,12 +776,7 @@ async fn the_binary_runs_behind_the_runtime_api_and_logs_no_keys_at_info() {
             response,
             json!({"batchItemFailures": [{"itemIdentifier": "m3"}]})
         );
-        let store = DynamoTrackingStore::new(r.dynamodb.clone(), r.table.clone());
-        let tracked = store
-            .get_file(&DatePrefix::parse("2026-11-25").unwrap(), key)
-            .await
-            .unwrap();
-        assert!(tracked.is_some(), "tracked by the binary");
+        assert!(r.marker(key).await.is_some(), "tracked by the binary");
         outputs.push((level, key, marker, output_of(running)));
     }
     for (level, key, marker, output) in &outputs {
@@ -743,7 +797,7 @@ async fn the_binary_runs_behind_the_runtime_api_and_logs_no_keys_at_info() {
             .iter()
             .find(|l| l.get("_aws").is_some())
             .expect("an EMF line");
-        assert_eq!(emf["FilesTracked"], 1.0);
+        assert_eq!(emf[batching::metric::VERSIONS_TRACKED], 1.0);
         assert!(
             lines.iter().any(|l| l["message"] == "batch processed"),
             "{output}"
@@ -778,10 +832,13 @@ async fn a_bad_configuration_stops_the_binary_naming_every_variable() {
         "TRACKING_TABLE",
         "MANIFEST_BUCKET",
         "STEP_FUNCTION_ARN",
+        "SETTLE_SECONDS",
         "MAX_FILES_PER_MANIFEST",
         "MAX_BYTES_PER_MANIFEST",
         "MAX_WAIT_SECONDS",
+        "RELEASE_AFTER_SECONDS",
         "LOG_LEVEL",
+        "OUTPUT_BUCKET",
     ] {
         assert!(stdout.contains(variable), "{variable} named in: {stdout}");
     }
@@ -833,20 +890,18 @@ async fn a_multipart_upload_notifies_twice_and_is_tracked_once() {
         .unwrap();
     let event = r.receive(2).await;
     let builder = r.builder(10).await;
-    let (response, metrics) = handle(&builder, &event, Timestamp::now()).await.unwrap();
+    let (response, metrics) = builder
+        .handle(&event, &at("r1", Timestamp::now()))
+        .await
+        .unwrap();
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert_eq!(
         (
-            metrics.get("FilesTracked"),
-            metrics.get("DuplicateDeliveries")
+            metrics.get(batching::metric::VERSIONS_TRACKED),
+            metrics.get(batching::metric::DUPLICATES)
         ),
         (1.0, 1.0)
     );
-    let file = builder
-        .store
-        .get_file(&DatePrefix::parse("2026-11-25").unwrap(), key)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(file.object.size, 5 * 1024 * 1024 + 3);
+    let marker = r.marker(key).await.expect("tracked");
+    assert_eq!(marker.size, 5 * 1024 * 1024 + 3);
 }
