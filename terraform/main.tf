@@ -133,15 +133,21 @@ module "lambda" {
   max_wait_seconds               = var.max_wait_seconds
   ttl_days                       = var.ttl_days
   max_attempts                   = var.max_attempts
-  date_prefix_pattern            = var.date_prefix_pattern
-  output_bucket_name             = local.buckets.output
-  output_prefix                  = var.output_prefix
-  error_prefix                   = var.error_prefix
-  compression_type               = var.compression_type
-  schema_uri                     = var.schema_uri
-  timestamp_unit                 = var.timestamp_unit
-  target_file_bytes              = var.target_file_bytes
-  tags                           = local.tags
+  shards                         = var.shards
+  reconcile_after_seconds        = var.reconcile_after_seconds
+  # A failed manifest is released once none of its converters can still run: the Lambda's
+  # timeout, or with Batch every attempt of the job (a job being stopped may outlive its
+  # execution too).
+  batch_job_timeout_seconds = var.enable_batch ? module.batch[0].job_timeout_seconds : 0
+  date_prefix_pattern       = var.date_prefix_pattern
+  output_bucket_name        = local.buckets.output
+  output_prefix             = var.output_prefix
+  error_prefix              = var.error_prefix
+  compression_type          = var.compression_type
+  schema_uri                = var.schema_uri
+  timestamp_unit            = var.timestamp_unit
+  target_file_bytes         = var.target_file_bytes
+  tags                      = local.tags
 }
 
 module "batch" {

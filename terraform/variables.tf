@@ -77,21 +77,45 @@ variable "max_bytes_per_manifest" {
 }
 
 variable "max_wait_seconds" {
-  description = "The sweep cuts a smaller manifest once the oldest pending file waited this long."
+  description = "A manifest that is not full is cut once its oldest batch of arrivals waited this long."
   type        = number
   default     = 600
 }
 
 variable "ttl_days" {
-  description = "Days tracking items are kept."
+  description = "Days tracking items are kept: more than 14, so that a notification redriven from the arrivals DLQ (14 days at most) finds its marker."
   type        = number
   default     = 30
+  validation {
+    condition     = var.ttl_days > 14 && var.ttl_days <= 3650
+    error_message = "ttl_days must be between 15 and 3650: markers must outlive the dead-letter queue's 14 days."
+  }
 }
 
 variable "max_attempts" {
-  description = "Failed conversions before a file is marked failed."
+  description = "Failed conversions before a version is given up (its marker recorded failed)."
   type        = number
   default     = 3
+}
+
+variable "shards" {
+  description = "Batch partitions per date: each manifest-builder invocation writes its batch to one (fewer make fuller manifests on quiet days, more spread a busy day's writes)."
+  type        = number
+  default     = 16
+  validation {
+    condition     = var.shards >= 1 && var.shards <= 99
+    error_message = "shards must be between 1 and 99."
+  }
+}
+
+variable "reconcile_after_seconds" {
+  description = "The sweep looks up the execution of a manifest running this long without change (and fails the manifest if the execution ended without settling it)."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.reconcile_after_seconds >= 60 && var.reconcile_after_seconds <= 86400
+    error_message = "reconcile_after_seconds must be between 60 and 86400."
+  }
 }
 
 variable "date_prefix_pattern" {

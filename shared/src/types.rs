@@ -206,7 +206,7 @@ impl fmt::Display for ManifestId {
 }
 
 /// Sort-key prefix that marks a manifest item; defined with the rest of the table layout.
-pub use crate::table::MANIFEST_KEY_PREFIX;
+pub use crate::table::v1::MANIFEST_KEY_PREFIX;
 
 /// An S3 object as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,13 +1,15 @@
-//! The tracking table's layout is defined once, in `shared::table`; this test checks every other
-//! place that describes it and cannot import Rust:
+//! The tracking table's layout (version 2) is defined once, in `shared::ledger::item`, and
+//! summed up for the places that cannot import Rust in `shared::table`; this test checks each
+//! of them:
 //!
 //! * the Terraform module `terraform/modules/dynamodb/main.tf` (key schema, attribute
-//!   definitions, global secondary indexes, TTL) and its `outputs.tf` (index ARNs);
+//!   definitions, no secondary index, TTL) and its `outputs.tf` (no index ARNs);
 //! * the state machine's `MarkFailed` task in
-//!   `terraform/modules/step_functions/definition.asl.json` (a DynamoDB `UpdateItem`: its key,
-//!   update and condition);
-//! * the local pipeline (`tools/local_aws/pipeline.py`, `tools/local_aws/__main__.py`), which
-//!   reads the table's items to tell when the pipeline has settled.
+//!   `terraform/modules/step_functions/definition.asl.json` (a DynamoDB `UpdateItem` of the
+//!   manifest item: its key, update and condition);
+//! * the local pipeline (`tools/local_aws/pipeline.py`, `tools/local_aws/__main__.py`) and the
+//!   end-to-end suite (`tests/e2e/run.py`), which read the table's items to tell when the
+//!   pipeline has settled and whether every version was converted once.
 //!
 //! A rename on either side fails here. The parsers are deliberately small: when a file changes
 //! shape so that they find nothing, the test fails too, and should be updated with the file.
@@ -17,12 +19,13 @@ use std::path::PathBuf;
 
 use regex::Regex;
 use serde_json::Value;
+use shared::ledger::item;
+use shared::ledger::{ManifestState, Shard, Version, VersionRef};
 use shared::table::{
-    attr, Index, INDEXES, ITEM_TYPE_FILE, ITEM_TYPE_MANIFEST, KEY_ATTRIBUTES, MANIFEST_KEY_PREFIX,
-    OPEN_SHARD_VALUE, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE, WORKFLOW_FAILED_FROM,
-    WORKFLOW_FAILED_TO,
+    attr, ALL_ATTRIBUTES, KEY_ATTRIBUTES, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE,
+    WORKFLOW_FAILED_FROM, WORKFLOW_FAILED_SETS, WORKFLOW_FAILED_TO,
 };
-use shared::types::{FileStatus, ManifestId, ManifestStatus};
+use shared::types::{DatePrefix, ManifestId};
 
 /// A file of the repository; `TABLE_LAYOUT_REPO` points the test at a copy (to show that a
 /// changed copy fails it).
@@ -126,32 +129,14 @@ fn terraform_table_matches_the_layout() {
         .collect();
     assert_eq!(
         defined, expected,
-        "attribute definitions: every key attribute of the table and its indexes, all strings"
+        "attribute definitions: the table's two keys, both strings"
     );
 
-    let indexes: BTreeSet<(String, String, String, String)> = table
-        .children("global_secondary_index")
-        .map(|i| {
-            (
-                i.attribute("name").into(),
-                i.attribute("hash_key").into(),
-                i.attribute("range_key").into(),
-                i.attribute("projection_type").into(),
-            )
-        })
-        .collect();
-    let expected: BTreeSet<(String, String, String, String)> = INDEXES
-        .iter()
-        .map(|i: &Index| {
-            (
-                i.name.into(),
-                i.partition_key.into(),
-                i.sort_key.into(),
-                i.projection.as_str().into(),
-            )
-        })
-        .collect();
-    assert_eq!(indexes, expected, "global secondary indexes");
+    assert_eq!(
+        table.children("global_secondary_index").count(),
+        0,
+        "the layout has no global secondary index"
+    );
     assert_eq!(
         table.children("local_secondary_index").count(),
         0,
@@ -165,15 +150,12 @@ fn terraform_table_matches_the_layout() {
 }
 
 #[test]
-fn terraform_outputs_name_every_index() {
+fn terraform_outputs_name_no_index() {
     let outputs = repo_file("terraform/modules/dynamodb/outputs.tf");
-    let named: BTreeSet<&str> = Regex::new(r"/index/([A-Za-z0-9_.-]+)")
-        .expect("regex")
-        .captures_iter(&outputs)
-        .map(|c| c.get(1).expect("group").as_str())
-        .collect();
-    let expected: BTreeSet<&str> = INDEXES.iter().map(|i| i.name).collect();
-    assert_eq!(named, expected, "index ARNs in outputs.tf");
+    assert!(
+        !outputs.contains("/index/"),
+        "outputs.tf names an index ARN, and the table has none"
+    );
 }
 
 // Step Functions ------------------------------------------------------------------------------
@@ -230,8 +212,8 @@ impl Expressions<'_> {
             None => token.to_string(),
         };
         assert!(
-            attr::ALL.contains(&name.as_str()),
-            "`{name}` is not an attribute of the table (shared::table::attr)"
+            ALL_ATTRIBUTES.contains(&name.as_str()),
+            "`{name}` is not an attribute of the table (shared::table::ALL_ATTRIBUTES)"
         );
         name
     }
@@ -259,15 +241,14 @@ fn state_machine_marks_failed_with_the_layout() {
     );
     let parameters = &state["Parameters"];
 
-    // Key: exactly the table's partition and sort key, both strings.
+    // Key: exactly the table's partition and sort key, both strings: the manifest item's.
     let key = parameters["Key"].as_object().expect("Parameters.Key");
     let key_names: BTreeSet<&str> = key.keys().map(String::as_str).collect();
     assert_eq!(key_names, BTreeSet::from([PARTITION_KEY, SORT_KEY]), "Key");
-    assert!(
-        matches!(asl_string(&key[PARTITION_KEY], PARTITION_KEY), AslString::Path(p) if p.starts_with("$.")),
-        "the partition key comes from the execution input"
+    check_manifest_key(
+        &asl_string(&key[PARTITION_KEY], PARTITION_KEY),
+        &asl_string(&key[SORT_KEY], SORT_KEY),
     );
-    check_manifest_sort_key(&asl_string(&key[SORT_KEY], SORT_KEY));
 
     let expressions = Expressions {
         names: parameters["ExpressionAttributeNames"]
@@ -278,8 +259,8 @@ fn state_machine_marks_failed_with_the_layout() {
             .expect("ExpressionAttributeValues"),
     };
 
-    // Update: SET status = failed, open_shard = open (back on the sweep's index), the error and
-    // the time; nothing else.
+    // Update: SET exactly what `Ledger::fail` sets on the manifest: the state, the time and
+    // the error; nothing else (no open entry, no marker: the sweep releases the manifest).
     let update = parameters["UpdateExpression"]
         .as_str()
         .expect("UpdateExpression");
@@ -297,23 +278,13 @@ fn state_machine_marks_failed_with_the_layout() {
     let names: BTreeSet<&str> = assigned.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from([
-            attr::STATUS,
-            attr::OPEN_SHARD,
-            attr::ERROR,
-            attr::UPDATED_AT
-        ]),
+        BTreeSet::from(WORKFLOW_FAILED_SETS),
         "MarkFailed sets"
     );
     assert_eq!(
         assigned[attr::STATUS],
         AslString::Literal(WORKFLOW_FAILED_TO.as_str().into()),
         "MarkFailed's new status"
-    );
-    assert_eq!(
-        assigned[attr::OPEN_SHARD],
-        AslString::Literal(OPEN_SHARD_VALUE.into()),
-        "MarkFailed puts the manifest on the open-manifests index"
     );
     assert!(matches!(assigned[attr::ERROR], AslString::Path(_)));
     assert!(matches!(assigned[attr::UPDATED_AT], AslString::Path(_)));
@@ -372,24 +343,24 @@ fn state_machine_marks_failed_with_the_layout() {
     assert_eq!(from, expected, "statuses MarkFailed moves a manifest from");
 }
 
-/// The sort key of a manifest item is `MANIFEST#<id>`. The state machine gets it one of two
-/// ways: the execution input carries it whole (`$.file_key`, written by the manifest-builder
-/// as `ManifestId::file_key`), or carries the id and the state builds it with
-/// `States.Format('MANIFEST#{}', $.manifest_id)`.
-fn check_manifest_sort_key(value: &AslString) {
+/// The manifest item's key is `(M#<id>, M)` ([`item::manifest_key`]): the state builds the
+/// partition key from the execution input's id with `States.Format('M#{}', $.manifest_id)`,
+/// and the sort key is a literal.
+fn check_manifest_key(pk: &AslString, sk: &AslString) {
+    let id = ManifestId::parse("the-id").expect("an id");
+    let (expected_pk, expected_sk) = item::manifest_key(&id);
+    let prefix = expected_pk
+        .strip_suffix(id.as_str())
+        .expect("the partition key ends with the id");
     let format = Regex::new(r"^States\.Format\('([^']*)',\s*\$\.manifest_id\)$").expect("regex");
-    match value {
-        AslString::Path(path) if path == "$.file_key" => {
-            let id = ManifestId::parse("m").expect("an id");
-            assert_eq!(id.file_key(), format!("{MANIFEST_KEY_PREFIX}m"));
-        }
+    match pk {
         AslString::Path(path) => {
             let template = format
                 .captures(path)
                 .unwrap_or_else(|| {
                     panic!(
-                        "MarkFailed's sort key `{path}` is neither `$.file_key` nor \
-                         `States.Format('{MANIFEST_KEY_PREFIX}{{}}', $.manifest_id)`"
+                        "MarkFailed's partition key `{path}` is not \
+                         `States.Format('{prefix}{{}}', $.manifest_id)`"
                     )
                 })
                 .get(1)
@@ -397,55 +368,57 @@ fn check_manifest_sort_key(value: &AslString) {
                 .as_str();
             assert_eq!(
                 template,
-                format!("{MANIFEST_KEY_PREFIX}{{}}"),
-                "MarkFailed builds the manifest sort key"
+                format!("{prefix}{{}}"),
+                "MarkFailed builds the manifest's partition key"
             );
         }
-        AslString::Literal(literal) => panic!("MarkFailed's sort key is a literal `{literal}`"),
+        AslString::Literal(literal) => {
+            panic!("MarkFailed's partition key is a literal `{literal}`")
+        }
     }
+    assert_eq!(
+        sk,
+        &AslString::Literal(expected_sk),
+        "MarkFailed's sort key is the manifest item's"
+    );
 }
 
 // Local pipeline ------------------------------------------------------------------------------
 
-/// Table attributes the Python reads from an item (`i`, `f`, `m` are the item variables), and
-/// the values it compares them with.
+/// Table attributes the Python reads from an item (`i`, `m`, `v` are the item variables:
+/// any item, a manifest, a version marker), and the states it compares them with.
 fn check_python_item_reads(path: &str) -> usize {
     let source = repo_file(path);
-    let read = Regex::new(r#"\b[ifm](?:\[|\.get\()['"](\w+)['"]"#).expect("regex");
+    let read = Regex::new(r#"\b[imv](?:\[|\.get\()['"](\w+)['"]"#).expect("regex");
     let mut count = 0;
     for c in read.captures_iter(&source) {
         let name = &c[1];
         assert!(
-            attr::ALL.contains(&name),
-            "{path} reads `{name}`, which is not an attribute of the table (shared::table::attr)"
+            ALL_ATTRIBUTES.contains(&name),
+            "{path} reads `{name}`, which is not an attribute of the table (shared::table::ALL_ATTRIBUTES)"
         );
         count += 1;
     }
-    let compared = Regex::new(r#"\b[ifm](?:\[|\.get\()['"](\w+)['"][\])]\s*==\s*['"](\w+)['"]"#)
+    let compared = Regex::new(r#"\b[imv](?:\[|\.get\()['"](\w+)['"][\])]\s*[!=]=\s*['"](\w+)['"]"#)
         .expect("regex");
     for c in compared.captures_iter(&source) {
         let (name, value) = (&c[1], &c[2]);
-        match name {
-            attr::ITEM_TYPE => assert!(
-                [ITEM_TYPE_FILE, ITEM_TYPE_MANIFEST].contains(&value),
-                "{path}: `{value}` is not an item type"
-            ),
-            attr::STATUS => assert!(
-                FileStatus::parse(value).is_some() || ManifestStatus::parse(value).is_some(),
-                "{path}: `{value}` is not a status"
-            ),
-            _ => {}
+        if name == attr::STATUS {
+            assert!(
+                ManifestState::parse(value).is_some(),
+                "{path}: `{value}` is not a manifest state"
+            );
         }
     }
     count
 }
 
 /// The values of a Python set constant `NAME = {"a", "b"}`.
-fn python_set<'a>(source: &'a str, name: &str) -> Vec<&'a str> {
+fn python_set<'a>(source: &'a str, path: &str, name: &str) -> Vec<&'a str> {
     let set = Regex::new(&format!(r"(?m)^{name}\s*=\s*\{{([^}}]*)\}}")).expect("regex");
     let body = set
         .captures(source)
-        .unwrap_or_else(|| panic!("no `{name} = {{…}}` in tools/local_aws/pipeline.py"))
+        .unwrap_or_else(|| panic!("no `{name} = {{…}}` in {path}"))
         .get(1)
         .expect("body")
         .as_str();
@@ -456,6 +429,45 @@ fn python_set<'a>(source: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// The value of a Python string constant `NAME = "text"`.
+fn python_string<'a>(source: &'a str, path: &str, name: &str) -> &'a str {
+    Regex::new(&format!(r#"(?m)^{name}\s*=\s*['"]([^'"]*)['"]"#))
+        .expect("regex")
+        .captures(source)
+        .unwrap_or_else(|| panic!("no `{name} = \"…\"` in {path}"))
+        .get(1)
+        .expect("value")
+        .as_str()
+}
+
+/// The key prefixes the Python tells item kinds apart by, from the layout's key functions.
+fn key_prefixes() -> BTreeMap<&'static str, String> {
+    let id = ManifestId::parse("the-id").expect("an id");
+    let shard = Shard {
+        date: DatePrefix::parse("2026-11-30").expect("date"),
+        number: 7,
+    };
+    let version = VersionRef {
+        bucket: "b".into(),
+        key: "k".into(),
+        version: Version::Id("v".into()),
+    };
+    let strip = |pk: String, rest: &str| -> String {
+        pk.strip_suffix(rest)
+            .unwrap_or_else(|| panic!("{pk} does not end with {rest}"))
+            .to_string()
+    };
+    BTreeMap::from([
+        ("MARKER_PK", strip(item::marker_key(&version).0, "b/k")),
+        (
+            "BATCH_PK",
+            strip(item::batch_partition(&shard), "2026-11-30#07"),
+        ),
+        ("MANIFEST_PK", strip(item::manifest_key(&id).0, "the-id")),
+        ("OPEN_PK", strip(item::open_pk(3), "03")),
+    ])
+}
+
 #[test]
 fn local_pipeline_reads_the_layout() {
     let pipeline = "tools/local_aws/pipeline.py";
@@ -464,37 +476,43 @@ fn local_pipeline_reads_the_layout() {
         check_python_item_reads(pipeline) > 0,
         "{pipeline} no longer reads table items: update this test"
     );
-    for item_type in [ITEM_TYPE_FILE, ITEM_TYPE_MANIFEST] {
-        assert!(
-            source.contains(&format!(r#".get("{}") == "{item_type}""#, attr::ITEM_TYPE)),
-            "{pipeline} tells {item_type} items apart by `{}`",
-            attr::ITEM_TYPE
+    // Item kinds are told apart by the partition key's prefix.
+    for (name, prefix) in key_prefixes() {
+        assert_eq!(
+            python_string(&source, pipeline, name),
+            prefix,
+            "{pipeline}: {name}"
         );
     }
-    // What "settled" means: every file in one of these statuses, no manifest in those.
-    for status in python_set(&source, "FILE_TERMINAL") {
+    // What "settled" means: every manifest in one of these (final) states.
+    let finals = python_set(&source, pipeline, "MANIFEST_FINAL");
+    for state in &finals {
+        let parsed = ManifestState::parse(state)
+            .unwrap_or_else(|| panic!("{pipeline}: MANIFEST_FINAL has `{state}`, not a state"));
         assert!(
-            FileStatus::parse(status).is_some(),
-            "{pipeline}: FILE_TERMINAL has `{status}`, not a file status"
+            parsed.is_final(),
+            "{pipeline}: MANIFEST_FINAL has `{state}`, which is not final"
         );
     }
-    for status in python_set(&source, "MANIFEST_OPEN") {
-        assert!(
-            ManifestStatus::parse(status).is_some(),
-            "{pipeline}: MANIFEST_OPEN has `{status}`, not a manifest status"
-        );
-    }
-    for set in ["FILE_TERMINAL", "MANIFEST_OPEN"] {
-        assert!(
-            Regex::new(&format!(
-                r#"\b[ifm]\[['"]{}['"]\]\s+(?:not\s+)?in\s+{set}\b"#,
-                attr::STATUS
-            ))
-            .expect("regex")
-            .is_match(&source),
-            "{pipeline} compares `{}` with {set}",
+    let expected = [ManifestState::Completed, ManifestState::Released];
+    assert_eq!(
+        finals.iter().copied().collect::<BTreeSet<_>>(),
+        expected.iter().map(|s| s.as_str()).collect::<BTreeSet<_>>(),
+        "{pipeline}: MANIFEST_FINAL"
+    );
+    assert!(
+        Regex::new(&format!(
+            r#"\bm\[['"]{}['"]\]\s+(?:not\s+)?in\s+MANIFEST_FINAL\b"#,
             attr::STATUS
-        );
-    }
+        ))
+        .expect("regex")
+        .is_match(&source),
+        "{pipeline} compares `{}` with MANIFEST_FINAL",
+        attr::STATUS
+    );
     check_python_item_reads("tools/local_aws/__main__.py");
+    assert!(
+        check_python_item_reads("tests/e2e/run.py") > 0,
+        "tests/e2e/run.py no longer reads table items: update this test"
+    );
 }

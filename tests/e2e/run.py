@@ -19,9 +19,11 @@ pipeline settles, then checks the outcome against the inputs with independent re
 
 * every valid input line is in the Parquet output exactly once, and nothing else is;
 * every bad line is in the error output exactly once, with its file and line number;
-* the manifest items reconcile with both (rows written, rows rejected);
-* every file ends `processed` (or `failed`, for poison input only), in exactly one completed
-  manifest; no manifest is left open; every output object is SSE-KMS;
+* the completed manifests' results reconcile with both (rows written, rows rejected);
+* every input is one tracked version, converted by exactly one completed manifest (its JSON
+  lists it), or given up (superseded, or failed MAX_ATTEMPTS times: poison input only); a
+  released manifest's other versions are in a later completed manifest; every manifest is final
+  (`completed` or `released`) and no open entry is left; every output object is SSE-KMS;
 * the dead-letter queue holds nothing, and the pipeline's metrics say what happened.
 
 Fault scenarios inject one fault at a time per rule (an error response, or a process crash
@@ -57,7 +59,15 @@ from tools.local_aws.deploy import (  # noqa: E402
     TerraformUnavailable,
 )
 from tools.local_aws.emulator import Emulator  # noqa: E402
-from tools.local_aws.pipeline import Binaries, LocalSettings, Pipeline  # noqa: E402
+from tools.local_aws.pipeline import (  # noqa: E402
+    MANIFEST_FINAL,
+    Binaries,
+    LocalSettings,
+    Pipeline,
+    manifest_result,
+    marker_given_up,
+    marker_version,
+)
 
 # --- Inputs -----------------------------------------------------------------------------------
 
@@ -143,48 +153,60 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
     import pyarrow.parquet as pq
 
     problems = outcome.problems
-    items = pipeline.tracking_items()
-    files = {i["file_key"]: i for i in items if i["item_type"] == "file"}
-    manifests = {i["manifest_id"]: i for i in items if i["item_type"] == "manifest"}
+    ledger = pipeline.ledger()
     outcome.files = len(inputs)
-    outcome.manifests = len(manifests)
+    outcome.manifests = len(ledger.manifests)
     outcome.executions = len(pipeline.executions())
 
-    # Statuses: every file tracked and in its expected end state.
+    # Versions: every input tracked as exactly one version (each is uploaded once), none else.
+    markers: dict[str, list[dict]] = collections.defaultdict(list)
+    for v in ledger.markers:
+        bucket, key, _ = marker_version(v)
+        markers[key if bucket == pipeline.input_bucket else f"s3://{bucket}/{key}"].append(v)
     for f in inputs:
-        item = files.get(f.key)
-        if item is None:
+        if f.key not in markers:
             problems.append(f"{f.key}: never tracked")
-        elif item["status"] != f.outcome:
-            problems.append(f"{f.key}: status {item['status']}, expected {f.outcome}")
-    extra = set(files) - {f.key for f in inputs}
+        elif len(markers[f.key]) > 1:
+            problems.append(f"{f.key}: {len(markers[f.key])} versions tracked for one upload")
+    extra = set(markers) - {f.key for f in inputs}
     if extra:
-        problems.append(f"tracked files that were never uploaded: {sorted(extra)[:5]}")
-    outcome.failed_files = sum(1 for i in files.values() if i["status"] == "failed")
-    open_manifests = [m for m in manifests.values() if m["status"] not in ("completed", "failed", "abandoned")]
-    if open_manifests:
-        problems.append(f"{len(open_manifests)} manifests left open: {[m['status'] for m in open_manifests]}")
+        problems.append(f"tracked objects that were never uploaded: {sorted(extra)[:5]}")
 
-    # No file in two completed manifests (their manifest JSON lists the files they claimed;
-    # the item's `candidates` are only what a builder tried to claim); each processed file
-    # in the one its item names.
-    completed = {m_id: m for m_id, m in manifests.items() if m["status"] == "completed"}
-    members: dict[str, set[str]] = {}
-    for m_id, m in completed.items():
-        bucket, _, key = m["manifest_path"].removeprefix("s3://").partition("/")
-        document = json.loads(pipeline.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        members[m_id] = {f["key"] for f in document["files"]}
-    in_completed = collections.Counter(k for keys in members.values() for k in keys)
-    doubled = [key for key, count in in_completed.items() if count > 1]
+    # Manifests: all final, no open entry left.
+    not_final = [m["status"] for m in ledger.manifests.values() if m["status"] not in MANIFEST_FINAL]
+    if not_final:
+        problems.append(f"{len(not_final)} manifests not final: {not_final}")
+    if ledger.open_entries:
+        problems.append(f"{len(ledger.open_entries)} open-manifest entries left")
+
+    # Each version converted by exactly one completed manifest (its JSON lists it), or given up:
+    # superseded, or failed MAX_ATTEMPTS times -- and then by no completed manifest.
+    completed = ledger.completed()
+    converted = pipeline.converted(ledger)
+    doubled = [version for version, count in converted.items() if count > 1]
     if doubled:
-        problems.append(f"{len(doubled)} files in more than one completed manifest, e.g. {doubled[:3]}")
+        problems.append(f"{len(doubled)} versions in more than one completed manifest, e.g. {doubled[:3]}")
     for f in inputs:
-        item = files.get(f.key)
-        if item and item["status"] == "processed":
-            if item.get("manifest_id") not in completed:
-                problems.append(f"{f.key}: processed by {item.get('manifest_id')}, which did not complete")
-            elif f.key not in members[item["manifest_id"]]:
-                problems.append(f"{f.key}: not in the manifest {item['manifest_id']} that processed it")
+        for v in markers.get(f.key, []):
+            version = marker_version(v)
+            given_up = marker_given_up(v, pipeline.max_attempts)
+            if f.outcome == "processed" and not converted[version]:
+                why = v.get("superseded") or v.get("last_error") or "no completed manifest holds it"
+                problems.append(f"{f.key}: not converted ({why})")
+            elif f.outcome == "failed" and not given_up:
+                problems.append(f"{f.key}: expected to be given up, but is {'converted' if converted[version] else 'live'}")
+            elif given_up and converted[version]:
+                problems.append(f"{f.key}: given up and converted too")
+    outcome.failed_files = sum(1 for v in ledger.markers if marker_given_up(v, pipeline.max_attempts))
+
+    # A released manifest's versions that were not given up are in a later completed manifest.
+    for m_id, m in ledger.manifests.items():
+        if m["status"] != "released":
+            continue
+        for version in pipeline.manifest_versions(m):
+            v = next((v for v in ledger.markers if marker_version(v) == version), None)
+            if v is not None and not marker_given_up(v, pipeline.max_attempts) and not converted[version]:
+                problems.append(f"released manifest {m_id}: {version[1]} converted by no later manifest")
 
     # The output: every object SSE-KMS; Parquet rows by id (pyarrow per object, DuckDB over all).
     out_dir = os.path.join(workdir, "output")
@@ -260,14 +282,15 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
         f"rejected whole: {r.get('source')} ({r.get('kind')}: {r.get('reason')})" for r in other_rejects[:5]
     )
 
-    # The manifest items reconcile with what is in the bucket.
-    written = sum(int(m.get("rows_written", 0)) for m in completed.values())
-    rejected = sum(int(m.get("rows_rejected", 0)) for m in completed.values())
+    # The completed manifests' results reconcile with what is in the bucket.
+    results = [manifest_result(m) for m in completed.values()]
+    written = sum(int(r.get("rows_written", 0)) for r in results)
+    rejected = sum(int(r.get("rows_rejected", 0)) for r in results)
     if written != outcome.rows_written:
         problems.append(f"completed manifests say {written} rows written, Parquet holds {outcome.rows_written}")
     if rejected != outcome.rejects_written:
         problems.append(f"completed manifests say {rejected} rows rejected, the error output holds {outcome.rejects_written}")
-    listed = {k for m in completed.values() for k in m.get("output_keys", [])}
+    listed = {k for r in results for k in r.get("output_keys", [])}
     actual = {os.path.relpath(p, out_dir) for p in parquet_paths}
     if listed != actual:
         problems.append(f"manifest output_keys and the bucket differ: {sorted(listed ^ actual)[:4]}")
@@ -384,7 +407,8 @@ def poison() -> Scenario:
         inputs + [deleted, not_json, empty, broken],
         variables=PipelineVariables(max_attempts=2),
         extra_checks=[_check_poison],
-        timeout=400,
+        # Each failure of the broken file is released after the converter's timeout + 60 s.
+        timeout=900,
     )
 
 
@@ -395,12 +419,17 @@ def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
         outcome.problems.append("the ManifestsFailed alarm metric was never raised")
     if rejected_metric < 1:
         outcome.problems.append("the RowsRejected alarm metric was never raised")
-    items = pipeline.tracking_items()
-    for i in items:
-        if i["item_type"] == "manifest" and i["status"] == "failed" and not i.get("error"):
-            outcome.problems.append(f"failed manifest {i['manifest_id']} has no reason")
-    reasons = [i.get("error", "") for i in items if i["item_type"] == "manifest" and i["status"] == "failed"]
-    outcome.notes.extend(f"failure reason: {r[:160]}" for r in reasons[:4])
+    ledger = pipeline.ledger()
+    # A failed manifest keeps its reason when it is released.
+    failed = {m_id: m for m_id, m in ledger.manifests.items() if m.get("error")}
+    for m_id, m in ledger.manifests.items():
+        if m["status"] == "released" and m_id not in failed:
+            outcome.problems.append(f"released manifest {m_id} has no reason")
+    if not failed:
+        outcome.problems.append("no manifest failed")
+    outcome.notes.extend(f"failure reason: {m['error'][:160]}" for m in list(failed.values())[:4])
+    given_up = [v for v in ledger.markers if marker_given_up(v, pipeline.max_attempts)]
+    outcome.notes.extend(f"given up: {marker_version(v)[1]} ({v.get('superseded') or v.get('last_error')})" for v in given_up[:4])
     empty_rejected = any(
         r.get("source", "").endswith("/empty.ndjson") and r.get("kind") == "empty_object"
         for r in outcome.whole_object_rejects
@@ -413,14 +442,23 @@ def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
 # (operation, body_contains, uri_contains, what). Each fault scenario checks each one fired.
 # `{manifest_bucket}` and `{input_bucket}` are the pipeline's buckets (Terraform names them).
 BUILDER_CALLS = [
-    ("DynamoDB.PutItem", '"item_type":{"S":"file"}', None, "track a file"),
-    ("DynamoDB.Query", None, None, "read pending files (index)"),
-    ("DynamoDB.PutItem", '"item_type":{"S":"manifest"}', None, "manifest intent"),
-    ("DynamoDB.UpdateItem", "REMOVE pending_prefix", None, "claim a file"),
-    ("DynamoDB.UpdateItem", '"S":"starting"', None, "manifest to starting"),
+    # Track: the shard's registry entry (once per process), the batch, a marker per version.
+    ("DynamoDB.PutItem", '"pk":{"S":"D"}', None, "register a shard"),
+    ("DynamoDB.PutItem", '"pk":{"S":"B#', None, "write a batch"),
+    ("DynamoDB.PutItem", '"pk":{"S":"V#', None, "write a marker"),
+    # Cut: the cursor, the settled batches, their markers; the JSON, the open entry, the
+    # transaction (cursor and manifest); then the start.
+    ("DynamoDB.GetItem", '"pk":{"S":"C#', None, "read a shard's cursor"),
+    ("DynamoDB.Query", '"S":"B#', None, "read a shard's batches"),
+    ("DynamoDB.BatchGetItem", None, None, "read markers"),
     ("S3.PutObject", None, None, "manifest JSON"),
+    ("DynamoDB.PutItem", '"pk":{"S":"O#', None, "list the manifest open"),
+    ("DynamoDB.TransactWriteItems", '"S":"starting"', None, "cut: cursor and manifest"),
     ("SFN.StartExecution", None, None, "start the execution"),
     ("DynamoDB.UpdateItem", '"S":"running"', None, "manifest to running"),
+    # Sweep: the open entries, the shard registry.
+    ("DynamoDB.Query", '"S":"O#', None, "sweep: list open entries"),
+    ("DynamoDB.Query", '":pk":{"S":"D"}', None, "sweep: list shards"),
 ]
 CONVERTER_CALLS = [
     ("KMS.DescribeKey", None, None, "preflight: the key"),
@@ -485,7 +523,7 @@ def faults(side: str, mode: str) -> Scenario:
         variables=PipelineVariables(converter_memory_mb=1024) if side == "converter" else PipelineVariables(),
         builder_faults=rules if side == "builder" else [],
         converter_faults=rules if side == "converter" else [],
-        timeout=600,
+        timeout=900,
     )
 
 
@@ -544,8 +582,8 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
                     outcome.problems.append(f"fault never injected: {rule['mode']} at {rule['op']} ({rule['what']})")
         if pipeline.event_source and not outcome.duplicates_delivered:
             outcome.redeliveries = pipeline.event_source.deletes_forgotten
-        interesting = ("DuplicateDeliveries", "SweepRepairs", "ManifestsAbandoned", "FailedManifestOutputsRemoved",
-                       "ManifestsFailed", "MessagesFailed")
+        interesting = ("DuplicateDeliveries", "RefsDropped", "CutsLost", "ManifestsReconciled", "ManifestsReleased",
+                       "UnreadableItems", "SweepErrors", "CutErrors", "ManifestsFailed", "MessagesFailed")
         counted = {m: v for (f, m), v in sorted(pipeline.metrics.items()) if m in interesting and v}
         if counted:
             outcome.notes.append("metrics: " + ", ".join(f"{m}={v:g}" for m, v in counted.items()))

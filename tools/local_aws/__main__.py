@@ -6,7 +6,7 @@ Starts moto's server on 127.0.0.1, creates the pipeline's resources with `terraf
 (tests/terraform/local: the root module terraform/ with the provider pointed at the emulator),
 runs `manifest-builder` and `converter-lambda` from DIR as the Lambda functions Terraform
 created, uploads each FILE to the input bucket under `incoming/<date>/<name>` (the date taken
-from the file name), waits until every file is processed or failed, then prints what happened,
+from the file name), waits until every version is converted or given up, then prints what happened,
 downloads the Parquet and error objects into WORKDIR/output and runs `terraform destroy`.
 `--keep` leaves the emulator (and the deployment) up until Ctrl-C (its endpoint is printed) to
 explore with the AWS CLI. Terraform's own output is in WORKDIR/terraform/*.log, the emulator's
@@ -24,7 +24,7 @@ import time
 
 from .deploy import Deployment, PipelineVariables, TerraformFailed, TerraformUnavailable
 from .emulator import Emulator
-from .pipeline import Binaries, LocalSettings, Pipeline
+from .pipeline import Binaries, LocalSettings, Pipeline, manifest_result, marker_given_up, marker_version
 
 # The pipeline's name: its Terraform environment (names are ndjson-parquet-local-*).
 NAME = "local"
@@ -116,17 +116,24 @@ def main(argv: list[str]) -> int:
 
 def report(pipeline: Pipeline, workdir: str) -> str:
     lines = []
-    items = pipeline.tracking_items()
-    files = sorted((i for i in items if i["item_type"] == "file"), key=lambda i: i["file_key"])
-    manifests = [i for i in items if i["item_type"] == "manifest"]
-    lines.append(f"\nfiles ({len(files)}):")
-    for f in files:
-        lines.append(f"  {f['status']:<10} attempts={f['attempts']}  s3://{f['bucket']}/{f['file_key']}")
-    lines.append(f"manifests ({len(manifests)}):")
-    for m in manifests:
+    ledger = pipeline.ledger()
+    converted = pipeline.converted(ledger)
+    lines.append(f"\nversions ({len(ledger.markers)}):")
+    for v in sorted(ledger.markers, key=lambda v: (v["pk"], v["sk"])):
+        bucket, key, version = marker_version(v)
+        if converted[(bucket, key, version)]:
+            state = "converted"
+        elif marker_given_up(v, pipeline.max_attempts):
+            state = "superseded" if v.get("superseded") else "failed"
+        else:
+            state = "waiting"
+        lines.append(f"  {state:<10} attempts={v.get('attempts', 0)}  s3://{bucket}/{key} ({v['sk']})")
+    lines.append(f"manifests ({len(ledger.manifests)}), open entries: {len(ledger.open_entries)}:")
+    for m_id, m in sorted(ledger.manifests.items()):
+        result = manifest_result(m)
         lines.append(
-            f"  {m['status']:<10} {m['manifest_id']}  files={m['file_count']} "
-            f"rows written={m.get('rows_written', '-')} rejected={m.get('rows_rejected', '-')}"
+            f"  {m['status']:<10} {m_id}  files={m['file_count']} "
+            f"rows written={result.get('rows_written', '-')} rejected={result.get('rows_rejected', '-')}"
         )
     executions = pipeline.executions()
     lines.append(f"executions ({len(executions)}):")

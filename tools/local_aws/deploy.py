@@ -48,7 +48,9 @@ class PipelineVariables:
     """One pipeline's variables of tests/terraform/local (each a variable of the root
     module), with timings shortened for a local run. What the root module does not expose
     stays as it deploys: the queue's visibility timeout (6 x builder_timeout_seconds), the
-    sweep's repair delay (builder_timeout_seconds + 60), the state machine's retries, the
+    sweep's repair delay (builder_timeout_seconds + 60), the batches' settle time
+    (builder_timeout_seconds + 10), the release delay of a failed manifest
+    (converter_timeout_seconds + 60), the state machine's retries, the
     event-source mapping's maximum concurrency, the sweep's schedule (rate(1 minute))."""
 
     log_level: str = "INFO"
@@ -64,9 +66,11 @@ class PipelineVariables:
     notification_suffixes: list[str] = field(
         default_factory=lambda: [".ndjson", ".jsonl", ".json", ".gz", ".zst"]
     )
-    # Also the sweep's repair delay (+ 60 s): the sweep never overtakes a live builder.
-    builder_timeout_seconds: int = 60
-    converter_timeout_seconds: int = 300
+    # Also the sweep's repair delay (+ 60 s) and the batches' settle time (+ 10 s: no manifest is
+    # cut sooner): the sweep never overtakes a live builder.
+    builder_timeout_seconds: int = 15
+    # Also the release delay of a failed manifest (+ 60 s): its converters are gone by then.
+    converter_timeout_seconds: int = 120
     # Also the converter's memory budget (80%), which sizes its upload parts: 16 MiB from a
     # 1 GiB budget up, else 5 MiB (the smallest S3 allows).
     converter_memory_mb: int = 3008

@@ -22,6 +22,7 @@ What the root module does not expose and a local run must shorten is a test-only
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import time
@@ -34,9 +35,74 @@ from .emulator import ACCOUNT, REGION, Emulator
 from .event_sources import Schedule, SqsEventSource
 from .lambda_runtime import LambdaFunction, clean_environment
 
-FILE_TERMINAL = {"processed", "failed"}
-MANIFEST_OPEN = {"claiming", "starting", "running"}
 BUILDER, CONVERTER = "manifest-builder", "converter"
+
+# The ledger's items (tracking version 2, docs/TRACKING.md), told apart by the prefix of their
+# partition key as shared::ledger::item formats it (shared/tests/table_layout.rs checks these
+# constants and every attribute read below against the layout).
+MARKER_PK = "V#"
+BATCH_PK = "B#"
+MANIFEST_PK = "M#"
+OPEN_PK = "O#"
+# Manifest states that need nothing more: converted, or released (outputs removed, versions
+# handed to a retry batch that a later manifest converts).
+MANIFEST_FINAL = {"completed", "released"}
+
+
+@dataclass
+class Ledger:
+    """The table's items by kind: version markers, manifests (by id), open entries, batches."""
+
+    markers: list[dict]
+    manifests: dict[str, dict]
+    open_entries: list[dict]
+    batches: list[dict]
+
+    @classmethod
+    def of(cls, items: list[dict]) -> "Ledger":
+        ledger = cls([], {}, [], [])
+        for i in items:
+            pk = i["pk"]
+            if pk.startswith(MARKER_PK):
+                ledger.markers.append(i)
+            elif pk.startswith(MANIFEST_PK):
+                ledger.manifests[pk[len(MANIFEST_PK):]] = i
+            elif pk.startswith(OPEN_PK):
+                ledger.open_entries.append(i)
+            elif pk.startswith(BATCH_PK):
+                ledger.batches.append(i)
+        return ledger
+
+    def completed(self) -> dict[str, dict]:
+        return {m_id: m for m_id, m in self.manifests.items() if m["status"] == "completed"}
+
+
+def marker_version(v: dict) -> tuple[str, str, str]:
+    """A marker's version as a manifest's JSON names it: bucket, key, and the version id, or
+    (in an unversioned bucket, where the version is a sequencer or the ETag) the ETag the
+    converter pins its read to."""
+    bucket, _, key = v["pk"][len(MARKER_PK):].partition("/")
+    version = v["sk"]
+    if version.startswith(("S#", "E#")):
+        return bucket, key, "etag:" + v["etag"]
+    return bucket, key, version
+
+
+def manifest_file_version(file: dict) -> tuple[str, str, str]:
+    """An entry of a manifest's JSON `files` as `marker_version` names versions."""
+    version_id = file.get("version_id")
+    return file["bucket"], file["key"], version_id if version_id else "etag:" + file["etag"]
+
+
+def marker_given_up(v: dict, max_attempts: int) -> bool:
+    """Whether the version will not be converted: superseded (deleted or overwritten before its
+    manifest read it), or failed MAX_ATTEMPTS conversions."""
+    return bool(v.get("superseded")) or int(v.get("attempts", 0)) >= max_attempts
+
+
+def manifest_result(m: dict) -> dict:
+    """A manifest item's conversion result (JSON in `result`; empty before completion)."""
+    return json.loads(m["result"]) if m.get("result") else {}
 
 
 @dataclass
@@ -137,6 +203,11 @@ class Pipeline:
         state_machine_role = self.sfn.describe_state_machine(stateMachineArn=self.state_machine_arn)["roleArn"]
         self.audit = iam_audit.Audit(emulator, {**{r: self.role_arns[n] for r, n in self.function_names.items()},
                                                 "state-machine": state_machine_role})
+        # Failed conversions before the builder gives a version up (its configuration's).
+        builder_variables = self.configurations[BUILDER].get("Environment", {}).get("Variables", {})
+        self.max_attempts = int(builder_variables.get("MAX_ATTEMPTS", "3"))
+        # Manifest JSON by path: written once, before the manifest exists, never changed.
+        self._manifest_versions: dict[str, list[tuple[str, str, str]]] = {}
         self.functions: dict[str, LambdaFunction] = {}
         self.event_source: SqsEventSource | None = None
         self.schedule: Schedule | None = None
@@ -311,8 +382,29 @@ class Pipeline:
                 return executions
             kwargs["nextToken"] = page["nextToken"]
 
+    def ledger(self) -> Ledger:
+        return Ledger.of(self.tracking_items())
+
+    def manifest_versions(self, m: dict) -> list[tuple[str, str, str]]:
+        """The versions a manifest holds, from its JSON (`marker_version`'s form)."""
+        path = m["manifest_path"]
+        if path not in self._manifest_versions:
+            bucket, _, key = path.removeprefix("s3://").partition("/")
+            document = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            self._manifest_versions[path] = [manifest_file_version(f) for f in document["files"]]
+        return self._manifest_versions[path]
+
+    def converted(self, ledger: Ledger) -> collections.Counter:
+        """How many completed manifests hold each version."""
+        counts: collections.Counter = collections.Counter()
+        for m in ledger.completed().values():
+            counts.update(self.manifest_versions(m))
+        return counts
+
     def unsettled(self, expected_files: int | None = None) -> list[str]:
-        """Why the pipeline is still at work (empty once every file reached an end)."""
+        """Why the pipeline is still at work (empty once every version reached an end: no open
+        entry, every manifest final, every marker converted by a completed manifest,
+        superseded, or given up at MAX_ATTEMPTS)."""
         reasons = []
         depth = self.queue_depth(self.queue_url)
         if depth:
@@ -320,18 +412,21 @@ class Pipeline:
         running = sum(1 for e in self.executions() if e["status"] == "RUNNING")
         if running:
             reasons.append(f"{running} executions running")
-        items = self.tracking_items()
-        files = [i for i in items if i.get("item_type") == "file"]
-        waiting = sum(1 for f in files if f["status"] not in FILE_TERMINAL)
-        if waiting:
-            reasons.append(f"{waiting} files not processed")
-        open_manifests = sum(
-            1 for i in items if i.get("item_type") == "manifest" and i["status"] in MANIFEST_OPEN
-        )
+        ledger = self.ledger()
+        if ledger.open_entries:
+            reasons.append(f"{len(ledger.open_entries)} open-manifest entries")
+        open_manifests = sum(1 for m in ledger.manifests.values() if m["status"] not in MANIFEST_FINAL)
         if open_manifests:
-            reasons.append(f"{open_manifests} manifests open")
-        if expected_files is not None and len(files) < expected_files:
-            reasons.append(f"{len(files)} of {expected_files} files tracked")
+            reasons.append(f"{open_manifests} manifests not final")
+        converted = self.converted(ledger)
+        waiting = sum(
+            1 for v in ledger.markers
+            if not converted[marker_version(v)] and not marker_given_up(v, self.max_attempts)
+        )
+        if waiting:
+            reasons.append(f"{waiting} versions neither converted, superseded nor given up")
+        if expected_files is not None and len(ledger.markers) < expected_files:
+            reasons.append(f"{len(ledger.markers)} of {expected_files} versions tracked")
         return reasons
 
     def wait_until_settled(self, timeout: float, expected_files: int | None = None, progress=None) -> None:
@@ -406,6 +501,9 @@ def _plain(value: dict):
         return None
     if kind == "L":
         return [_plain(v) for v in inner]
+    if kind == "B":
+        # Binary attributes (a batch's deflated refs) as their size: nothing here decodes them.
+        return len(inner)
     if kind == "M":
         return {k: _plain(v) for k, v in inner.items()}
     return inner

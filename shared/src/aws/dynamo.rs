@@ -24,8 +24,8 @@ use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::ConditionalWriteError;
-use crate::table::attr::*;
-use crate::table::{
+use crate::table::v1::attr::*;
+use crate::table::v1::{
     Index, Projection, INDEXES, ITEM_TYPE_FILE, ITEM_TYPE_MANIFEST, KEY_ATTRIBUTES, OPEN_MANIFESTS,
     OPEN_SHARD_VALUE, PARTITION_KEY, PENDING_FILES, SORT_KEY,
 };

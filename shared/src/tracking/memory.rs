@@ -47,7 +47,7 @@ impl MemoryTrackingStore {
     /// What the state machine's `MarkFailed` task does in production: mark the manifest
     /// `failed` with `cause` and hand it to the sweep (`needs_sweep`), which returns its files
     /// to pending. Unlike `MarkFailed` it does not check the manifest's current status
-    /// ([`crate::table::WORKFLOW_FAILED_FROM`]): the caller picks a manifest that may fail.
+    /// ([`crate::table::v1::WORKFLOW_FAILED_FROM`]): the caller picks a manifest that may fail.
     pub fn fail_by_workflow(&self, date_prefix: &DatePrefix, manifest: &ManifestId, cause: &str) {
         self.with(|s| {
             if let Some(record) = s

@@ -12,7 +12,7 @@
 //! (`processed`) and the manifest (`completed`), or fails it: each file counts an attempt and
 //! goes back to `pending`, or to `failed` once it reaches the maximum. When the converter
 //! cannot settle the manifest itself, the state machine's `MarkFailed` task marks it `failed`
-//! and hands it to the sweep (see [`crate::table::WORKFLOW_FAILED_FROM`]). The sweep repairs
+//! and hands it to the sweep (see [`crate::table::v1::WORKFLOW_FAILED_FROM`]). The sweep repairs
 //! what a dead builder left: a stale `claiming` manifest is abandoned (its files released), a
 //! stale `starting` one is started, a `failed` one has its files released.
 //!

@@ -19,13 +19,13 @@ variable "billing_mode" {
 }
 
 variable "read_capacity" {
-  description = "Read capacity units per table and index (PROVISIONED only)."
+  description = "Read capacity units of the table (PROVISIONED only)."
   type        = number
   default     = 5
 }
 
 variable "write_capacity" {
-  description = "Write capacity units per table and index (PROVISIONED only)."
+  description = "Write capacity units of the table (PROVISIONED only)."
   type        = number
   default     = 5
 }

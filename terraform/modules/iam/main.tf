@@ -54,25 +54,33 @@ data "aws_iam_policy_document" "manifest_builder" {
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
     resources = ["${local.logs_arn}:log-group:${var.log_group_names["manifest-builder"]}:*"]
   }
-  # Items are written and read on the table; only the sparse indexes are queried or scanned.
-  # GetItem: a store that does not return the old item on a failed conditional insert is
-  # read back (shared/src/dynamo.rs, track_file), and the sweep reads manifests by key.
+  # Exactly the requests DynamoLedger (shared/src/aws/ledger.rs) makes for track, cut and the
+  # sweep, on the table itself (version 2 has no index). PutItem: batches, markers, the shard
+  # registry, open entries, cursors (skip, and inside the cut transaction with the manifest),
+  # retry batches (inside the release transaction); GetItem: cursors, manifests, and a marker
+  # that refused an insert when the endpoint does not return it; UpdateItem: starting ->
+  # running, and the manifest's failed/released moves inside fail and release transactions
+  # (TransactWriteItems is authorized as the actions it holds); DeleteItem: open entries;
+  # Query: batches, the shard registry, open entries; BatchGetItem: markers at a cut.
   statement {
-    sid       = "TrackingItems"
-    actions   = ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"]
+    sid = "Ledger"
+    actions = [
+      "dynamodb:PutItem",
+      "dynamodb:GetItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:DeleteItem",
+      "dynamodb:Query",
+      "dynamodb:BatchGetItem",
+    ]
     resources = [var.table_arn]
   }
-  statement {
-    sid       = "TrackingIndexes"
-    actions   = ["dynamodb:Query", "dynamodb:Scan"]
-    resources = ["${var.table_arn}/index/*"]
-  }
+  # PutObject: the manifest JSON; DeleteObject: the JSON of a cut that lost the race.
   statement {
     sid       = "WriteManifests"
-    actions   = ["s3:PutObject"]
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
     resources = ["${var.manifest_bucket_arn}/${trim(var.manifest_prefix, "/")}/*"]
   }
-  # The sweep removes what a failed manifest's converter left (`release_failed`).
+  # The sweep removes what a failed manifest's converters left before it releases it.
   statement {
     sid       = "RemoveFailedManifestOutputs"
     actions   = ["s3:DeleteObject"]
@@ -138,9 +146,11 @@ data "aws_iam_policy_document" "converter" {
       "${local.logs_arn}:log-group:${var.log_group_names["batch"]}:*",
     ]
   }
+  # GetItem: the manifest; UpdateItem: complete, supersede a marker, and fail (a transaction
+  # of updates: the manifest and its poison markers); DeleteItem: its open entry once settled.
   statement {
     sid       = "TrackingTable"
-    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
     resources = [var.table_arn]
   }
   statement {
@@ -212,6 +222,7 @@ data "aws_iam_policy_document" "state_machine" {
     # The state machine invokes the unqualified function (no version or alias).
     resources = [var.converter_function_arn]
   }
+  # MarkFailed: the manifest item `M#<id>`, starting|running -> failed.
   statement {
     sid       = "MarkManifestFailed"
     actions   = ["dynamodb:UpdateItem"]

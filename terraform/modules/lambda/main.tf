@@ -1,4 +1,14 @@
 locals {
+  # Clocks of the functions differ by far less than this; the settle time adds it to the
+  # builder's timeout.
+  clock_skew_seconds = 10
+
+  # Longest any converter of a manifest can still be running after its execution ended (a Lambda
+  # invocation outlives an aborted or timed-out execution; so may a Batch job being stopped):
+  # the sweep releases a failed manifest (removes its outputs, hands its versions to a retry
+  # batch) only after this, so that no converter writes to a prefix the sweep cleared.
+  release_after_seconds = max(var.converter_timeout_seconds, var.batch_job_timeout_seconds) + 60
+
   # The environment of each binary, in one place. Names match what the binaries read
   # (manifest-builder/src/config.rs, converter/src/manifest_run.rs); a CI check compares them.
   builder_environment = merge(
@@ -7,6 +17,7 @@ locals {
       MANIFEST_BUCKET        = var.manifest_bucket_name
       MANIFEST_PREFIX        = var.manifest_prefix
       STEP_FUNCTION_ARN      = var.state_machine_arn
+      SHARDS                 = tostring(var.shards)
       MAX_FILES_PER_MANIFEST = tostring(var.max_files_per_manifest)
       MAX_BYTES_PER_MANIFEST = tostring(var.max_bytes_per_manifest)
       MAX_WAIT_SECONDS       = tostring(var.max_wait_seconds)
@@ -15,10 +26,15 @@ locals {
       FILE_SUFFIXES          = join(",", var.file_suffixes)
       MAX_ATTEMPTS           = tostring(var.max_attempts)
       KMS_KEY_ARN            = var.kms_key_arn
-      # The sweep must never overtake a builder still at work: longer than any invocation.
-      REPAIR_AFTER_SECONDS = tostring(var.builder_timeout_seconds + 60)
+      # A batch is cut only once every builder that could still be writing its markers is
+      # gone: longer than any invocation, plus clock skew.
+      SETTLE_SECONDS = tostring(var.builder_timeout_seconds + local.clock_skew_seconds)
+      # The sweep never starts a manifest a builder is still starting: longer than any invocation.
+      REPAIR_AFTER_SECONDS    = tostring(var.builder_timeout_seconds + 60)
+      RECONCILE_AFTER_SECONDS = tostring(var.reconcile_after_seconds)
+      RELEASE_AFTER_SECONDS   = tostring(local.release_after_seconds)
       # Where the converter writes: the sweep removes a failed manifest's leftovers there
-      # before its files are converted again.
+      # before its versions are converted again.
       OUTPUT_BUCKET = var.output_bucket_name
       OUTPUT_PREFIX = var.output_prefix
       ERROR_BUCKET  = var.output_bucket_name
@@ -138,7 +154,7 @@ resource "aws_lambda_event_source_mapping" "arrivals" {
 
 resource "aws_cloudwatch_event_rule" "sweep" {
   name                = "${var.name}-sweep"
-  description         = "Flushes date prefixes that waited MAX_WAIT_SECONDS and repairs half-done manifests."
+  description         = "Starts, reconciles and releases open manifests, and cuts shards whose batches waited MAX_WAIT_SECONDS."
   schedule_expression = var.sweep_schedule
   tags                = var.tags
 }

@@ -152,6 +152,32 @@ variable "state_machine_arn" {
   type        = string
 }
 
+variable "shards" {
+  description = "SHARDS: batch partitions per date (a builder invocation writes to one)."
+  type        = number
+  default     = 16
+  validation {
+    condition     = var.shards >= 1 && var.shards <= 99
+    error_message = "shards must be between 1 and 99."
+  }
+}
+
+variable "reconcile_after_seconds" {
+  description = "RECONCILE_AFTER_SECONDS: the sweep looks up the execution of a manifest running this long without change."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.reconcile_after_seconds >= 60 && var.reconcile_after_seconds <= 86400
+    error_message = "reconcile_after_seconds must be between 60 and 86400."
+  }
+}
+
+variable "batch_job_timeout_seconds" {
+  description = "Longest a Batch conversion job can run (0 without Batch): a failed manifest is released only after its converters can no longer be running."
+  type        = number
+  default     = 0
+}
+
 variable "max_files_per_manifest" {
   description = "MAX_FILES_PER_MANIFEST (1-1000)."
   type        = number
@@ -169,19 +195,23 @@ variable "max_bytes_per_manifest" {
 }
 
 variable "max_wait_seconds" {
-  description = "MAX_WAIT_SECONDS: the sweep flushes a prefix whose oldest pending file waited this long."
+  description = "MAX_WAIT_SECONDS: a manifest that is not full is cut once its oldest batch waited this long."
   type        = number
   default     = 600
 }
 
 variable "ttl_days" {
-  description = "TTL_DAYS of tracking items."
+  description = "TTL_DAYS of tracking items: more than 14, so that a notification redriven from the DLQ (14 days at most) finds its marker."
   type        = number
   default     = 30
+  validation {
+    condition     = var.ttl_days > 14 && var.ttl_days <= 3650
+    error_message = "ttl_days must be between 15 and 3650: markers must outlive the dead-letter queue's 14 days."
+  }
 }
 
 variable "max_attempts" {
-  description = "MAX_ATTEMPTS before a file is marked failed."
+  description = "MAX_ATTEMPTS: failed conversions before a version is given up (marker `failed`)."
   type        = number
   default     = 3
 }

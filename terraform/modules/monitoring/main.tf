@@ -51,11 +51,20 @@ locals {
       threshold = var.rows_rejected_threshold
       what      = "the converter rejected lines (they are in the error prefix with their reasons)"
     }
-    objects-overwritten = {
+    # Tracking version 2 (docs/TRACKING.md): the metric names of manifest-builder/src/batching.
+    # Versions given up at MAX_ATTEMPTS are recorded by the converter (Ledger::fail): their
+    # alarm comes with the converter's count of them.
+    unreadable-items = {
       function  = "manifest-builder"
-      metric    = "ObjectsOverwrittenAfterTracking"
+      metric    = "UnreadableItems"
       threshold = 0
-      what      = "input objects were overwritten after they were tracked; the tracked version stands"
+      what      = "the manifest-builder skipped tracking items it could not parse (logged with their keys); an unreadable batch stops its shard's manifests until it is repaired"
+    }
+    manifests-reconciled = {
+      function  = "manifest-builder"
+      metric    = "ManifestsReconciled"
+      threshold = 0
+      what      = "the sweep failed manifests whose execution ended without settling them (aborted, timed out, or MarkFailed itself failed); their versions are converted again after the release"
     }
     manifests-failed = {
       function  = "converter"
@@ -170,10 +179,11 @@ resource "aws_cloudwatch_metric_alarm" "executions" {
   for_each = {
     executions-failed    = "ExecutionsFailed"
     executions-timed-out = "ExecutionsTimedOut"
+    executions-aborted   = "ExecutionsAborted"
   }
 
   alarm_name          = "${var.name}-${each.key}"
-  alarm_description   = "Fires on ${each.value} of the conversion state machine; the manifest is marked failed and its files return to pending."
+  alarm_description   = "Fires on ${each.value} of the conversion state machine; the manifest is marked failed (by MarkFailed, or by the sweep's reconciliation) and released for its versions to be converted again."
   namespace           = "AWS/States"
   metric_name         = each.value
   dimensions          = { StateMachineArn = var.state_machine_arn }
@@ -252,15 +262,17 @@ resource "aws_cloudwatch_dashboard" "this" {
       {
         type = "metric", x = 12, y = 6, width = 12, height = 6
         properties = {
-          title  = "Files and manifests"
+          title  = "Versions and manifests"
           region = data.aws_region.current.id
           stat   = "Sum"
           period = 300
           metrics = [
-            ["NdjsonParquet", "FilesTracked", "Function", "manifest-builder"],
+            ["NdjsonParquet", "VersionsTracked", "Function", "manifest-builder"],
             ["NdjsonParquet", "DuplicateDeliveries", "Function", "manifest-builder"],
+            ["NdjsonParquet", "ManifestsCut", "Function", "manifest-builder"],
             ["NdjsonParquet", "ManifestsStarted", "Function", "manifest-builder"],
-            ["NdjsonParquet", "SweepRepairs", "Function", "manifest-builder"],
+            ["NdjsonParquet", "ManifestsReconciled", "Function", "manifest-builder"],
+            ["NdjsonParquet", "ManifestsReleased", "Function", "manifest-builder"],
           ]
         }
       },
@@ -276,6 +288,7 @@ resource "aws_cloudwatch_dashboard" "this" {
             [
               ["AWS/States", "ExecutionsFailed", "StateMachineArn", var.state_machine_arn],
               ["AWS/States", "ExecutionsTimedOut", "StateMachineArn", var.state_machine_arn],
+              ["AWS/States", "ExecutionsAborted", "StateMachineArn", var.state_machine_arn],
               ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.dlq_name],
               ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", var.sweep_dlq_name],
             ],
