@@ -199,18 +199,20 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
         for (message, parsed) in messages.iter().zip(&parsed) {
             let mut ok = !parsed.unreadable;
             for arrival in &parsed.arrivals {
-                match results.next() {
-                    Some(Ok(_)) => {
+                match results
+                    .next()
+                    .expect("invariant: track answers every arrival")
+                {
+                    Ok(_) => {
                         touched.insert(Shard {
                             date: arrival.date.clone(),
                             number: shard % self.batching.config.shards.max(1),
                         });
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         warn!(message_id = %message.message_id, date_prefix = %arrival.date, error = %e, "version not tracked; the message will be delivered again");
                         ok = false;
                     }
-                    None => unreachable!("invariant: track answers every arrival"),
                 }
             }
             if !ok {

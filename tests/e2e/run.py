@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tools.local_aws import iam_audit  # noqa: E402  IAM audit
+from tools.local_aws import dynamodb_meter, iam_audit  # noqa: E402  IAM audit, DynamoDB cost
 from tools.local_aws.deploy import (  # noqa: E402
     Deployment,
     PipelineVariables,
@@ -142,6 +142,9 @@ class Outcome:
     # Error records that are no input line (a whole object rejected, e.g. a 0-byte one).
     whole_object_rejects: list[dict] = field(default_factory=list)
     iam: object = None  # IAM audit: the scenario's verdicts (iam_audit.Report)
+    # DynamoDB consumption by party (dynamodb_meter.Usage), and the versions tracked.
+    dynamodb: dict = field(default_factory=dict)
+    versions: int = 0
 
     @property
     def ok(self) -> bool:
@@ -563,6 +566,7 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
     local.builder_environment = plan_environment(scenario.builder_faults, builder_state, names)
     local.converter_environment = plan_environment(scenario.converter_faults, converter_state, names)
     pipeline = None
+    dynamodb_meter.METER.clear()
     try:
         pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
@@ -587,6 +591,9 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
         counted = {m: v for (f, m), v in sorted(pipeline.metrics.items()) if m in interesting and v}
         if counted:
             outcome.notes.append("metrics: " + ", ".join(f"{m}={v:g}" for m, v in counted.items()))
+        outcome.dynamodb = dynamodb_meter.METER.snapshot()
+        outcome.versions = len(pipeline.ledger().markers)
+        outcome.notes.append(dynamodb_note(outcome))
         failures = {n: dict(f.failures) for n, f in pipeline.functions.items() if f.failures}
         if failures:
             outcome.notes.append(f"function failures: {failures}")
@@ -601,6 +608,19 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
             pipeline.close()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def dynamodb_note(outcome: Outcome) -> str:
+    """The scenario's DynamoDB consumption (tools/local_aws/dynamodb_meter.py: billed as DynamoDB
+    would from the requests, updates at an upper bound, queries at one read unit each)."""
+    parts = []
+    writes = 0
+    for party, usage in sorted(outcome.dynamodb.items()):
+        writes += usage.write_units
+        requests = sum(usage.requests.values())
+        parts.append(f"{party} {usage.write_units} write / {usage.read_units} read units in {requests} requests")
+    per_version = f", {writes / outcome.versions:.2f} write units per version tracked" if outcome.versions else ""
+    return "DynamoDB: " + ("; ".join(parts) or "no request") + per_version
 
 
 def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:

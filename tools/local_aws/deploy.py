@@ -57,7 +57,7 @@ class PipelineVariables:
     compression_type: str = "zstd"
     max_files_per_manifest: int = 100
     max_bytes_per_manifest: int = 1 << 30
-    # A smaller manifest is cut once the oldest pending file waited this long (sweep).
+    # A manifest that is not full is cut once its oldest batch waited this long.
     max_wait_seconds: int = 2
     max_attempts: int = 3
     max_receive_count: int = 5

@@ -114,6 +114,9 @@ def _patch_moto() -> None:
         from .iam_audit import install as record_for_iam_audit  # IAM audit: who signed each request
 
         record_for_iam_audit()
+        from .dynamodb_meter import install as meter_dynamodb  # after the audit: reads its attributions
+
+        meter_dynamodb()
         _patched = True
 
 
