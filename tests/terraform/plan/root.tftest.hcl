@@ -129,3 +129,15 @@ run "queue_retention_below_dlq" {
 
   expect_failures = [var.queue_message_retention_seconds]
 }
+
+# Markers must outlive the arrivals DLQ's 14 days, so that a redriven notification finds its
+# version already tracked.
+run "markers_outlive_the_dlq" {
+  command = plan
+
+  variables {
+    ttl_days = 14
+  }
+
+  expect_failures = [var.ttl_days]
+}
