@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner};
+use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner, TableTracking};
 use serde_json::{json, Value};
 use shared::aws::dynamo::{create_table, DynamoTrackingStore};
 use shared::aws::S3Blobs;
@@ -123,10 +123,16 @@ impl World {
         })
     }
 
-    fn runner(&self, extra: &[(&str, &str)]) -> Runner<DynamoTrackingStore, S3Objects> {
+    fn runner(
+        &self,
+        extra: &[(&str, &str)],
+    ) -> Runner<TableTracking<DynamoTrackingStore>, S3Objects> {
         let config = self.config(extra).expect("valid configuration");
         Runner {
-            store: self.store.clone(),
+            tracking: TableTracking {
+                store: self.store.clone(),
+                max_attempts: config.max_attempts,
+            },
             objects: Arc::new(S3Objects::new(
                 self.s3.clone(),
                 tokio::runtime::Handle::current(),
@@ -858,4 +864,146 @@ async fn uploads_are_multipart_encrypted_and_aborted_unless_committed() {
         uploads.is_empty(),
         "the abandoned multipart upload was aborted: {uploads:?}"
     );
+}
+
+/// Version 2 of the tracking table on the emulator: over `DynamoLedger`, the runner reads
+/// exactly the versions the manifest names in a versioned bucket (an overwrite after arrival
+/// changes nothing), records a version deleted before conversion as superseded (in the error
+/// output, on its marker, no attempt counted), and completes the manifest by its state alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_ledger_exactly_the_tracked_versions_are_read() {
+    use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+    use converter::manifest_run::LedgerTracking;
+    use shared::aws::ledger::DynamoLedger;
+    use shared::ledger::{settle, Ledger, ManifestState, Shard, VersionRef, OPEN_PARTITIONS};
+
+    let w = World::new().await;
+    let enabled = VersioningConfiguration::builder()
+        .status(BucketVersioningStatus::Enabled)
+        .build();
+    w.s3.put_bucket_versioning()
+        .bucket(&w.input)
+        .versioning_configuration(enabled)
+        .send()
+        .await
+        .unwrap();
+    let put = |key: &'static str, body: String| {
+        let w = &w;
+        async move {
+            let output =
+                w.s3.put_object()
+                    .bucket(&w.input)
+                    .key(key)
+                    .body(ByteStream::from(body.clone().into_bytes()))
+                    .send()
+                    .await
+                    .unwrap();
+            ManifestFile {
+                bucket: w.input.clone(),
+                key: key.to_string(),
+                size: body.len() as u64,
+                etag: output.e_tag.unwrap().trim_matches('"').to_string(),
+                version_id: Some(output.version_id.expect("a versioned bucket")),
+                sequencer: None,
+            }
+        }
+    };
+    let kept = put("2026-11-25/kept.ndjson", records(0, 100)).await;
+    // Overwritten after it arrived: the manifest still names the first version.
+    put("2026-11-25/kept.ndjson", records(1000, 7)).await;
+    let gone = put("2026-11-25/gone.ndjson", records(100, 10)).await;
+    w.s3.delete_object()
+        .bucket(&w.input)
+        .key(&gone.key)
+        .version_id(gone.version_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let table = unique("ledger");
+    shared::aws::ledger::create_table(&dynamodb, &table)
+        .await
+        .unwrap();
+    let ledger = DynamoLedger::new(dynamodb, table);
+    let now = Timestamp::now();
+    let id = ManifestId::generate(&w.prefix, now);
+    let files = vec![kept.clone(), gone.clone()];
+    let document = ManifestDocument {
+        format: MANIFEST_FORMAT.into(),
+        version: MANIFEST_VERSION,
+        manifest_id: id.clone(),
+        date_prefix: w.prefix.clone(),
+        created_at: now.to_rfc3339(),
+        file_count: 2,
+        total_bytes: files.iter().map(|f| f.size).sum(),
+        files,
+    };
+    let key = manifest_key("manifests", &w.prefix, &id);
+    S3Blobs::new(w.s3.clone(), None)
+        .put(&w.output, &key, document.to_json(), "application/json")
+        .await
+        .unwrap();
+    let path = format!("s3://{}/{key}", w.output);
+    let shard = Shard {
+        date: w.prefix.clone(),
+        number: 0,
+    };
+    settle::seed(&ledger, &id, &shard, &document.files, &path, now)
+        .await
+        .unwrap();
+    let input = ExecutionInput {
+        manifest_path: path,
+        date_prefix: w.prefix.clone(),
+        file_count: 2,
+        manifest_id: id.clone(),
+        total_bytes: document.total_bytes,
+    };
+    let config = w.config(&[]).unwrap();
+    let runner = Runner {
+        tracking: LedgerTracking { ledger },
+        objects: Arc::new(S3Objects::new(
+            w.s3.clone(),
+            tokio::runtime::Handle::current(),
+            Some(config.kms_key_arn.clone()),
+        )),
+        config,
+    };
+    let run = runner
+        .run_execution(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap();
+
+    assert_eq!(run.status, "completed");
+    assert_eq!(
+        (run.result.rows_written, run.result.rows_rejected),
+        (100, 1)
+    );
+    let rows = w.rows(&run.result.output_keys).await;
+    assert_eq!(
+        ids(&rows),
+        (0..100).collect::<Vec<_>>(),
+        "the first version"
+    );
+    let errors = gunzip(&w.get(run.result.error_key.as_deref().unwrap()).await);
+    let record: Value = serde_json::from_str(errors.trim()).unwrap();
+    assert_eq!(record["kind"], "superseded");
+    assert_eq!(record["source"], format!("s3://{}/{}", w.input, gone.key));
+
+    let ledger = &runner.tracking.ledger;
+    let markers = ledger
+        .markers(&[VersionRef::of_file(&kept), VersionRef::of_file(&gone)])
+        .await
+        .unwrap();
+    let (kept, gone) = (markers[0].as_ref().unwrap(), markers[1].as_ref().unwrap());
+    assert!(kept.superseded.is_none());
+    assert!(gone.superseded.is_some(), "{gone:?}");
+    assert_eq!(gone.attempts, 0, "a deleted version is not poison");
+    let manifest = ledger.manifest(&id).await.unwrap().unwrap();
+    assert_eq!(manifest.state, ManifestState::Completed);
+    assert_eq!(manifest.result.unwrap(), run.result);
+    for partition in 0..OPEN_PARTITIONS {
+        let open = ledger.open_manifests(partition, None, 10).await.unwrap();
+        assert!(open.items.is_empty(), "closed after completion");
+    }
 }

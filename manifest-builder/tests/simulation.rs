@@ -14,10 +14,12 @@
 //! manifest, or recorded superseded or failed with a reason; no output of a manifest that did
 //! not complete remains; no manifest is left open; rows reconcile.
 //!
-//! The converter here is a model of the converter's ledger protocol (read the manifest item,
-//! remove stale parts, read exactly the tracked versions, supersede the gone ones, fail on
-//! poison, write parts, complete by compare-and-set); the real runner replaces it when it moves
-//! to the ledger. `SIMULATION_SEEDS` (default 300) sets how many seeds run, `SIMULATION_SEED`
+//! The converter's ledger steps are the production code the real runner calls
+//! (`shared::ledger::settle`: check the state, fail with poison, complete by compare-and-set and
+//! close the entry, or learn that the run lost its manifest); the conversion between them is a
+//! model (remove stale parts, read exactly the tracked versions, supersede the gone ones,
+//! write one part), as the runner's object handling is tested on its own and on the emulator
+//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS` (default 300) sets how many seeds run, `SIMULATION_SEED`
 //! runs one, with a trace of what happened.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +31,9 @@ use std::task::{Context, Poll, Waker};
 use manifest_builder::batching::{Arrival, Batching, BatchingConfig, Tracked};
 use shared::blobs::{BlobError, BlobStore, MemoryBlobs};
 use shared::ledger::{
-    Batch, BatchKey, Cursor, Cut, Ledger, ManifestChanges, ManifestState, Marker, MarkerOutcome,
-    MemoryLedger, OpenManifest, Page, Poison, Shard, StoreError, Version, VersionRef,
+    settle, Batch, BatchKey, Cursor, Cut, Ledger, ManifestChanges, ManifestState, Marker,
+    MarkerOutcome, MemoryLedger, OpenManifest, Page, Poison, Shard, StoreError, Version,
+    VersionRef,
 };
 use shared::manifest::{
     parse_s3_url, part_prefix, ExecutionInput, ManifestDocument, OutputLocations,
@@ -808,20 +811,11 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     let blobs = SimBlobs(Arc::clone(&world.blobs), Arc::clone(sim));
     let started = lock(sim).now;
     let retryable = |_| AttemptError::Retryable;
-    let open = [ManifestState::Starting, ManifestState::Running];
-    let item = ledger.manifest(id).await.map_err(retryable)?;
-    let Some(item) = item else {
-        return Err(AttemptError::Final);
+    let item = match settle::check(&ledger, id).await.map_err(retryable)? {
+        settle::Check::Run(item) => item,
+        settle::Check::Completed(_) => return Ok(()),
+        settle::Check::NotRunnable { .. } => return Err(AttemptError::Final),
     };
-    let entry = OpenManifest {
-        id: id.clone(),
-        created_at: item.created_at,
-    };
-    match item.state {
-        ManifestState::Completed => return Ok(()),
-        ManifestState::Starting | ManifestState::Running => {}
-        _ => return Err(AttemptError::Final),
-    }
     let (bucket, key) = parse_s3_url(path).expect("an s3 path");
     let document = blobs
         .get(bucket, key)
@@ -839,20 +833,8 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     let mut poison = Vec::new();
     let mut rows = 0;
     for file in &document.files {
-        let version = match &file.version_id {
-            Some(id) => Version::Id(id.clone()),
-            None => lock(sim)
-                .objects
-                .get(&(file.bucket.clone(), file.key.clone()))
-                .and_then(|vs| vs.iter().find(|v| v.etag == file.etag))
-                .map(|v| v.version.clone())
-                .expect("every tracked version was written"),
-        };
-        let reference = VersionRef {
-            bucket: file.bucket.clone(),
-            key: file.key.clone(),
-            version: version.clone(),
-        };
+        let reference = VersionRef::of_file(file);
+        let version = reference.version.clone();
         // GetObject versionId=… (or If-Match the ETag): exactly the tracked version.
         let read = lock(sim)
             .objects
@@ -860,6 +842,10 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
             .and_then(|vs| vs.iter().find(|v| v.version == version))
             .cloned()
             .expect("every tracked version was written");
+        assert_eq!(
+            read.etag, file.etag,
+            "the manifest pins the tracked content"
+        );
         if read.deleted {
             ledger
                 .supersede(&reference, "deleted or overwritten before conversion")
@@ -877,10 +863,7 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     }
     if !poison.is_empty() {
         let now = lock(sim).now;
-        return match ledger
-            .fail(id, &open, "a file is corrupt", &poison, now)
-            .await
-        {
+        return match settle::fail(&ledger, id, "a file is corrupt", &poison, now).await {
             Ok(_) => Err(AttemptError::Final),
             Err(_) => Err(AttemptError::Retryable),
         };
@@ -913,26 +896,15 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
         ..ConversionResult::default()
     };
     let now = lock(sim).now;
-    match ledger.complete(id, &open, &result, now).await {
-        Ok(true) => {
-            // Best effort: the sweep removes an entry left behind.
-            let _ = ledger.close(&entry).await;
-            Ok(())
+    match settle::complete(&ledger, &item, &result, now).await {
+        Ok(settle::Completion::Completed | settle::Completion::AlreadyCompleted) => Ok(()),
+        Ok(settle::Completion::Lost { .. }) => {
+            // Failed meanwhile (by the sweep or the workflow): what this run wrote goes.
+            let _ = blobs
+                .delete_prefix(&outputs.output_bucket, &parts, &[])
+                .await;
+            Err(AttemptError::Final)
         }
-        Ok(false) => match ledger.manifest(id).await {
-            Ok(Some(m)) if m.state == ManifestState::Completed => {
-                let _ = ledger.close(&entry).await;
-                Ok(())
-            }
-            Ok(_) => {
-                // Failed meanwhile (by the sweep or the workflow): what this run wrote goes.
-                let _ = blobs
-                    .delete_prefix(&outputs.output_bucket, &parts, &[])
-                    .await;
-                Err(AttemptError::Final)
-            }
-            Err(_) => Err(AttemptError::Retryable),
-        },
         Err(_) => Err(AttemptError::Retryable),
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use std::sync::Arc;
 
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, Runner};
+use converter::manifest_run::{ConverterConfig, RunError, Runner, TableTracking};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use shared::aws::dynamo::DynamoTrackingStore;
 use shared::manifest::ExecutionInput;
@@ -54,10 +54,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::process::exit(1);
     }
     let runner = Runner {
-        store: DynamoTrackingStore::new(
-            shared::aws::dynamodb_client(&aws),
-            config.tracking_table.clone(),
-        ),
+        tracking: TableTracking {
+            store: DynamoTrackingStore::new(
+                shared::aws::dynamodb_client(&aws),
+                config.tracking_table.clone(),
+            ),
+            max_attempts: config.max_attempts,
+        },
         objects: Arc::new(S3Objects::new(
             s3,
             tokio::runtime::Handle::current(),

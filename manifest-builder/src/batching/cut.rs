@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use shared::blobs::BlobStore;
 use shared::ledger::{
     Batch, BatchContents, BatchKey, Cut, Ledger, Manifest, ManifestChanges, ManifestState,
-    OpenManifest, Ref, Shard, VersionRef,
+    OpenManifest, Ref, Shard, Version, VersionRef,
 };
 use shared::manifest::{
     manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
@@ -267,6 +267,10 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                 size: c.size,
                 etag: c.etag.clone(),
                 version_id: c.version.version.version_id().map(str::to_string),
+                sequencer: match &c.version.version {
+                    Version::Sequencer(sequencer) => Some(sequencer.clone()),
+                    Version::Id(_) | Version::Etag(_) => None,
+                },
             })
             .collect();
         let document = ManifestDocument {
