@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use std::sync::Arc;
 
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, Runner, TableTracking};
+use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, Runner};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use shared::aws::dynamo::DynamoTrackingStore;
+use shared::aws::ledger::DynamoLedger;
 use shared::manifest::ExecutionInput;
 use shared::metrics::Metrics;
 use shared::types::Timestamp;
@@ -54,12 +54,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::process::exit(1);
     }
     let runner = Runner {
-        tracking: TableTracking {
-            store: DynamoTrackingStore::new(
+        tracking: LedgerTracking {
+            ledger: DynamoLedger::new(
                 shared::aws::dynamodb_client(&aws),
                 config.tracking_table.clone(),
             ),
-            max_attempts: config.max_attempts,
         },
         objects: Arc::new(S3Objects::new(
             s3,

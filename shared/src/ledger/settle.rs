@@ -126,6 +126,7 @@ pub async fn seed<L: Ledger>(
 ) -> Result<Manifest, StoreError> {
     use super::{Batch, BatchContents, BatchKey, Cut, Marker, Ref, VersionRef};
     let batch = BatchKey::new(now);
+    let after = ledger.cursor(shard).await?.map(|c| c.position);
     let versions: Vec<VersionRef> = files.iter().map(VersionRef::of_file).collect();
     let bucket = files.first().map_or(String::new(), |f| f.bucket.clone());
     assert!(
@@ -171,7 +172,7 @@ pub async fn seed<L: Ledger>(
         id: id.clone(),
         shard: shard.clone(),
         state: ManifestState::Starting,
-        after: None,
+        after,
         last: batch,
         manifest_path: manifest_path.to_string(),
         file_count: files.len() as u64,
