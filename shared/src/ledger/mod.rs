@@ -262,6 +262,10 @@ pub enum BatchContents {
         bucket: String,
         /// The versions, in delivery order.
         refs: Vec<Ref>,
+        /// Their sizes summed, as the notifications said (duplicates included): with the refs'
+        /// count, an upper bound of what the batch can add to a manifest, so a cut can tell
+        /// from the batches alone, before it reads any marker, that not enough has arrived.
+        bytes: u64,
     },
     /// Every version the released manifest held, still unconverted: cut again by expanding
     /// the manifest's batch range.
@@ -560,6 +564,18 @@ pub trait Ledger: Send + Sync {
         to: &BatchKey,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Takes `shard`'s cut lease for `owner` until `until` (milliseconds since the epoch),
+    /// unless another owner holds one that has not expired at `now`; `true` if taken. Only an
+    /// economy, never needed for correctness (the cut's compare-and-set on the cursor is):
+    /// concurrent cutters of one shard would each read every pending version's marker and all
+    /// but one would lose the transaction. A refused attempt costs one write unit.
+    fn lease(
+        &self,
+        shard: &Shard,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Reads a manifest.
     fn manifest(
         &self,

@@ -145,6 +145,7 @@ pub async fn seed<L: Ledger>(
                     version: v.version.clone(),
                 })
                 .collect(),
+            bytes: files.iter().map(|f| f.size).sum(),
         },
         ttl: 0,
     };
