@@ -77,6 +77,17 @@ impl ObjectFailure {
         io::Error::new(kind, self)
     }
 
+    /// Whether the failure says the version that was asked for no longer exists or was
+    /// replaced (deleted, overwritten): reading it again can never succeed, and it is not the
+    /// object's fault either.
+    pub fn is_gone(&self) -> bool {
+        !self.retryable
+            && matches!(
+                self.code.as_deref(),
+                Some("NoSuchKey" | "NoSuchVersion" | "NotFound" | "PreconditionFailed")
+            )
+    }
+
     /// Finds an `ObjectFailure` inside an error chain (directly, or inside an `io::Error`).
     pub fn find<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a ObjectFailure> {
         let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -104,17 +115,39 @@ pub trait Upload: Write + Send {
     fn commit(self: Box<Self>) -> Result<u64, ObjectFailure>;
 }
 
+/// Which version of an object a read must see. A read that cannot see it fails for good:
+/// `NoSuchVersion` (or `NoSuchKey`) when the version is gone, `PreconditionFailed` when the
+/// object now holds other content ([`ObjectFailure::is_gone`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pin {
+    /// Read exactly this version (`GetObject versionId=…`): a later overwrite cannot change
+    /// what is read.
+    pub version_id: Option<String>,
+    /// And only if its ETag (without quotes) is this one (`If-Match`): in an unversioned bucket,
+    /// the only way to notice an overwrite.
+    pub etag: Option<String>,
+}
+
+impl Pin {
+    /// Any version: whatever the object holds when it is read.
+    pub fn any() -> Self {
+        Pin::default()
+    }
+
+    /// The version a manifest's file names.
+    pub fn of_file(file: &shared::manifest::ManifestFile) -> Self {
+        Pin {
+            version_id: file.version_id.clone(),
+            etag: Some(file.etag.clone()).filter(|e| !e.is_empty()),
+        }
+    }
+}
+
 /// Object storage for the manifest runner (see the module contract).
 pub trait ObjectStore: BlobStore + 'static {
-    /// A conversion input reading `bucket/key` at the version `etag` names (any version when
-    /// `None`); `size` feeds progress and planning.
-    fn source(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: Option<&str>,
-        size: Option<u64>,
-    ) -> Arc<dyn Source>;
+    /// A conversion input reading `bucket/key` at the version `pin` names; `size` feeds
+    /// progress and planning.
+    fn source(&self, bucket: &str, key: &str, pin: &Pin, size: Option<u64>) -> Arc<dyn Source>;
 
     /// A streamed write of `bucket/key` in parts of `part_size` bytes, encrypted as the store
     /// is configured, invisible until committed.
@@ -143,6 +176,10 @@ pub struct StoredObject {
     pub etag: String,
     /// The `Content-Type` it was written with.
     pub content_type: String,
+    /// Its version id: every write makes a new one. Only the current version is kept, so a
+    /// read pinned to an older version fails with `NoSuchVersion`, as if that version had been
+    /// deleted.
+    pub version_id: String,
 }
 
 type Objects = BTreeMap<(String, String), StoredObject>;
@@ -154,6 +191,7 @@ type Objects = BTreeMap<(String, String), StoredObject>;
 pub struct MemoryObjects {
     objects: Arc<Mutex<Objects>>,
     faults: Arc<Mutex<Vec<(String, ObjectFailure)>>>,
+    versions: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl MemoryObjects {
@@ -171,17 +209,24 @@ impl MemoryObjects {
 
     /// Stores `bucket/key` (as a producer would); returns its ETag.
     pub fn insert(&self, bucket: &str, key: &str, body: impl Into<Vec<u8>>) -> String {
-        let body = body.into();
-        let etag = Self::etag_of(&body);
-        self.lock().insert(
-            (bucket.to_string(), key.to_string()),
-            StoredObject {
-                body,
-                etag: etag.clone(),
-                content_type: "application/octet-stream".into(),
-            },
-        );
+        let object = self.stored(body.into(), "application/octet-stream");
+        let etag = object.etag.clone();
+        self.lock()
+            .insert((bucket.to_string(), key.to_string()), object);
         etag
+    }
+
+    /// A new version of `body`.
+    fn stored(&self, body: Vec<u8>, content_type: &str) -> StoredObject {
+        let serial = self
+            .versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StoredObject {
+            etag: Self::etag_of(&body),
+            body,
+            content_type: content_type.to_string(),
+            version_id: format!("v{serial:06}"),
+        }
     }
 
     /// The object at `bucket/key`.
@@ -253,15 +298,9 @@ impl BlobStore for MemoryObjects {
         if let Some(failure) = self.planned_failure("PutObject", key) {
             return Err(Self::blob_error("PutObject", bucket, key, failure));
         }
-        let etag = Self::etag_of(&body);
-        self.lock().insert(
-            (bucket.to_string(), key.to_string()),
-            StoredObject {
-                body,
-                etag,
-                content_type: content_type.to_string(),
-            },
-        );
+        let object = self.stored(body, content_type);
+        self.lock()
+            .insert((bucket.to_string(), key.to_string()), object);
         Ok(())
     }
 
@@ -302,19 +341,13 @@ impl BlobStore for MemoryObjects {
 }
 
 impl ObjectStore for MemoryObjects {
-    fn source(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: Option<&str>,
-        size: Option<u64>,
-    ) -> Arc<dyn Source> {
+    fn source(&self, bucket: &str, key: &str, pin: &Pin, size: Option<u64>) -> Arc<dyn Source> {
         Arc::new(MemoryObjectSource {
             store: self.clone(),
             bucket: bucket.to_string(),
             key: key.to_string(),
             name: format!("s3://{bucket}/{key}"),
-            etag: etag.filter(|e| !e.is_empty()).map(str::to_string),
+            pin: pin.clone(),
             size,
         })
     }
@@ -349,7 +382,7 @@ struct MemoryObjectSource {
     bucket: String,
     key: String,
     name: String,
-    etag: Option<String>,
+    pin: Pin,
     size: Option<u64>,
 }
 
@@ -372,7 +405,17 @@ impl Source for MemoryObjectSource {
         let object = self.store.object(&self.bucket, &self.key).ok_or_else(|| {
             failure("NoSuchKey", "the object does not exist".into(), false).into_io()
         })?;
-        if let Some(etag) = &self.etag {
+        if let Some(version_id) = &self.pin.version_id {
+            if *version_id != object.version_id {
+                return Err(failure(
+                    "NoSuchVersion",
+                    format!("version {version_id} does not exist"),
+                    false,
+                )
+                .into_io());
+            }
+        }
+        if let Some(etag) = &self.pin.etag {
             if *etag != object.etag {
                 return Err(failure(
                     "PreconditionFailed",
@@ -419,15 +462,8 @@ impl Upload for MemoryUpload {
             return Err(failure);
         }
         let written = self.buffer.len() as u64;
-        let etag = MemoryObjects::etag_of(&self.buffer);
-        self.store.lock().insert(
-            (self.bucket, self.key),
-            StoredObject {
-                body: self.buffer,
-                etag,
-                content_type: self.content_type,
-            },
-        );
+        let object = self.store.stored(self.buffer, &self.content_type);
+        self.store.lock().insert((self.bucket, self.key), object);
         Ok(written)
     }
 }
@@ -440,7 +476,11 @@ mod tests {
     fn a_pinned_read_fails_for_good_once_the_object_changed() {
         let store = MemoryObjects::new();
         let etag = store.insert("in", "a.ndjson", "{\"a\":1}\n");
-        let source = store.source("in", "a.ndjson", Some(&etag), None);
+        let pin = Pin {
+            version_id: None,
+            etag: Some(etag),
+        };
+        let source = store.source("in", "a.ndjson", &pin, None);
         let mut text = String::new();
         source.open().unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "{\"a\":1}\n");
@@ -449,7 +489,25 @@ mod tests {
         let error = source.open().err().expect("the version changed");
         let failure = ObjectFailure::find(&error).expect("an object failure");
         assert_eq!(failure.code.as_deref(), Some("PreconditionFailed"));
-        assert!(!failure.retryable);
+        assert!(!failure.retryable && failure.is_gone());
+    }
+
+    #[test]
+    fn a_read_pinned_to_a_version_fails_once_that_version_is_gone() {
+        let store = MemoryObjects::new();
+        store.insert("in", "a.ndjson", "{\"a\":1}\n");
+        let pin = Pin {
+            version_id: Some(store.object("in", "a.ndjson").unwrap().version_id),
+            etag: None,
+        };
+        let source = store.source("in", "a.ndjson", &pin, None);
+        assert!(source.open().is_ok());
+        // The same content again is a new version.
+        store.insert("in", "a.ndjson", "{\"a\":1}\n");
+        let error = source.open().err().expect("the version is gone");
+        let failure = ObjectFailure::find(&error).expect("an object failure");
+        assert_eq!(failure.code.as_deref(), Some("NoSuchVersion"));
+        assert!(failure.is_gone());
     }
 
     #[test]
@@ -482,7 +540,7 @@ mod tests {
                 retryable: true,
             },
         );
-        let source = store.source("in", "a", None, None);
+        let source = store.source("in", "a", &Pin::any(), None);
         let error = source.open().err().expect("the planned failure");
         assert!(ObjectFailure::find(&error).unwrap().retryable);
         assert!(source.open().is_ok());

@@ -53,6 +53,10 @@ pub enum RejectKind {
     EmptyObject,
     /// A key is longer than a column name may be (255 bytes, Glue/Athena's limit).
     NameTooLong,
+    /// A whole input object version was deleted or overwritten before its manifest read it
+    /// (pipeline only: recorded with line 0; the newer version, if any, is converted by its own
+    /// manifest).
+    Superseded,
 }
 
 impl RejectKind {
@@ -69,6 +73,7 @@ impl RejectKind {
             RejectKind::DuplicateKey => "duplicate_key",
             RejectKind::EmptyObject => "empty_object",
             RejectKind::NameTooLong => "name_too_long",
+            RejectKind::Superseded => "superseded",
         }
     }
 }

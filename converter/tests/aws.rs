@@ -12,26 +12,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner};
+use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, RunResult, Runner};
 use serde_json::{json, Value};
-use shared::aws::dynamo::{create_table, DynamoTrackingStore};
+use shared::aws::ledger::{create_table, DynamoLedger};
 use shared::aws::S3Blobs;
 use shared::blobs::BlobStore;
+use shared::ledger::{
+    item, settle, Ledger, Manifest, ManifestChanges as LedgerChanges, ManifestState, Marker, Shard,
+    VersionRef, OPEN_PARTITIONS,
+};
 use shared::manifest::{
     manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
 };
 use shared::metrics::Metrics;
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
-use shared::tracking::{new_file_record, ManifestChanges, TrackingStore};
-use shared::types::{
-    DatePrefix, FileStatus, ManifestId, ManifestRecord, ManifestStatus, ObjectRef, Timestamp,
-};
+use shared::types::{DatePrefix, ManifestId, Timestamp};
 
 struct World {
     s3: aws_sdk_s3::Client,
     kms: aws_sdk_kms::Client,
-    store: DynamoTrackingStore,
+    dynamodb: aws_sdk_dynamodb::Client,
+    ledger: DynamoLedger,
     input: String,
     output: String,
     table: String,
@@ -70,6 +73,16 @@ impl World {
         for bucket in [&input, &output] {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
+        // As Terraform creates it: versioned, so every upload is a version of its own.
+        let enabled = VersioningConfiguration::builder()
+            .status(BucketVersioningStatus::Enabled)
+            .build();
+        s3.put_bucket_versioning()
+            .bucket(&input)
+            .versioning_configuration(enabled)
+            .send()
+            .await
+            .unwrap();
         create_table(&dynamodb, &table).await.unwrap();
         let key_arn = kms
             .create_key()
@@ -81,7 +94,8 @@ impl World {
             .arn
             .unwrap();
         World {
-            store: DynamoTrackingStore::new(dynamodb, table.clone()),
+            ledger: DynamoLedger::new(dynamodb.clone(), table.clone()),
+            dynamodb,
             s3,
             kms,
             input,
@@ -123,10 +137,12 @@ impl World {
         })
     }
 
-    fn runner(&self, extra: &[(&str, &str)]) -> Runner<DynamoTrackingStore, S3Objects> {
+    fn runner(&self, extra: &[(&str, &str)]) -> Runner<LedgerTracking<DynamoLedger>, S3Objects> {
         let config = self.config(extra).expect("valid configuration");
         Runner {
-            store: self.store.clone(),
+            tracking: LedgerTracking {
+                ledger: self.ledger.clone(),
+            },
             objects: Arc::new(S3Objects::new(
                 self.s3.clone(),
                 tokio::runtime::Handle::current(),
@@ -136,7 +152,8 @@ impl World {
         }
     }
 
-    async fn put(&self, key: &str, body: Vec<u8>) -> ObjectRef {
+    /// Uploads `key`: the version a notification would announce.
+    async fn put(&self, key: &str, body: Vec<u8>) -> ManifestFile {
         let output = self
             .s3
             .put_object()
@@ -146,7 +163,7 @@ impl World {
             .send()
             .await
             .unwrap();
-        ObjectRef {
+        ManifestFile {
             bucket: self.input.clone(),
             key: key.to_string(),
             size: body.len() as u64,
@@ -155,52 +172,26 @@ impl World {
                 .unwrap_or_default()
                 .trim_matches('"')
                 .to_string(),
+            version_id: Some(output.version_id.expect("a versioned bucket")),
+            sequencer: None,
         }
     }
 
-    /// What the manifest-builder leaves for the converter: tracked files claimed by a running
-    /// manifest, and the manifest JSON.
-    async fn manifest(&self, objects: &[ObjectRef]) -> ExecutionInput {
+    /// What the manifest-builder leaves for the converter: the versions tracked in a batch, a
+    /// `running` manifest cut from it, and the manifest JSON.
+    async fn manifest(&self, files: &[ManifestFile]) -> ExecutionInput {
         let now = Timestamp::now();
         let id = ManifestId::generate(&self.prefix, now);
-        for object in objects {
-            let file = new_file_record(self.prefix.clone(), object.clone(), now, 7);
-            self.store.track_file(&file).await.unwrap();
-        }
-        let record = ManifestRecord {
-            date_prefix: self.prefix.clone(),
-            manifest_id: id.clone(),
-            status: ManifestStatus::Claiming,
-            candidates: objects.iter().map(|o| o.key.clone()).collect(),
-            manifest_path: None,
-            file_count: 0,
-            total_bytes: 0,
-            execution_arn: None,
-            result: None,
-            error: None,
-            needs_sweep: true,
-            created_at: now,
-            updated_at: now,
-            ttl: now.plus_seconds(86_400).unix_seconds(),
-        };
-        assert!(self.store.create_manifest(&record).await.unwrap());
-        for object in objects {
-            assert!(self
-                .store
-                .claim_file(&self.prefix, &object.key, &id, now)
-                .await
-                .unwrap());
-        }
-        let total_bytes = objects.iter().map(|o| o.size).sum();
+        let total_bytes = files.iter().map(|f| f.size).sum();
         let document = ManifestDocument {
             format: MANIFEST_FORMAT.into(),
             version: MANIFEST_VERSION,
             manifest_id: id.clone(),
             date_prefix: self.prefix.clone(),
             created_at: now.to_rfc3339(),
-            file_count: objects.len() as u64,
+            file_count: files.len() as u64,
             total_bytes,
-            files: objects.iter().map(ManifestFile::from).collect(),
+            files: files.to_vec(),
         };
         let key = manifest_key("manifests", &self.prefix, &id);
         S3Blobs::new(self.s3.clone(), None)
@@ -208,27 +199,29 @@ impl World {
             .await
             .unwrap();
         let path = format!("s3://{}/{key}", self.output);
-        for (from, to) in [
-            (ManifestStatus::Claiming, ManifestStatus::Starting),
-            (ManifestStatus::Starting, ManifestStatus::Running),
-        ] {
-            let changes = ManifestChanges {
-                manifest_path: Some(path.clone()),
-                file_count: Some(objects.len() as u64),
-                total_bytes: Some(total_bytes),
-                ..ManifestChanges::default()
-            };
-            assert!(self
-                .store
-                .update_manifest(&self.prefix, &id, from, to, &changes, now)
-                .await
-                .unwrap());
-        }
+        let shard = Shard {
+            date: self.prefix.clone(),
+            number: 0,
+        };
+        settle::seed(&self.ledger, &id, &shard, files, &path, now)
+            .await
+            .unwrap();
+        let changes = LedgerChanges {
+            execution_arn: Some(format!("arn:aws:states:us-east-1:1:execution:sm:{id}")),
+        };
+        let started = self.ledger.advance(
+            &id,
+            &[ManifestState::Starting],
+            ManifestState::Running,
+            &changes,
+            now,
+        );
+        assert!(started.await.unwrap());
         ExecutionInput {
             manifest_path: path,
             date_prefix: self.prefix.clone(),
-            file_count: objects.len() as u64,
-            manifest_id: id.clone(),
+            file_count: files.len() as u64,
+            manifest_id: id,
             total_bytes,
         }
     }
@@ -294,51 +287,33 @@ impl World {
         rows
     }
 
-    async fn manifest_record(&self, input: &ExecutionInput) -> ManifestRecord {
-        let id = input.manifest_id.clone();
-        self.store
-            .get_manifest(&self.prefix, &id)
-            .await
-            .unwrap()
-            .unwrap()
+    async fn manifest_record(&self, input: &ExecutionInput) -> Manifest {
+        let id = &input.manifest_id;
+        self.ledger.manifest(id).await.unwrap().unwrap()
     }
 
-    async fn file(&self, key: &str) -> shared::types::FileRecord {
-        self.store
-            .get_file(&self.prefix, key)
-            .await
-            .unwrap()
-            .unwrap()
+    async fn marker(&self, file: &ManifestFile) -> Marker {
+        let markers = self.ledger.markers(&[VersionRef::of_file(file)]).await;
+        markers.unwrap().remove(0).expect("tracked")
     }
 
-    /// Puts the manifest back to `running` and its files to `manifested`, as if the workflow
-    /// retried a run whose success was never recorded.
-    async fn rewind(&self, input: &ExecutionInput, keys: &[&str]) {
-        let record = self.manifest_record(input).await;
-        let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    /// Puts the manifest back to `running`, as if the workflow retried a run whose success was
+    /// never recorded.
+    async fn rewind(&self, input: &ExecutionInput) {
+        let (pk, sk) = item::manifest_key(&input.manifest_id);
         let s = |v: &str| aws_sdk_dynamodb::types::AttributeValue::S(v.to_string());
-        for key in keys
-            .iter()
-            .map(|k| k.to_string())
-            .chain([record.manifest_id.file_key()])
-        {
-            let status = if key.starts_with("MANIFEST#") {
-                "running"
-            } else {
-                "manifested"
-            };
-            client
-                .update_item()
-                .table_name(&self.table)
-                .key("date_prefix", s(self.prefix.as_str()))
-                .key("file_key", s(&key))
-                .update_expression("SET #s = :s")
-                .expression_attribute_names("#s", "status")
-                .expression_attribute_values(":s", s(status))
-                .send()
-                .await
-                .unwrap();
-        }
+        self.dynamodb
+            .update_item()
+            .table_name(&self.table)
+            .key(item::attr::PK, s(&pk))
+            .key(item::attr::SK, s(&sk))
+            .update_expression("SET #s = :s REMOVE #r")
+            .expression_attribute_names("#s", item::attr::STATUS)
+            .expression_attribute_names("#r", item::attr::RESULT)
+            .expression_attribute_values(":s", s(ManifestState::Running.as_str()))
+            .send()
+            .await
+            .unwrap();
     }
 }
 
@@ -437,15 +412,20 @@ async fn a_manifest_becomes_encrypted_parquet_parts_and_an_error_object() {
     assert_eq!(errors[1]["kind"], "not_an_object");
 
     let record = w.manifest_record(&input).await;
-    assert_eq!(record.status, ManifestStatus::Completed);
+    assert_eq!(record.state, ManifestState::Completed);
     let stored = record.result.unwrap();
     assert_eq!((stored.rows_written, stored.rows_rejected), (120_199, 2));
     assert!(
-        stored.schema.unwrap().contains("\"timestamp\""),
-        "the schema is on the manifest item"
+        stored.schema.is_none(),
+        "the schema is in each part's footer, not billed on every write of the manifest item"
     );
     for object in &objects {
-        assert_eq!(w.file(&object.key).await.status, FileStatus::Processed);
+        let marker = w.marker(object).await;
+        assert_eq!(
+            (marker.attempts, marker.superseded),
+            (0, None),
+            "completed by the manifest"
+        );
     }
     assert_eq!(metrics.get("RowsWritten"), 120_199.0);
 
@@ -517,9 +497,9 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
         uploads.uploads()
     );
     assert_eq!(
-        w.manifest_record(&input).await.status,
-        ManifestStatus::Running,
-        "a retryable error changes no status"
+        w.manifest_record(&input).await.state,
+        ManifestState::Running,
+        "a retryable error changes no state"
     );
 
     let first = w
@@ -536,8 +516,7 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
     assert!(first.result.error_key.is_some());
 
     // The workflow retries although the first run finished: fewer, larger parts this time.
-    w.rewind(&input, &["2026-11-25/a.ndjson", "2026-11-25/b.ndjson"])
-        .await;
+    w.rewind(&input).await;
     let second: RunResult = w
         .runner(&[("TARGET_FILE_BYTES", "67108864")])
         .run_execution(&input, None, &mut Metrics::new("t"))
@@ -559,73 +538,73 @@ async fn retries_overwrite_and_remove_what_earlier_attempts_left() {
     assert_eq!(w.keys("errors/").await, vec![stale_errors]);
 }
 
+/// A corrupt object fails the manifest, and only its version counts an attempt; a version
+/// deleted before conversion is superseded instead (not the object's fault, not retried) and the
+/// others convert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_missing_or_corrupt_file_fails_the_manifest_and_only_that_file_counts_an_attempt() {
+async fn a_corrupt_file_fails_the_manifest_and_a_deleted_one_is_superseded() {
     let w = World::new().await;
-    for poison in ["missing", "truncated gzip"] {
-        let good = w
-            .put(
-                &format!("2026-11-25/good for {poison}.ndjson"),
-                records(0, 100).into_bytes(),
-            )
-            .await;
-        let bad = match poison {
-            "missing" => {
-                let object = w
-                    .put("2026-11-25/gone.ndjson", records(100, 10).into_bytes())
-                    .await;
-                w.s3.delete_object()
-                    .bucket(&w.input)
-                    .key(&object.key)
-                    .send()
-                    .await
-                    .unwrap();
-                object
-            }
-            _ => {
-                let full = gzip(records(0, 5000).as_bytes());
-                w.put("2026-11-25/cut.ndjson.gz", full[..full.len() / 2].to_vec())
-                    .await
-            }
-        };
-        let input = w.manifest(&[good.clone(), bad.clone()]).await;
-        let error = w
-            .runner(&[])
-            .run_execution(&input, None, &mut Metrics::new("t"))
+    let good = w
+        .put("2026-11-25/good.ndjson", records(0, 100).into_bytes())
+        .await;
+    let full = gzip(records(0, 5000).as_bytes());
+    let bad = w
+        .put("2026-11-25/cut.ndjson.gz", full[..full.len() / 2].to_vec())
+        .await;
+    let input = w.manifest(&[good.clone(), bad.clone()]).await;
+    let error = w
+        .runner(&[])
+        .run_execution(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.name(), "ManifestFailed", "{error}");
+    assert!(!error.retryable());
+    let RunError::FileFailed { file, .. } = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(file, &format!("s3://{}/{}", w.input, bad.key));
+    let record = w.manifest_record(&input).await;
+    assert_eq!(record.state, ManifestState::Failed);
+    assert!(record.error.unwrap().contains(&bad.key));
+    assert_eq!(w.marker(&good).await.attempts, 0);
+    assert_eq!(w.marker(&bad).await.attempts, 1);
+    assert!(
+        w.keys("parquet/").await.is_empty(),
+        "nothing half-written is visible"
+    );
+    let uploads =
+        w.s3.list_multipart_uploads()
+            .bucket(&w.output)
+            .send()
             .await
-            .unwrap_err();
-        assert_eq!(error.name(), "ManifestFailed", "{poison}: {error}");
-        assert!(!error.retryable());
-        let RunError::FileFailed { file, .. } = &error else {
-            panic!("{error}")
-        };
-        assert_eq!(file, &format!("s3://{}/{}", w.input, bad.key));
-        let record = w.manifest_record(&input).await;
-        assert_eq!(record.status, ManifestStatus::Failed);
-        assert!(record.error.unwrap().contains(&bad.key));
-        let (good_file, bad_file) = (w.file(&good.key).await, w.file(&bad.key).await);
-        assert_eq!(
-            (good_file.status, good_file.attempts),
-            (FileStatus::Pending, 0),
-            "{poison}"
-        );
-        assert_eq!(
-            (bad_file.status, bad_file.attempts),
-            (FileStatus::Pending, 1),
-            "{poison}"
-        );
-        assert!(
-            w.keys("parquet/").await.is_empty(),
-            "{poison}: nothing half-written is visible"
-        );
-        let uploads =
-            w.s3.list_multipart_uploads()
-                .bucket(&w.output)
-                .send()
-                .await
-                .unwrap();
-        assert!(uploads.uploads().is_empty());
-    }
+            .unwrap();
+    assert!(uploads.uploads().is_empty());
+
+    // Deleted (the key, not only the version: reads of the version then say NoSuchKey or
+    // NoSuchVersion, depending on the store) before conversion.
+    let kept = w
+        .put("2026-11-25/kept.ndjson", records(0, 10).into_bytes())
+        .await;
+    let gone = w
+        .put("2026-11-25/gone.ndjson", records(100, 10).into_bytes())
+        .await;
+    w.s3.delete_object()
+        .bucket(&w.input)
+        .key(&gone.key)
+        .version_id(gone.version_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let input = w.manifest(&[kept.clone(), gone.clone()]).await;
+    let run = w
+        .runner(&[])
+        .run_execution(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap();
+    assert_eq!((run.result.rows_written, run.result.rows_rejected), (10, 1));
+    let marker = w.marker(&gone).await;
+    assert_eq!(marker.attempts, 0);
+    assert!(marker.superseded.unwrap().contains(&gone.key));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,10 +629,10 @@ async fn an_unreadable_manifest_is_named_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(error.name(), "ManifestUnreadable", "{error}");
     assert_eq!(
-        w.manifest_record(&input).await.status,
-        ManifestStatus::Running
+        w.manifest_record(&input).await.state,
+        ManifestState::Running
     );
-    assert_eq!(w.file(&object.key).await.status, FileStatus::Manifested);
+    assert_eq!(w.marker(&object).await.attempts, 0);
     input.manifest_path = format!("s3://{}/manifests/none.json", w.output);
     let error = w
         .runner(&[])
@@ -756,18 +735,16 @@ async fn the_lambda_binary_converts_a_manifest_behind_the_runtime_api() {
 /// the manifest with exit status 1 (not 75, which Batch retries), and the EMF line on stderr
 /// counts `ManifestsFailed` for the `converter-batch` function, as the Lambda's does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_batch_entry_point_fails_a_missing_file_for_good_and_counts_it() {
+async fn the_batch_entry_point_fails_a_corrupt_file_for_good_and_counts_it() {
     let w = World::new().await;
-    let gone = w
-        .put("2026-11-25/batch-gone.ndjson", records(0, 10).into_bytes())
+    let full = gzip(records(0, 5000).as_bytes());
+    let corrupt = w
+        .put(
+            "2026-11-25/batch-cut.ndjson.gz",
+            full[..full.len() / 2].to_vec(),
+        )
         .await;
-    w.s3.delete_object()
-        .bucket(&w.input)
-        .key(&gone.key)
-        .send()
-        .await
-        .unwrap();
-    let input = w.manifest(&[gone]).await;
+    let input = w.manifest(&[corrupt]).await;
     let output = Command::new(env!("CARGO_BIN_EXE_ndjson-parquet"))
         .args(["run-manifest", &input.manifest_path])
         .envs(w.environment(&[("LOG_LEVEL", "INFO")]))
@@ -783,10 +760,7 @@ async fn the_batch_entry_point_fails_a_missing_file_for_good_and_counts_it() {
         .unwrap_or_else(|| panic!("no EMF line:\n{stderr}"));
     assert_eq!(emf["Function"], "converter-batch", "{emf}");
     assert_eq!(emf["ManifestsFailed"], 1.0, "{emf}");
-    assert_eq!(
-        w.manifest_record(&input).await.status,
-        ManifestStatus::Failed
-    );
+    assert_eq!(w.manifest_record(&input).await.state, ManifestState::Failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -858,4 +832,42 @@ async fn uploads_are_multipart_encrypted_and_aborted_unless_committed() {
         uploads.is_empty(),
         "the abandoned multipart upload was aborted: {uploads:?}"
     );
+}
+
+/// Over the ledger, the runner reads exactly the versions the manifest names in a versioned
+/// bucket: an overwrite after arrival changes nothing; the manifest completes by its state alone
+/// and its open entry is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_the_tracked_versions_are_read() {
+    let w = World::new().await;
+    let kept = w
+        .put("2026-11-25/kept.ndjson", records(0, 100).into_bytes())
+        .await;
+    // Overwritten after it arrived: the manifest still names the first version.
+    w.put("2026-11-25/kept.ndjson", records(1000, 7).into_bytes())
+        .await;
+    let input = w.manifest(std::slice::from_ref(&kept)).await;
+    let run = w
+        .runner(&[])
+        .run_execution(&input, None, &mut Metrics::new("t"))
+        .await
+        .unwrap();
+    assert_eq!(run.status, "completed");
+    assert_eq!(
+        (run.result.rows_written, run.result.rows_rejected),
+        (100, 0)
+    );
+    let rows = w.rows(&run.result.output_keys).await;
+    assert_eq!(
+        ids(&rows),
+        (0..100).collect::<Vec<_>>(),
+        "the first version"
+    );
+    let manifest = w.manifest_record(&input).await;
+    assert_eq!(manifest.state, ManifestState::Completed);
+    assert_eq!(manifest.result.unwrap(), run.result);
+    for partition in 0..OPEN_PARTITIONS {
+        let open = w.ledger.open_manifests(partition, None, 10).await.unwrap();
+        assert!(open.items.is_empty(), "closed after completion");
+    }
 }

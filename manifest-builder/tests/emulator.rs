@@ -370,6 +370,7 @@ async fn track<L: Ledger>(ledger: &L) -> (Shard, Batch, Vec<VersionRef>) {
                     version: Version::Sequencer("00AB".into()),
                 })
                 .collect(),
+            bytes: 3_000,
         },
         ttl: 4_000_000_000,
     };

@@ -14,10 +14,12 @@
 //! manifest, or recorded superseded or failed with a reason; no output of a manifest that did
 //! not complete remains; no manifest is left open; rows reconcile.
 //!
-//! The converter here is a model of the converter's ledger protocol (read the manifest item,
-//! remove stale parts, read exactly the tracked versions, supersede the gone ones, fail on
-//! poison, write parts, complete by compare-and-set); the real runner replaces it when it moves
-//! to the ledger. `SIMULATION_SEEDS` (default 300) sets how many seeds run, `SIMULATION_SEED`
+//! The converter's ledger steps are the production code the real runner calls
+//! (`shared::ledger::settle`: check the state, fail with poison, complete by compare-and-set and
+//! close the entry, or learn that the run lost its manifest); the conversion between them is a
+//! model (remove stale parts, read exactly the tracked versions, supersede the gone ones,
+//! write one part), as the runner's object handling is tested on its own and on the emulator
+//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS` (default 300) sets how many seeds run, `SIMULATION_SEED`
 //! runs one, with a trace of what happened.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +31,9 @@ use std::task::{Context, Poll, Waker};
 use manifest_builder::batching::{Arrival, Batching, BatchingConfig, Tracked};
 use shared::blobs::{BlobError, BlobStore, MemoryBlobs};
 use shared::ledger::{
-    Batch, BatchKey, Cursor, Cut, Ledger, ManifestChanges, ManifestState, Marker, MarkerOutcome,
-    MemoryLedger, OpenManifest, Page, Poison, Shard, StoreError, Version, VersionRef,
+    settle, Batch, BatchKey, Cursor, Cut, Ledger, ManifestChanges, ManifestState, Marker,
+    MarkerOutcome, MemoryLedger, OpenManifest, Page, Poison, Shard, StoreError, Version,
+    VersionRef,
 };
 use shared::manifest::{
     parse_s3_url, part_prefix, ExecutionInput, ManifestDocument, OutputLocations,
@@ -117,6 +120,10 @@ struct Sim {
     profile: Profile,
     injected: u64,
     calls: u64,
+    /// Billable requests by service and kind: every store call by its operation, and what the
+    /// stores do not see (SQS requests, Lambda invocations, Step Functions state transitions,
+    /// reads of input objects).
+    census: BTreeMap<&'static str, u64>,
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -126,6 +133,10 @@ fn lock(sim: &Shared) -> MutexGuard<'_, Sim> {
 }
 
 impl Sim {
+    fn count(&mut self, what: &'static str, n: u64) {
+        *self.census.entry(what).or_default() += n;
+    }
+
     fn log(&mut self, line: impl FnOnce() -> String) {
         let now = self.now.0 / 1000;
         if let Some(trace) = &mut self.trace {
@@ -134,8 +145,18 @@ impl Sim {
     }
 
     /// Decides the fate of one store call of the current task.
-    fn decide(&mut self, operation: &str) -> Result<Option<Fault>, ()> {
+    fn decide(&mut self, operation: &'static str) -> Result<Option<Fault>, ()> {
         self.calls += 1;
+        if let Some(request) = match operation {
+            "s3_get" => Some("s3.GetObject"),
+            "s3_put" => Some("s3.PutObject"),
+            "s3_delete" => Some("s3.DeleteObject"),
+            "sfn_start" => Some("sfn.StartExecution"),
+            "sfn_describe" => Some("sfn.DescribeExecution"),
+            _ => None, // the ledger's: billed by its meter
+        } {
+            self.count(request, 1);
+        }
         if self.dead.contains(&self.current) {
             return Err(());
         }
@@ -206,8 +227,19 @@ async fn faulty<T, E>(
     injected: impl Fn(&'static str) -> E,
     call: impl Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let pause = lock(sim).rng.below(3) as u32;
+    let (pause, stall) = {
+        let mut sim = lock(sim);
+        let pause = sim.rng.below(3) as u32;
+        // Now and then a call stalls for longer than a cut lease lasts (a frozen process, a
+        // throttled request retried): leases expire under their holders, and two cutters of
+        // one shard meet at the cursor's compare-and-set.
+        let stall = sim.profile == Profile::Hazards && sim.rng.chance(3);
+        (pause, stall)
+    };
     Yield(pause).await;
+    if stall {
+        sleep(sim, 45).await;
+    }
     let fault = lock(sim).decide(operation);
     match fault {
         Err(()) => Err(injected(operation)),
@@ -353,6 +385,15 @@ impl Ledger for SimLedger {
         to: &BatchKey,
     ) -> Result<bool, StoreError> {
         ledger_call!(self, "skip", self.0.skip(shard, from, to))
+    }
+    async fn lease(
+        &self,
+        shard: &Shard,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        ledger_call!(self, "lease", self.0.lease(shard, owner, now, until))
     }
     async fn open(&self, open: &OpenManifest) -> Result<(), StoreError> {
         ledger_call!(self, "open", self.0.open(open))
@@ -534,9 +575,10 @@ enum Profile {
     /// Every hazard: faults, crashes, aborts, overwrites, deletes, poison, duplicates, small
     /// manifests (so that many manifests fail and are released).
     Hazards,
-    /// What a busy day costs: no faults, deliveries of up to 100 messages, large manifests,
-    /// few duplicates; overwrites and deletes as usual for logs (none).
-    Cost,
+    /// What a busy day costs: no faults, deliveries of up to 100 messages, manifests as
+    /// deployed (500 files, 2 GiB), few duplicates; overwrites and deletes as usual for logs
+    /// (none); every file of `file_bytes`.
+    Cost { file_bytes: u64 },
 }
 
 /// What one seed's run found.
@@ -552,6 +594,9 @@ struct Outcome {
     calls: u64,
     write_units: u64,
     write_units_by_kind: BTreeMap<char, u64>,
+    read_units: u64,
+    /// Billable requests by service and kind (see `Sim::census`), and DynamoDB's by API.
+    census: BTreeMap<String, u64>,
     virtual_seconds: i64,
 }
 
@@ -589,9 +634,9 @@ impl World {
             Some(Mutation::NoReconcile) => config.reconcile_after_seconds = i64::MAX / 4,
             _ => {}
         }
-        if profile == Profile::Cost {
+        if let Profile::Cost { .. } = profile {
             config.max_files = 500;
-            config.max_bytes = 1 << 40;
+            config.max_bytes = 2 << 30;
             config.max_wait_seconds = 300;
         }
         let faults = if profile == Profile::Hazards {
@@ -613,6 +658,7 @@ impl World {
             profile,
             injected: 0,
             calls: 0,
+            census: BTreeMap::new(),
         }));
         let ledger = Arc::new(MemoryLedger::new());
         let blobs = Arc::new(MemoryBlobs::new());
@@ -699,7 +745,10 @@ impl World {
                 version,
             },
             date: World::date(),
-            size: rows * 20,
+            size: match sim.profile {
+                Profile::Cost { file_bytes } => file_bytes,
+                Profile::Hazards => rows * 20,
+            },
             etag,
         };
         let copies = if sim.rng.chance(if hazards { 100 } else { 5 }) {
@@ -707,6 +756,8 @@ impl World {
         } else {
             1
         };
+        // S3 sends each notification to SQS: one SendMessage billed to the queue's owner.
+        sim.count("sqs.SendMessage", copies);
         for _ in 0..copies {
             let visible_at = sim.now.0 + sim.rng.below(20_000) as i64;
             sim.queue.push(SqsMessage {
@@ -726,7 +777,7 @@ fn receive(sim: &mut Sim) -> Vec<SqsMessage> {
     let now = sim.now.0;
     let mut taken = Vec::new();
     let mut index = 0;
-    let batch_size = if sim.profile == Profile::Cost {
+    let batch_size = if let Profile::Cost { .. } = sim.profile {
         100
     } else {
         10
@@ -748,7 +799,16 @@ fn receive(sim: &mut Sim) -> Vec<SqsMessage> {
 }
 
 async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
-    let now = lock(&world.sim).now;
+    let now = {
+        let mut sim = lock(&world.sim);
+        // The event source mapping receives up to 10 messages per request and deletes what
+        // succeeded in batches of 10; one invocation per delivery.
+        let received = messages.len() as u64;
+        sim.count("lambda.builder", 1);
+        sim.count("sqs.ReceiveMessage", received.div_ceil(10));
+        sim.now
+    };
+    let mut deleted = 0u64;
     let mut metrics = Metrics::new("sim");
     let arrivals: Vec<Arrival> = messages.iter().flat_map(|m| m.arrivals.clone()).collect();
     let results = world
@@ -763,6 +823,7 @@ async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
         at += n;
         let mut sim = lock(&world.sim);
         let alive = !sim.dead.contains(&sim.current);
+        deleted += u64::from(ok && alive);
         if !(ok && alive) {
             // Not deleted: visible again after the visibility timeout.
             let visible_at = now.plus_seconds(VISIBILITY).0;
@@ -772,6 +833,7 @@ async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
             });
         }
     }
+    lock(&world.sim).count("sqs.DeleteMessageBatch", deleted.div_ceil(10));
     for result in results.into_iter().flatten() {
         let (Tracked::New(_) | Tracked::Duplicate(_)) = result;
         shards.insert(Shard {
@@ -785,7 +847,11 @@ async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
 }
 
 async fn sweep(world: Arc<World>) {
-    let now = lock(&world.sim).now;
+    let now = {
+        let mut sim = lock(&world.sim);
+        sim.count("lambda.sweep", 1);
+        sim.now
+    };
     let mut metrics = Metrics::new("sim");
     let report = world.batching.sweep(now, &|| true, &mut metrics).await;
     lock(&world.sim).log(|| format!("sweep: {report:?}"));
@@ -806,22 +872,17 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     let sim = &world.sim;
     let ledger = SimLedger(Arc::clone(&world.ledger), Arc::clone(sim), world.mutation);
     let blobs = SimBlobs(Arc::clone(&world.blobs), Arc::clone(sim));
-    let started = lock(sim).now;
+    let started = {
+        let mut sim = lock(sim);
+        sim.count("lambda.converter", 1);
+        sim.now
+    };
     let retryable = |_| AttemptError::Retryable;
-    let open = [ManifestState::Starting, ManifestState::Running];
-    let item = ledger.manifest(id).await.map_err(retryable)?;
-    let Some(item) = item else {
-        return Err(AttemptError::Final);
+    let item = match settle::check(&ledger, id).await.map_err(retryable)? {
+        settle::Check::Run(item) => item,
+        settle::Check::Completed(_) => return Ok(()),
+        settle::Check::NotRunnable { .. } => return Err(AttemptError::Final),
     };
-    let entry = OpenManifest {
-        id: id.clone(),
-        created_at: item.created_at,
-    };
-    match item.state {
-        ManifestState::Completed => return Ok(()),
-        ManifestState::Starting | ManifestState::Running => {}
-        _ => return Err(AttemptError::Final),
-    }
     let (bucket, key) = parse_s3_url(path).expect("an s3 path");
     let document = blobs
         .get(bucket, key)
@@ -839,27 +900,20 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     let mut poison = Vec::new();
     let mut rows = 0;
     for file in &document.files {
-        let version = match &file.version_id {
-            Some(id) => Version::Id(id.clone()),
-            None => lock(sim)
-                .objects
-                .get(&(file.bucket.clone(), file.key.clone()))
-                .and_then(|vs| vs.iter().find(|v| v.etag == file.etag))
-                .map(|v| v.version.clone())
-                .expect("every tracked version was written"),
-        };
-        let reference = VersionRef {
-            bucket: file.bucket.clone(),
-            key: file.key.clone(),
-            version: version.clone(),
-        };
+        let reference = VersionRef::of_file(file);
+        let version = reference.version.clone();
         // GetObject versionId=… (or If-Match the ETag): exactly the tracked version.
+        lock(sim).count("s3.GetObject(input)", 1);
         let read = lock(sim)
             .objects
             .get(&(file.bucket.clone(), file.key.clone()))
             .and_then(|vs| vs.iter().find(|v| v.version == version))
             .cloned()
             .expect("every tracked version was written");
+        assert_eq!(
+            read.etag, file.etag,
+            "the manifest pins the tracked content"
+        );
         if read.deleted {
             ledger
                 .supersede(&reference, "deleted or overwritten before conversion")
@@ -877,16 +931,19 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
     }
     if !poison.is_empty() {
         let now = lock(sim).now;
-        return match ledger
-            .fail(id, &open, "a file is corrupt", &poison, now)
-            .await
-        {
+        return match settle::fail(&ledger, id, "a file is corrupt", &poison, now).await {
             Ok(_) => Err(AttemptError::Final),
             Err(_) => Err(AttemptError::Retryable),
         };
     }
     // The conversion takes time; past the Lambda timeout the process is killed.
-    let work = 5 + lock(sim).rng.below(LAMBDA_TIMEOUT as u64 + 300) as i64;
+    // Under hazards it may outlive the timeout; on a busy day it takes what the bytes take
+    // (190 MB/s per vCPU, 1.7 vCPUs).
+    let profile = lock(sim).profile;
+    let work = match profile {
+        Profile::Hazards => 5 + lock(sim).rng.below(LAMBDA_TIMEOUT as u64 + 300) as i64,
+        Profile::Cost { .. } => 1 + (document.total_bytes / 323_000_000) as i64,
+    };
     let killed_at = started.plus_seconds(LAMBDA_TIMEOUT);
     let ends = started.plus_seconds(work);
     if ends >= killed_at {
@@ -913,26 +970,15 @@ async fn convert(world: &World, id: &ManifestId, path: &str) -> Result<(), Attem
         ..ConversionResult::default()
     };
     let now = lock(sim).now;
-    match ledger.complete(id, &open, &result, now).await {
-        Ok(true) => {
-            // Best effort: the sweep removes an entry left behind.
-            let _ = ledger.close(&entry).await;
-            Ok(())
+    match settle::complete(&ledger, &item, &result, now).await {
+        Ok(settle::Completion::Completed | settle::Completion::AlreadyCompleted) => Ok(()),
+        Ok(settle::Completion::Lost { .. }) => {
+            // Failed meanwhile (by the sweep or the workflow): what this run wrote goes.
+            let _ = blobs
+                .delete_prefix(&outputs.output_bucket, &parts, &[])
+                .await;
+            Err(AttemptError::Final)
         }
-        Ok(false) => match ledger.manifest(id).await {
-            Ok(Some(m)) if m.state == ManifestState::Completed => {
-                let _ = ledger.close(&entry).await;
-                Ok(())
-            }
-            Ok(_) => {
-                // Failed meanwhile (by the sweep or the workflow): what this run wrote goes.
-                let _ = blobs
-                    .delete_prefix(&outputs.output_bucket, &parts, &[])
-                    .await;
-                Err(AttemptError::Final)
-            }
-            Err(_) => Err(AttemptError::Retryable),
-        },
         Err(_) => Err(AttemptError::Retryable),
     }
 }
@@ -957,7 +1003,9 @@ async fn workflow(world: Arc<World>, name: String) {
         if status(&world, &name) != ExecutionStatus::Running {
             return;
         }
-        // Each attempt is its own Lambda invocation: a fresh process.
+        // Each attempt is its own Lambda invocation: a fresh process. Entering the task (and
+        // each retry of it) is a billed state transition.
+        lock(&world.sim).count("sfn.StateTransition", 1);
         let outcome = convert(&world, &id, &input.manifest_path).await;
         lock(&world.sim).log(|| format!("converter {name} attempt {attempt}: {outcome:?}"));
         if status(&world, &name) != ExecutionStatus::Running {
@@ -965,6 +1013,8 @@ async fn workflow(world: Arc<World>, name: String) {
         }
         match outcome {
             Ok(()) => {
+                // Into the `Succeed` state.
+                lock(&world.sim).count("sfn.StateTransition", 1);
                 set_status(&world, &name, ExecutionStatus::Succeeded);
                 return;
             }
@@ -979,7 +1029,12 @@ async fn workflow(world: Arc<World>, name: String) {
         Arc::clone(&world.sim),
         world.mutation,
     );
-    let now = lock(&world.sim).now;
+    let now = {
+        let mut sim = lock(&world.sim);
+        // Into `MarkFailed`, then into `Fail`.
+        sim.count("sfn.StateTransition", 2);
+        sim.now
+    };
     let open = [ManifestState::Starting, ManifestState::Running];
     let _ = ledger
         .fail(&id, &open, "the converter gave up", &[], now)
@@ -1054,7 +1109,7 @@ fn simulate(world: &Arc<World>, faults: bool) -> Result<Outcome, String> {
             if now < arrivals_until {
                 let events = match sim.profile {
                     Profile::Hazards => sim.rng.below(4),
-                    Profile::Cost => 30 + sim.rng.below(30),
+                    Profile::Cost { .. } => 30 + sim.rng.below(30),
                 };
                 for _ in 0..events {
                     serial += 1;
@@ -1088,7 +1143,7 @@ fn simulate(world: &Arc<World>, faults: bool) -> Result<Outcome, String> {
         let profile = lock(&world.sim).profile;
         let invocations = match profile {
             Profile::Hazards => 1 + lock(&world.sim).rng.below(3),
-            Profile::Cost => u64::MAX,
+            Profile::Cost { .. } => u64::MAX,
         };
         for _ in 0..invocations {
             let (messages, shard) = {
@@ -1250,6 +1305,8 @@ enum Fate {
 fn classify(world: &World) -> Vec<(VersionRef, Option<Fate>)> {
     let converted = output_versions(world);
     let objects = lock(&world.sim).objects.clone();
+    // Read as stored, not through the ledger: the checks must not show up on its meter.
+    let items = world.ledger.items();
     let mut out = Vec::new();
     for ((bucket, key), versions) in objects {
         for v in versions {
@@ -1258,9 +1315,13 @@ fn classify(world: &World) -> Vec<(VersionRef, Option<Fate>)> {
                 key: key.clone(),
                 version: v.version.clone(),
             };
-            let marker = futures_ready(world.ledger.markers(std::slice::from_ref(&reference)))
-                .expect("memory ledger")
-                .remove(0);
+            let marker = items
+                .get(&shared::ledger::item::marker_key(&reference))
+                .map(|i| {
+                    shared::ledger::item::Reader::new("ledger", i)
+                        .marker(&reference)
+                        .expect("markers parse")
+                });
             let fate = if converted.contains_key(&reference.to_string()) {
                 Some(Fate::Converted)
             } else {
@@ -1291,19 +1352,9 @@ fn output_versions(world: &World) -> BTreeMap<String, u64> {
     found
 }
 
-/// Polls a memory-store future that never waits.
-fn futures_ready<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a memory store waited"),
-    }
-}
-
 fn check(world: &World, start: Timestamp) -> Result<Outcome, String> {
+    // What the pipeline paid, before the checks below read the ledger themselves.
+    let meter = world.ledger.meter();
     let mut outcome = Outcome::default();
     let outputs = output_versions(world);
     for (version, count) in &outputs {
@@ -1388,9 +1439,28 @@ fn check(world: &World, start: Timestamp) -> Result<Outcome, String> {
     outcome.faults = sim.injected;
     outcome.calls = sim.calls;
     outcome.virtual_seconds = sim.now.seconds_since(start);
-    let meter = world.ledger.meter();
     outcome.write_units = meter.write_units;
     outcome.write_units_by_kind = meter.write_units_by_kind;
+    outcome.read_units = meter.read_units;
+    if std::env::var("SIMULATION_DEBUG_SIZES").is_ok() {
+        for ((pk, _), item) in world.ledger.items() {
+            if pk.starts_with("M#") || pk.starts_with("C#") {
+                eprintln!("{pk}: {} bytes", shared::ledger::item::size(&item));
+            }
+        }
+        eprintln!("{:?}", world.ledger.meter().requests);
+    }
+    outcome.census = sim
+        .census
+        .iter()
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+    for (request, n) in meter.requests {
+        *outcome
+            .census
+            .entry(format!("dynamodb.{request}"))
+            .or_default() += n;
+    }
     Ok(outcome)
 }
 
@@ -1449,28 +1519,114 @@ fn every_version_is_converted_once_or_accounted_for_under_faults() {
 
 #[test]
 fn without_faults_tracking_costs_about_one_write_unit_per_version() {
-    let mut units = 0;
-    let mut versions = 0;
-    let mut by_kind: BTreeMap<char, u64> = BTreeMap::new();
-    for seed in 0..4 {
-        let outcome =
-            run(seed, Profile::Cost, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
-        units += outcome.write_units;
-        versions += outcome.versions;
-        for (kind, n) in outcome.write_units_by_kind {
-            *by_kind.entry(kind).or_default() += n;
+    for file_bytes in [100_000, 1_000_000, 10_000_000] {
+        let mut total = Outcome::default();
+        for seed in 0..3 {
+            let profile = Profile::Cost { file_bytes };
+            let outcome = run(seed, profile, false).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            total.versions += outcome.versions;
+            total.manifests += outcome.manifests;
+            total.write_units += outcome.write_units;
+            total.read_units += outcome.read_units;
+            for (kind, n) in outcome.write_units_by_kind {
+                *total.write_units_by_kind.entry(kind).or_default() += n;
+            }
+            for (request, n) in outcome.census {
+                *total.census.entry(request).or_default() += n;
+            }
         }
+        let per_version = total.write_units as f64 / total.versions as f64;
+        eprintln!("{}", cost_report(file_bytes, &total));
+        // One marker per version is the floor; batches of up to 100 deliveries and manifests
+        // of up to 500 files share the rest.
+        assert!(
+            (1.0..=1.1).contains(&per_version),
+            "{file_bytes}-byte files: write units per version {per_version:.3}, by kind {:?}",
+            total.write_units_by_kind
+        );
     }
-    let per_version = units as f64 / versions as f64;
-    eprintln!(
-        "write units per version without faults: {per_version:.3} ({units} / {versions}); by item kind: {by_kind:?}"
+}
+
+/// Prices used to turn requests into dollars: AWS list prices, us-east-1, as published on
+/// 2026-11-30 (on-demand DynamoDB after its November 2024 reduction; SQS standard; S3 Standard;
+/// Lambda arm64; Step Functions standard; KMS). `COST.md` shows what this report printed.
+mod price {
+    /// DynamoDB on demand, per write request unit.
+    pub const DYNAMODB_WRITE_UNIT: f64 = 0.625e-6;
+    /// DynamoDB on demand, per read request unit.
+    pub const DYNAMODB_READ_UNIT: f64 = 0.125e-6;
+    /// SQS standard, per request (64 KB chunk).
+    pub const SQS_REQUEST: f64 = 0.40e-6;
+    /// S3 Standard PUT, COPY, POST, LIST (and multipart requests).
+    pub const S3_PUT: f64 = 0.005e-3;
+    /// S3 Standard GET and other reads.
+    pub const S3_GET: f64 = 0.0004e-3;
+    /// Lambda, per request.
+    pub const LAMBDA_REQUEST: f64 = 0.20e-6;
+    /// Lambda arm64, per GB-second.
+    pub const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+    /// Step Functions standard workflows, per state transition.
+    pub const SFN_TRANSITION: f64 = 25e-6;
+}
+
+/// Requests per version and dollars per TB of input for one file size, from the census of a
+/// cost run. Two things are not simulated and are computed from the deployed configuration:
+/// each Parquet part is a multipart upload (create, one or more parts, complete: 3 PUT-class
+/// requests for parts below 64 MB), and Lambda compute (the converter at 190 MB of JSON per
+/// vCPU-second as measured, on 3,008 MB = 1.7 vCPUs; builder and sweep invocations at an
+/// assumed 200 ms of 256 MB).
+fn cost_report(file_bytes: u64, total: &Outcome) -> String {
+    let versions = total.versions as f64;
+    let per = |name: &str| total.census.get(name).copied().unwrap_or(0) as f64 / versions;
+    let files_per_tb = 1e12 / file_bytes as f64;
+    let dollars_per_tb = |per_file: f64| per_file * files_per_tb;
+    let dynamodb = total.write_units as f64 / versions * price::DYNAMODB_WRITE_UNIT
+        + total.read_units as f64 / versions * price::DYNAMODB_READ_UNIT;
+    let sqs = (per("sqs.SendMessage") + per("sqs.ReceiveMessage") + per("sqs.DeleteMessageBatch"))
+        * price::SQS_REQUEST;
+    // The model writes one part per manifest: a multipart upload is three requests.
+    let s3 = per("s3.GetObject(input)") * price::S3_GET
+        + per("s3.GetObject") * price::S3_GET
+        + (per("s3.PutObject") + 2.0 * per("sfn.StartExecution") + per("s3.DeleteObject"))
+            * price::S3_PUT;
+    let invocations = per("lambda.builder") + per("lambda.converter") + per("lambda.sweep");
+    let small = (per("lambda.builder") + per("lambda.sweep")) * 0.2 * 0.25;
+    let converter_gb_seconds = file_bytes as f64 / (190e6 * 3008.0 / 1769.0) * (3008.0 / 1024.0);
+    let lambda = invocations * price::LAMBDA_REQUEST
+        + (small + converter_gb_seconds) * price::LAMBDA_GB_SECOND;
+    let sfn = per("sfn.StateTransition") * price::SFN_TRANSITION;
+    let total_per_file = dynamodb + sqs + s3 + lambda + sfn;
+    let mut report = format!(
+        "cost census, {file_bytes}-byte files: {} versions in {} manifests\n",
+        total.versions, total.manifests
     );
-    // One marker per version is the floor; batches of up to 100 deliveries and manifests of up
-    // to 500 files share the rest.
-    assert!(
-        (1.0..=1.1).contains(&per_version),
-        "write units per version: {per_version:.3}, by kind {by_kind:?}"
+    report += &format!(
+        "  dynamodb: {:.3} write units and {:.3} read units per version, by item kind {:?}\n",
+        total.write_units as f64 / versions,
+        total.read_units as f64 / versions,
+        total.write_units_by_kind
     );
+    for (request, n) in &total.census {
+        report += &format!(
+            "  {request}: {:.4} per version ({n})\n",
+            *n as f64 / versions
+        );
+    }
+    for (service, per_file) in [
+        ("dynamodb", dynamodb),
+        ("sqs", sqs),
+        ("s3", s3),
+        ("lambda", lambda),
+        ("step functions", sfn),
+        ("total", total_per_file),
+    ] {
+        report += &format!(
+            "  {service}: ${:.3} per million files, ${:.2} per TB\n",
+            per_file * 1e6,
+            dollars_per_tb(per_file)
+        );
+    }
+    report
 }
 
 #[test]

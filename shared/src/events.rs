@@ -40,12 +40,11 @@ impl S3Record {
     /// else the event's sequencer, else (only from senders that give neither) its ETag, under
     /// which the same content uploaded twice counts once.
     pub fn version(&self) -> crate::ledger::Version {
-        use crate::ledger::Version;
-        match (&self.version_id, &self.sequencer) {
-            (Some(id), _) => Version::Id(id.clone()),
-            (None, Some(sequencer)) => Version::Sequencer(sequencer.clone()),
-            (None, None) => Version::Etag(self.object.etag.clone()),
-        }
+        crate::ledger::Version::choose(
+            self.version_id.as_deref(),
+            self.sequencer.as_deref(),
+            &self.object.etag,
+        )
     }
 
     /// Whether this is an `ObjectCreated:*` event.

@@ -50,6 +50,11 @@ pub struct ManifestFile {
     /// in manifests of unversioned buckets and in those written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// The `sequencer` of the event that tracked it, in an unversioned bucket: with the ETag,
+    /// how the tracking table names this version (the converter records a superseded or
+    /// failed version by it). Absent in versioned buckets and in older manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequencer: Option<String>,
 }
 
 impl From<&ObjectRef> for ManifestFile {
@@ -60,6 +65,7 @@ impl From<&ObjectRef> for ManifestFile {
             size: object.size,
             etag: object.etag.clone(),
             version_id: None,
+            sequencer: None,
         }
     }
 }
@@ -330,6 +336,7 @@ mod tests {
                     size: 10,
                     etag: "e".into(),
                     version_id: None,
+                    sequencer: Some("0055AED6DCD90281E5".into()),
                 },
                 ManifestFile {
                     bucket: "b".into(),
@@ -337,6 +344,7 @@ mod tests {
                     size: 20,
                     etag: "f".into(),
                     version_id: Some("v2".into()),
+                    sequencer: None,
                 },
             ],
         }

@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 
 use crate::input::Source;
 use crate::manifest_run::ConverterConfig;
-use crate::objects::{ObjectStore, Upload};
+use crate::objects::{ObjectStore, Pin, Upload};
 use s3::{Encryption, S3Source, S3Upload};
 
 /// S3 as the manifest runner's [`ObjectStore`]: streamed, ETag-pinned reads; multipart
@@ -70,21 +70,18 @@ impl BlobStore for S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    fn source(
-        &self,
-        bucket: &str,
-        key: &str,
-        etag: Option<&str>,
-        size: Option<u64>,
-    ) -> Arc<dyn Source> {
-        Arc::new(S3Source::new(
-            self.client.clone(),
-            self.handle.clone(),
-            bucket,
-            key,
-            etag.map(str::to_string),
-            size,
-        ))
+    fn source(&self, bucket: &str, key: &str, pin: &Pin, size: Option<u64>) -> Arc<dyn Source> {
+        Arc::new(
+            S3Source::new(
+                self.client.clone(),
+                self.handle.clone(),
+                bucket,
+                key,
+                pin.etag.clone(),
+                size,
+            )
+            .with_version(pin.version_id.clone()),
+        )
     }
 
     fn upload(

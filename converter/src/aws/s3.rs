@@ -86,6 +86,7 @@ pub struct S3Source {
     bucket: String,
     key: String,
     etag: Option<String>,
+    version_id: Option<String>,
     size: Option<u64>,
     name: String,
 }
@@ -109,8 +110,17 @@ impl S3Source {
             bucket,
             key,
             etag: etag.filter(|e| !e.is_empty()),
+            version_id: None,
             size,
         }
+    }
+
+    /// Reads exactly `version_id` (`GetObject versionId=…`) when given: what the object holds
+    /// later does not change what is read, and a version deleted since fails with
+    /// `NoSuchVersion`.
+    pub fn with_version(mut self, version_id: Option<String>) -> Self {
+        self.version_id = version_id.filter(|v| !v.is_empty());
+        self
     }
 }
 
@@ -134,6 +144,9 @@ impl Source for S3Source {
                     .get_object()
                     .bucket(&source.bucket)
                     .key(&source.key);
+                if let Some(version_id) = &source.version_id {
+                    request = request.version_id(version_id);
+                }
                 if let Some(etag) = &source.etag {
                     request = request.if_match(format!("\"{etag}\""));
                 }

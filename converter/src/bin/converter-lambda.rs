@@ -9,9 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 use std::sync::Arc;
 
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, Runner};
+use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, Runner};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use shared::aws::dynamo::DynamoTrackingStore;
+use shared::aws::ledger::DynamoLedger;
 use shared::manifest::ExecutionInput;
 use shared::metrics::Metrics;
 use shared::types::Timestamp;
@@ -54,10 +54,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         std::process::exit(1);
     }
     let runner = Runner {
-        store: DynamoTrackingStore::new(
-            shared::aws::dynamodb_client(&aws),
-            config.tracking_table.clone(),
-        ),
+        tracking: LedgerTracking {
+            ledger: DynamoLedger::new(
+                shared::aws::dynamodb_client(&aws),
+                config.tracking_table.clone(),
+            ),
+        },
         objects: Arc::new(S3Objects::new(
             s3,
             tokio::runtime::Handle::current(),

@@ -33,7 +33,9 @@ pub mod outcome;
 mod run;
 #[cfg(test)]
 mod tests;
+pub mod tracking;
 
 pub use config::ConverterConfig;
 pub use outcome::{RunError, RunResult};
 pub use run::Runner;
+pub use tracking::{LedgerTracking, TableTracking, Tracking};

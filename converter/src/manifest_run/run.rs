@@ -5,28 +5,29 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::manifest::{error_key, parse_s3_url, part_prefix, ExecutionInput, ManifestDocument};
-use shared::metrics::{Metrics, Unit};
-use shared::tracking::{ManifestChanges, TrackingStore};
-use shared::types::{
-    ConversionResult, DatePrefix, ManifestId, ManifestRecord, ManifestStatus, Timestamp,
+use shared::manifest::{
+    error_key, parse_s3_url, part_prefix, ExecutionInput, ManifestDocument, ManifestFile,
 };
+use shared::metrics::{Metrics, Unit};
+use shared::types::{ConversionResult, DatePrefix, ManifestId};
 use tracing::{info, warn};
 
 use super::destination::ManifestDestination;
+use super::tracking::{Check, Tracking};
 use super::{ConverterConfig, RunError, RunResult};
 use crate::convert::{
     convert, ConvertError, ConvertOptions, Destination, NoProgress, SchemaChoice, Summary,
 };
 use crate::input::Source;
-use crate::objects::{ObjectFailure, ObjectStore};
+use crate::objects::{ObjectFailure, ObjectStore, Pin};
 use crate::reject::{RejectKind, RejectedLine};
 use crate::schema::Schema;
 
 /// Runs manifests: the tracking table, the object store and the configuration.
-pub struct Runner<S, O> {
-    /// The tracking table.
-    pub store: S,
+pub struct Runner<T, O> {
+    /// The tracking table: [`LedgerTracking`](super::LedgerTracking) (version 2) or
+    /// [`TableTracking`](super::TableTracking) (version 1).
+    pub tracking: T,
     /// Inputs, outputs, the manifest and the schema.
     pub objects: Arc<O>,
     /// Buckets, prefixes and conversion settings, read once from the environment
@@ -39,10 +40,71 @@ struct Converted {
     summary: Option<Summary>,
     output_keys: Vec<String>,
     error_key: Option<String>,
-    empty_objects: u64,
+    /// Files recorded in the error output as a whole (empty, superseded).
+    whole_files: u64,
 }
 
-impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
+/// The manifest's files as conversion inputs: each with the name its errors and error records
+/// carry, unique within the manifest (the URL, and the version when the manifest holds two
+/// versions of one key).
+struct Inputs<'m> {
+    files: Vec<(&'m ManifestFile, String)>,
+}
+
+impl<'m> Inputs<'m> {
+    fn new(manifest: &'m ManifestDocument) -> Self {
+        let url = |f: &ManifestFile| format!("s3://{}/{}", f.bucket, f.key);
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for file in &manifest.files {
+            *seen.entry(url(file)).or_default() += 1;
+        }
+        let files = manifest
+            .files
+            .iter()
+            .map(|f| {
+                let name = match (seen[&url(f)], &f.version_id) {
+                    (1, _) => url(f),
+                    (_, Some(version)) => format!("{} (version {version})", url(f)),
+                    (_, None) => format!("{} (ETag {})", url(f), f.etag),
+                };
+                (f, name)
+            })
+            .collect();
+        Inputs { files }
+    }
+
+    /// Removes the file named `name`.
+    fn remove(&mut self, name: &str) -> Option<&'m ManifestFile> {
+        let at = self.files.iter().position(|(_, n)| n == name)?;
+        Some(self.files.remove(at).0)
+    }
+}
+
+/// A source under the name [`Inputs`] gave it.
+struct Named {
+    inner: Arc<dyn Source>,
+    name: String,
+}
+
+impl Source for Named {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn open(&self) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        self.inner.open()
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.inner.size_hint()
+    }
+
+    fn can_reopen(&self) -> bool {
+        self.inner.can_reopen()
+    }
+}
+
+impl<T: Tracking, O: ObjectStore> Runner<T, O> {
     /// Runs the manifest a workflow execution names (the Lambda). `deadline` is when the
     /// process will be stopped; the run gives up early enough to report a `ConverterTimeout`.
     pub async fn run_execution(
@@ -76,12 +138,13 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
         let started = Instant::now();
         let manifest = self.load_manifest(manifest_path, expected).await?;
         let id = &manifest.manifest_id;
-        let record = self.runnable_record(&manifest).await?;
-        if record.status == ManifestStatus::Completed {
-            info!(manifest_id = %id, "manifest already completed; nothing to do");
-            let result = record.result.unwrap_or_default();
-            return Ok(RunResult::new(id, "already_completed", result, started));
-        }
+        let claim = match self.tracking.check(&manifest).await? {
+            Check::Run(claim) => claim,
+            Check::Completed(result) => {
+                info!(manifest_id = %id, "manifest already completed; nothing to do");
+                return Ok(RunResult::new(id, "already_completed", result, started));
+            }
+        };
         if let Some(deadline) = deadline {
             let remaining = deadline.saturating_duration_since(Instant::now()).as_secs();
             let needed = manifest.total_bytes / (self.config.lambda_min_mbps * 1_000_000) + 1;
@@ -94,12 +157,35 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
             }
         }
         let (options, part_size) = self.options(deadline).await?;
-        let converted = match self.convert(&manifest, options, part_size).await? {
-            Ok(converted) => converted,
-            Err(error) => return Err(self.fail(&record, &manifest, error, started).await),
+        let mut inputs = Inputs::new(&manifest);
+        let mut superseded = Vec::new();
+        // A version gone before it was read is recorded and the conversion starts again
+        // without it: rare (an overwrite or delete between arrival and conversion), and each
+        // restart has one file fewer.
+        let converted = loop {
+            let attempt = self
+                .convert(&manifest, &inputs, &superseded, options.clone(), part_size)
+                .await?;
+            let error = match attempt {
+                Ok(converted) => break converted,
+                Err(error) => error,
+            };
+            let failure = final_failure(&error);
+            if let Final::Gone { source, reason } = &failure {
+                if let Some(file) = inputs.remove(source) {
+                    warn!(manifest_id = %id, file = %source, %reason, "version superseded; converting the others");
+                    self.tracking
+                        .supersede(&claim, &manifest, file, reason)
+                        .await?;
+                    metrics.count("VersionsSuperseded", 1);
+                    superseded.push((source.clone(), reason.clone()));
+                    continue;
+                }
+            }
+            return Err(self.fail(&claim, &manifest, failure, started).await);
         };
         let decoded_bytes = converted.summary.as_ref().map_or(0, |s| s.stats.bytes);
-        let result = self.finish(&record, &manifest, converted).await?;
+        let result = self.finish(&claim, &manifest, converted).await?;
         let run = RunResult::new(id, "completed", result, started);
         let seconds = started.elapsed().as_secs_f64().max(1e-3);
         let megabytes = decoded_bytes as f64 / 1e6;
@@ -114,6 +200,7 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
             rows = run.result.rows_written,
             rejected = run.result.rows_rejected,
             blank = run.result.blank_lines,
+            superseded = superseded.len(),
             parts = run.result.output_keys.len(),
             mb_per_s = megabytes / seconds,
             "manifest completed"
@@ -151,31 +238,6 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
         Ok(manifest)
     }
 
-    /// The manifest's item, if it may run (`starting`, `running`) or already `completed`.
-    async fn runnable_record(
-        &self,
-        manifest: &ManifestDocument,
-    ) -> Result<ManifestRecord, RunError> {
-        let id = &manifest.manifest_id;
-        let record = self
-            .store
-            .get_manifest(&manifest.date_prefix, id)
-            .await?
-            .ok_or_else(|| RunError::ManifestNotRunnable {
-                manifest_id: id.to_string(),
-                reason: "no manifest item in the tracking table".into(),
-            })?;
-        match record.status {
-            ManifestStatus::Starting | ManifestStatus::Running | ManifestStatus::Completed => {
-                Ok(record)
-            }
-            other => Err(RunError::ManifestNotRunnable {
-                manifest_id: id.to_string(),
-                reason: format!("its status is {}", other.as_str()),
-            }),
-        }
-    }
-
     /// Conversion settings for this run: the configuration's, the schema if one is
     /// configured, and a deadline with time left to report and clean up (10% of what
     /// remains, at least 20 s).
@@ -210,11 +272,14 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
         Schema::from_json(&text).map_err(|e| RunError::Transient(format!("SCHEMA_URI {uri}: {e}")))
     }
 
-    /// Converts every file, commits the parts and the error object; nothing is recorded yet.
+    /// Converts `inputs`, commits the parts and the error object (with a record for each
+    /// empty object and each `superseded` version); nothing is recorded yet.
     /// The outer error is the offload's (the task died); the inner one the conversion's.
     async fn convert(
         &self,
         manifest: &ManifestDocument,
+        inputs: &Inputs<'_>,
+        superseded: &[(String, String)],
         options: ConvertOptions,
         part_size: usize,
     ) -> Result<Result<Converted, ConvertError>, RunError> {
@@ -228,18 +293,27 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
             error_key: error_key(&self.config.error_prefix, prefix, id),
         };
         // Empty objects have no lines to convert: each is recorded in the error output.
-        let (empty, files): (Vec<_>, Vec<_>) = manifest.files.iter().partition(|f| f.size == 0);
-        let sources: Vec<Arc<dyn Source>> = files
+        let mut whole: Vec<(String, RejectedLine)> = superseded
             .iter()
-            .map(|f| {
-                self.objects
-                    .source(&f.bucket, &f.key, Some(&f.etag), Some(f.size))
-            })
+            .map(|(name, reason)| (name.clone(), superseded_version(reason)))
             .collect();
-        let empty_urls: Vec<String> = empty
-            .iter()
-            .map(|f| format!("s3://{}/{}", f.bucket, f.key))
-            .collect();
+        let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+        for (file, name) in &inputs.files {
+            if file.size == 0 {
+                whole.push((name.clone(), empty_object()));
+                continue;
+            }
+            let inner = self.objects.source(
+                &file.bucket,
+                &file.key,
+                &Pin::of_file(file),
+                Some(file.size),
+            );
+            sources.push(Arc::new(Named {
+                inner,
+                name: name.clone(),
+            }));
+        }
         self.objects
             .offload(move || -> Result<Converted, ConvertError> {
                 let converted = (!sources.is_empty())
@@ -262,9 +336,9 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
                 };
                 let mut rejects =
                     rejects.expect("invariant: the manifest destination has an error output");
-                for url in &empty_urls {
-                    empty_object()
-                        .write_record(url, &mut rejects)
+                for (name, record) in &whole {
+                    record
+                        .write_record(name, &mut rejects)
                         .map_err(ConvertError::RejectOutput)?;
                 }
                 let error_key = rejects
@@ -274,18 +348,18 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
                     summary,
                     output_keys,
                     error_key,
-                    empty_objects: empty_urls.len() as u64,
+                    whole_files: whole.len() as u64,
                 })
             })
             .await
             .map_err(RunError::Transient)
     }
 
-    /// Removes what an earlier attempt wrote and this one did not, then records success:
-    /// every file `processed`, the manifest `completed` with its result.
+    /// Removes what an earlier attempt wrote and this one did not, then records success. If
+    /// the manifest is no longer this run's (failed meanwhile), what it wrote is removed.
     async fn finish(
         &self,
-        record: &ManifestRecord,
+        claim: &T::Claim,
         manifest: &ManifestDocument,
         converted: Converted,
     ) -> Result<ConversionResult, RunError> {
@@ -293,26 +367,26 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
         // Stale parts (and a stale error object) go before success is recorded, so no number
         // of retries can leave a duplicate row.
         let parts = part_prefix(&self.config.output_prefix, prefix, id);
+        let errors = error_key(&self.config.error_prefix, prefix, id);
         self.objects
             .delete_prefix(&self.config.output_bucket, &parts, &converted.output_keys)
             .await?;
         if converted.error_key.is_none() {
-            let stale = error_key(&self.config.error_prefix, prefix, id);
             self.objects
-                .delete(&self.config.error_bucket, &stale)
+                .delete(&self.config.error_bucket, &errors)
                 .await?;
         }
         let Converted {
             summary,
             output_keys,
             error_key,
-            empty_objects,
+            whole_files,
         } = converted;
         let stats = summary.as_ref().map(|s| s.stats).unwrap_or_default();
         let result = ConversionResult {
             lines_read: stats.lines,
             rows_written: stats.rows,
-            rows_rejected: stats.rejected + empty_objects,
+            rows_rejected: stats.rejected + whole_files,
             blank_lines: stats.blank,
             bytes_in: summary.as_ref().map_or(0, |s| s.raw_bytes),
             bytes_out: summary.as_ref().map_or(0, |s| s.output_bytes),
@@ -320,72 +394,36 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
             error_key,
             schema: summary.as_ref().map(|s| s.schema.to_compact_json()),
         };
-        let now = Timestamp::now();
-        for file in &manifest.files {
-            self.store.complete_file(prefix, &file.key, id, now).await?;
-        }
-        let changes = ManifestChanges {
-            result: Some(result.clone()),
-            ..ManifestChanges::default()
-        };
-        self.transition(record, ManifestStatus::Completed, &changes)
-            .await?;
-        Ok(result)
-    }
-
-    /// Moves the manifest from its current `starting`/`running` status.
-    async fn transition(
-        &self,
-        record: &ManifestRecord,
-        to: ManifestStatus,
-        changes: &ManifestChanges,
-    ) -> Result<(), RunError> {
-        let now = Timestamp::now();
-        for from in [ManifestStatus::Running, ManifestStatus::Starting] {
-            if self
-                .store
-                .update_manifest(
-                    &record.date_prefix,
-                    &record.manifest_id,
-                    from,
-                    to,
-                    changes,
-                    now,
-                )
-                .await?
-            {
-                return Ok(());
+        match self.tracking.complete(claim, manifest, &result).await {
+            Ok(()) => Ok(result),
+            Err(lost @ RunError::ManifestNotRunnable { .. }) => {
+                // Settled by someone else (the sweep, the workflow): its files will be
+                // converted by another manifest, so nothing of this run may stay.
+                warn!(manifest_id = %id, error = %lost, "manifest lost during the run; removing its output");
+                self.objects
+                    .delete_prefix(&self.config.output_bucket, &parts, &[])
+                    .await?;
+                self.objects
+                    .delete(&self.config.error_bucket, &errors)
+                    .await?;
+                Err(lost)
             }
+            Err(other) => Err(other),
         }
-        let current = self
-            .store
-            .get_manifest(&record.date_prefix, &record.manifest_id)
-            .await?;
-        if current.as_ref().map(|m| m.status) == Some(to) {
-            return Ok(());
-        }
-        Err(RunError::ManifestNotRunnable {
-            manifest_id: record.manifest_id.to_string(),
-            reason: format!(
-                "its status changed to {} during the run",
-                current.map_or("(deleted)", |m| m.status.as_str())
-            ),
-        })
     }
 
-    /// Turns a conversion error into the run's error. A file that cannot be read (missing,
-    /// access denied, corrupt, changed since it was tracked) fails the manifest for good: that
-    /// file counts an attempt, the others go back to pending. Anything else is retryable and
-    /// leaves every status as it was.
+    /// Turns a conversion failure into the run's error. A file that cannot be read (missing,
+    /// access denied, corrupt) fails the manifest for good, recorded by the tracking. Anything
+    /// else is retryable and leaves every status as it was.
     async fn fail(
         &self,
-        record: &ManifestRecord,
+        claim: &T::Claim,
         manifest: &ManifestDocument,
-        error: ConvertError,
+        failure: Final,
         started: Instant,
     ) -> RunError {
-        let id = &record.manifest_id;
-        let (file, reason) = match final_failure(&error) {
+        let id = &manifest.manifest_id;
+        let (source, reason) = match failure {
             Final::Timeout => {
                 return RunError::Timeout {
                     manifest_id: id.to_string(),
@@ -394,48 +432,23 @@ impl<S: TrackingStore, O: ObjectStore> Runner<S, O> {
                 }
             }
             Final::Retryable(reason) => return RunError::Transient(reason),
-            Final::File { file, reason } => (file, reason),
+            Final::File { source, reason } | Final::Gone { source, reason } => (source, reason),
         };
-        warn!(manifest_id = %id, error = %reason, "manifest failed");
-        if let Err(e) = self.record_failure(record, manifest, &file, &reason).await {
-            // The statuses could not be recorded: let the workflow retry the whole manifest.
+        warn!(manifest_id = %id, file = %source, error = %reason, "manifest failed");
+        let file = Inputs::new(manifest)
+            .files
+            .into_iter()
+            .find(|(_, name)| *name == source)
+            .map(|(f, _)| f);
+        if let Err(e) = self.tracking.fail(claim, manifest, file, &reason).await {
+            // The outcome could not be recorded: let the workflow retry the whole manifest.
             return RunError::Transient(format!("{reason}; and recording the failure failed: {e}"));
         }
         RunError::FileFailed {
             manifest_id: id.to_string(),
-            file,
+            file: source,
             reason,
         }
-    }
-
-    /// The failing file (every file when `file` is empty) counts an attempt, the others are
-    /// released; then the manifest is `failed`.
-    async fn record_failure(
-        &self,
-        record: &ManifestRecord,
-        manifest: &ManifestDocument,
-        file: &str,
-        reason: &str,
-    ) -> Result<(), RunError> {
-        let (prefix, id) = (&record.date_prefix, &record.manifest_id);
-        let now = Timestamp::now();
-        for f in &manifest.files {
-            let url = format!("s3://{}/{}", f.bucket, f.key);
-            if file.is_empty() || url == file {
-                let max_attempts = self.config.max_attempts;
-                self.store
-                    .fail_file(prefix, &f.key, id, max_attempts, now)
-                    .await?;
-            } else {
-                self.store.release_file(prefix, &f.key, id, now).await?;
-            }
-        }
-        let changes = ManifestChanges {
-            error: Some(format!("{file}: {reason}")),
-            ..ManifestChanges::default()
-        };
-        self.transition(record, ManifestStatus::Failed, &changes)
-            .await
     }
 }
 
@@ -445,12 +458,15 @@ enum Final {
     Timeout,
     /// Worth retrying as a whole.
     Retryable(String),
-    /// `file` (`s3://` URL; empty when it is not one file's fault) cannot be converted.
-    File { file: String, reason: String },
+    /// The version of `source` (an input's name) the manifest names was deleted or overwritten
+    /// before it was read.
+    Gone { source: String, reason: String },
+    /// `source` (an input's name; empty when it is not one file's fault) cannot be converted.
+    File { source: String, reason: String },
 }
 
 fn final_failure(error: &ConvertError) -> Final {
-    let (file, reason) = match error {
+    let (source, reason) = match error {
         ConvertError::DeadlineExceeded => return Final::Timeout,
         ConvertError::Open { source_name, error }
         | ConvertError::Read {
@@ -459,6 +475,12 @@ fn final_failure(error: &ConvertError) -> Final {
             let error: &(dyn std::error::Error + 'static) = error;
             match ObjectFailure::find(error) {
                 Some(failure) if failure.retryable => return Final::Retryable(error_chain(error)),
+                Some(failure) if failure.is_gone() => {
+                    return Final::Gone {
+                        source: source_name.clone(),
+                        reason: error_chain(error),
+                    }
+                }
                 _ => (source_name.clone(), error_chain(error)),
             }
         }
@@ -470,7 +492,22 @@ fn final_failure(error: &ConvertError) -> Final {
     } else {
         reason
     };
-    Final::File { file, reason }
+    Final::File { source, reason }
+}
+
+fn superseded_version(reason: &str) -> RejectedLine {
+    RejectedLine {
+        source: 0,
+        line: 0,
+        offset: 0,
+        kind: RejectKind::Superseded,
+        reason: format!(
+            "the version was deleted or overwritten before conversion; not converted ({reason})"
+        ),
+        raw: Vec::new(),
+        raw_truncated: false,
+        line_bytes: 0,
+    }
 }
 
 fn empty_object() -> RejectedLine {

@@ -34,7 +34,7 @@ const INPUT: &str = "in";
 const OUTPUT: &str = "out";
 
 struct Fixture {
-    runner: Runner<MemoryTrackingStore, MemoryObjects>,
+    runner: Runner<TableTracking<MemoryTrackingStore>, MemoryObjects>,
     prefix: DatePrefix,
 }
 
@@ -55,7 +55,10 @@ impl Fixture {
         .unwrap();
         Fixture {
             runner: Runner {
-                store: MemoryTrackingStore::new(),
+                tracking: TableTracking {
+                    store: MemoryTrackingStore::new(),
+                    max_attempts: config.max_attempts,
+                },
                 objects: Arc::new(MemoryObjects::new()),
                 config,
             },
@@ -76,7 +79,7 @@ impl Fixture {
     /// What the manifest builder leaves: tracked files claimed by a running manifest, and the
     /// manifest document.
     fn manifest(&self, objects: &[ObjectRef]) -> ExecutionInput {
-        let store = &self.runner.store;
+        let store = &self.runner.tracking.store;
         let now = Timestamp::now();
         let id = ManifestId::generate(&self.prefix, now);
         for object in objects {
@@ -147,6 +150,7 @@ impl Fixture {
     fn status(&self, input: &ExecutionInput) -> ManifestStatus {
         let record = self
             .runner
+            .tracking
             .store
             .get_manifest(&input.date_prefix, &input.manifest_id);
         block_on(record).unwrap().unwrap().status
@@ -155,6 +159,7 @@ impl Fixture {
     fn files(&self) -> Vec<(String, FileStatus, u32)> {
         let mut files: Vec<_> = self
             .runner
+            .tracking
             .store
             .all_files()
             .into_iter()
@@ -329,4 +334,266 @@ fn the_batch_entry_reads_the_manifest_by_path_alone() {
             .run_path("s3://out/manifests/none.json", &mut metrics),
     );
     assert_eq!(missing.unwrap_err().name(), "ManifestUnreadable");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Version 2: the same runner over the ledger.
+
+mod ledger {
+    use shared::ledger::{
+        settle, Ledger, ManifestState, Marker, MemoryLedger, Shard, Version, VersionRef,
+        OPEN_PARTITIONS,
+    };
+
+    use super::*;
+    use crate::manifest_run::LedgerTracking;
+
+    struct Fixture {
+        runner: Runner<LedgerTracking<MemoryLedger>, MemoryObjects>,
+        shard: Shard,
+    }
+
+    /// An object as it arrived: its key, and the version and ETag the event carried.
+    struct Arrived {
+        key: String,
+        version_id: String,
+        etag: String,
+        size: u64,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let old = super::Fixture::new();
+            Fixture {
+                runner: Runner {
+                    tracking: LedgerTracking {
+                        ledger: MemoryLedger::new(),
+                    },
+                    objects: Arc::clone(&old.runner.objects),
+                    config: old.runner.config,
+                },
+                shard: Shard {
+                    date: old.prefix,
+                    number: 0,
+                },
+            }
+        }
+
+        fn ledger(&self) -> &MemoryLedger {
+            &self.runner.tracking.ledger
+        }
+
+        fn object(&self, key: &str, body: impl Into<Vec<u8>>) -> Arrived {
+            let body = body.into();
+            let etag = self.runner.objects.insert(INPUT, key, body.clone());
+            let version_id = self.runner.objects.object(INPUT, key).unwrap().version_id;
+            Arrived {
+                key: key.into(),
+                version_id,
+                etag,
+                size: body.len() as u64,
+            }
+        }
+
+        fn version(arrived: &Arrived) -> VersionRef {
+            VersionRef {
+                bucket: INPUT.into(),
+                key: arrived.key.clone(),
+                version: Version::Id(arrived.version_id.clone()),
+            }
+        }
+
+        /// What the builder leaves: a batch, the markers, a manifest cut from the batch and
+        /// listed, and its JSON.
+        fn manifest(&self, objects: &[Arrived]) -> ExecutionInput {
+            let now = Timestamp::now();
+            let id = ManifestId::generate(&self.shard.date, now);
+            let key = manifest_key("manifests", &self.shard.date, &id);
+            let path = format!("s3://{OUTPUT}/{key}");
+            let total_bytes = objects.iter().map(|o| o.size).sum();
+            let document = ManifestDocument {
+                format: MANIFEST_FORMAT.into(),
+                version: MANIFEST_VERSION,
+                manifest_id: id.clone(),
+                date_prefix: self.shard.date.clone(),
+                created_at: now.to_rfc3339(),
+                file_count: objects.len() as u64,
+                total_bytes,
+                files: objects
+                    .iter()
+                    .map(|o| ManifestFile {
+                        bucket: INPUT.into(),
+                        key: o.key.clone(),
+                        size: o.size,
+                        etag: o.etag.clone(),
+                        version_id: Some(o.version_id.clone()),
+                        sequencer: None,
+                    })
+                    .collect(),
+            };
+            self.runner.objects.insert(OUTPUT, &key, document.to_json());
+            let seeded = settle::seed(self.ledger(), &id, &self.shard, &document.files, &path, now);
+            block_on(seeded).unwrap();
+            ExecutionInput {
+                manifest_path: path,
+                date_prefix: self.shard.date.clone(),
+                file_count: objects.len() as u64,
+                manifest_id: id,
+                total_bytes,
+            }
+        }
+
+        fn run(&self, input: &ExecutionInput) -> Result<RunResult, RunError> {
+            let mut metrics = Metrics::new("test");
+            block_on(self.runner.run_execution(input, None, &mut metrics))
+        }
+
+        fn state(&self, input: &ExecutionInput) -> ManifestState {
+            let manifest = block_on(self.ledger().manifest(&input.manifest_id));
+            manifest.unwrap().unwrap().state
+        }
+
+        fn open_entries(&self) -> usize {
+            (0..OPEN_PARTITIONS)
+                .map(|p| {
+                    let page = block_on(self.ledger().open_manifests(p, None, 100)).unwrap();
+                    page.items.len()
+                })
+                .sum()
+        }
+
+        fn marker(&self, arrived: &Arrived) -> Marker {
+            let markers = block_on(self.ledger().markers(&[Self::version(arrived)])).unwrap();
+            markers[0].clone().expect("tracked")
+        }
+
+        fn error_records(&self, key: &str) -> Vec<serde_json::Value> {
+            let gz = self.runner.objects.object(OUTPUT, key).unwrap().body;
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)
+                .unwrap();
+            text.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+
+        fn parquet_rows(&self, keys: &[String]) -> usize {
+            super::Fixture {
+                runner: Runner {
+                    tracking: TableTracking {
+                        store: MemoryTrackingStore::new(),
+                        max_attempts: 1,
+                    },
+                    objects: Arc::clone(&self.runner.objects),
+                    config: self.runner.config.clone(),
+                },
+                prefix: self.shard.date.clone(),
+            }
+            .parquet_rows(keys)
+        }
+    }
+
+    #[test]
+    fn a_manifest_completes_by_its_state_alone_and_closes_its_entry() {
+        let f = Fixture::new();
+        let a = f.object("a.ndjson", "{\"id\":1}\n{\"id\":2}\n");
+        let b = f.object("b.ndjson", "{\"id\":3}\n");
+        let input = f.manifest(&[a, b]);
+        assert_eq!(f.open_entries(), 1);
+
+        let run = f.run(&input).unwrap();
+        assert_eq!(run.status, "completed");
+        assert_eq!((run.result.rows_written, run.result.rows_rejected), (3, 0));
+        assert_eq!(f.parquet_rows(&run.result.output_keys), 3);
+        assert_eq!(f.state(&input), ManifestState::Completed);
+        assert_eq!(f.open_entries(), 0);
+        let stored = block_on(f.ledger().manifest(&input.manifest_id));
+        assert_eq!(stored.unwrap().unwrap().result.unwrap(), run.result);
+
+        let again = f.run(&input).unwrap();
+        assert_eq!(again.status, "already_completed");
+        assert_eq!(again.result, run.result);
+    }
+
+    #[test]
+    fn a_version_overwritten_before_conversion_is_superseded_and_the_others_convert() {
+        let f = Fixture::new();
+        let a = f.object("a.ndjson", "{\"id\":1}\n");
+        let b = f.object("b.ndjson", "{\"id\":2}\n{\"id\":3}\n");
+        let objects = [a, b];
+        let input = f.manifest(&objects);
+        // The producer overwrites b: the tracked version is gone (this store keeps only the
+        // current version, as S3 does after the old one is deleted).
+        let newer = f.object("b.ndjson", "{\"id\":22}\n");
+
+        let run = f.run(&input).unwrap();
+        assert_eq!(run.status, "completed");
+        assert_eq!(
+            (run.result.rows_written, run.result.rows_rejected),
+            (1, 1),
+            "a's row, and one record for b's superseded version"
+        );
+        assert_eq!(f.parquet_rows(&run.result.output_keys), 1);
+        let records = f.error_records(run.result.error_key.as_deref().unwrap());
+        assert_eq!(records.len(), 1, "{records:?}");
+        assert_eq!(records[0]["source"], "s3://in/b.ndjson");
+        assert_eq!(records[0]["kind"], "superseded");
+        assert!(records[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist"));
+        let marker = f.marker(&objects[1]);
+        assert!(marker.superseded.is_some(), "{marker:?}");
+        assert_eq!(marker.attempts, 0, "an overwrite is not a poison failure");
+        assert_eq!(f.state(&input), ManifestState::Completed);
+        // The newer version is its own version: untracked here, converted by its own manifest.
+        assert_ne!(newer.version_id, objects[1].version_id);
+    }
+
+    #[test]
+    fn two_versions_of_one_key_are_told_apart() {
+        let f = Fixture::new();
+        let first = f.object("k.ndjson", "{\"v\":1}\n");
+        let second = f.object("k.ndjson", "{\"v\":2}\n{\"v\":2}\n");
+        let input = f.manifest(&[first, second]);
+
+        let run = f.run(&input).unwrap();
+        assert_eq!((run.result.rows_written, run.result.rows_rejected), (2, 1));
+        let records = f.error_records(run.result.error_key.as_deref().unwrap());
+        let source = records[0]["source"].as_str().unwrap();
+        assert!(
+            source.starts_with("s3://in/k.ndjson (version v"),
+            "the record names the version: {source}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_object_fails_the_manifest_and_counts_one_attempt_on_its_version() {
+        let f = Fixture::new();
+        let good = f.object("good.ndjson", "{\"id\":1}\n");
+        // gzip magic, then garbage.
+        let bad = f.object(
+            "bad.ndjson.gz",
+            vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3],
+        );
+        let (good_version, bad_version) = (Fixture::version(&good), Fixture::version(&bad));
+        let input = f.manifest(&[good, bad]);
+
+        let error = f.run(&input).unwrap_err();
+        assert_eq!(error.name(), "ManifestFailed");
+        assert!(
+            error.to_string().contains("s3://in/bad.ndjson.gz"),
+            "{error}"
+        );
+        assert_eq!(f.state(&input), ManifestState::Failed);
+        assert_eq!(f.open_entries(), 1, "the sweep releases it");
+        let markers = block_on(f.ledger().markers(&[good_version, bad_version])).unwrap();
+        let attempts: Vec<u32> = markers
+            .iter()
+            .map(|m| m.as_ref().unwrap().attempts)
+            .collect();
+        assert_eq!(attempts, vec![0, 1]);
+        // The workflow's retry of a failed manifest writes nothing.
+        assert_eq!(f.run(&input).unwrap_err().name(), "ManifestNotRunnable");
+    }
 }

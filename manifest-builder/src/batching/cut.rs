@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use shared::blobs::BlobStore;
 use shared::ledger::{
     Batch, BatchContents, BatchKey, Cut, Ledger, Manifest, ManifestChanges, ManifestState,
-    OpenManifest, Ref, Shard, VersionRef,
+    OpenManifest, Ref, Shard, Version, VersionRef,
 };
 use shared::manifest::{
     manifest_key, ExecutionInput, ManifestDocument, ManifestFile, MANIFEST_FORMAT, MANIFEST_VERSION,
@@ -19,6 +19,9 @@ use super::{metric, Batching, BatchingError};
 
 /// Most manifests one call cuts from one shard, and most batches it reads per query.
 const MAX_ROUNDS: usize = 64;
+/// How long a cutter holds a shard's lease: longer than a cut of a few manifests takes, short
+/// enough that a cutter that died delays the shard's next cut by little.
+const CUT_LEASE_SECONDS: i64 = 30;
 const PAGE: usize = 100;
 /// Deepest chain of retry batches expanded (a retry of a retry of ...): each level is one
 /// failed manifest of the same versions, so `MAX_ATTEMPTS` poison failures end far earlier.
@@ -62,8 +65,23 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
         metrics: &mut Metrics,
     ) -> Result<CutReport, BatchingError> {
         let mut report = CutReport::default();
+        let mut leased = false;
         for _ in 0..MAX_ROUNDS {
             let position = self.ledger.cursor(shard).await?.map(|c| c.position);
+            if !self.may_be_ready(shard, position.as_ref(), now).await? {
+                break;
+            }
+            if !leased {
+                // One cutter per shard at a time: the others would read the same markers and
+                // lose the transaction. Whoever holds the lease cuts what is ready.
+                let owner = format!("{:016x}", (self.random)());
+                let until = now.plus_seconds(CUT_LEASE_SECONDS);
+                if !self.ledger.lease(shard, &owner, now, until).await? {
+                    metrics.count(metric::CUTS_DEFERRED, 1);
+                    break;
+                }
+                leased = true;
+            }
             let taking = self.gather(shard, position.as_ref(), now, metrics).await?;
             let Some(last) = taking.last.clone() else {
                 break;
@@ -90,6 +108,53 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
             }
         }
         Ok(report)
+    }
+
+    /// Whether the settled batches after `position` may hold a manifest's worth: their refs
+    /// and bytes (upper bounds: some refs may be repeated deliveries or superseded) reach a
+    /// limit, the oldest waited `max_wait_seconds`, or a retry batch or an unreadable item is
+    /// among them (they are looked at closely). Reads batch items only: a cut attempted after
+    /// every delivery would otherwise read every pending version's marker each time, many
+    /// times the cost of the manifest it eventually cuts.
+    async fn may_be_ready(
+        &self,
+        shard: &Shard,
+        position: Option<&BatchKey>,
+        now: Timestamp,
+    ) -> Result<bool, BatchingError> {
+        let until = BatchKey::before(now.plus_seconds(-self.config.settle_seconds));
+        let (mut refs, mut bytes) = (0usize, 0u64);
+        let mut after = position.cloned();
+        loop {
+            let page = self
+                .ledger
+                .batches(shard, after.as_ref(), &until, PAGE)
+                .await?;
+            if !page.unreadable.is_empty() {
+                return Ok(true);
+            }
+            for batch in &page.items {
+                if now.seconds_since(batch.key.created()) >= self.config.max_wait_seconds {
+                    return Ok(true);
+                }
+                match &batch.contents {
+                    BatchContents::Arrivals {
+                        refs: r, bytes: b, ..
+                    } => {
+                        refs += r.len();
+                        bytes = bytes.saturating_add(*b);
+                    }
+                    BatchContents::Retry { .. } => return Ok(true),
+                }
+                if refs >= self.config.max_files || bytes >= self.config.max_bytes {
+                    return Ok(true);
+                }
+            }
+            match page.next.and_then(|n| BatchKey::parse(&n)) {
+                Some(next) => after = Some(next),
+                None => return Ok(false),
+            }
+        }
     }
 
     /// Reads the batches after `position` and takes whole batches for one manifest.
@@ -202,7 +267,9 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
         refs: &mut Vec<(VersionRef, BatchKey)>,
     ) -> Result<(), BatchingError> {
         match &batch.contents {
-            BatchContents::Arrivals { bucket, refs: own } => {
+            BatchContents::Arrivals {
+                bucket, refs: own, ..
+            } => {
                 refs.extend(own.iter().map(|Ref { key, version }| {
                     let version = VersionRef {
                         bucket: bucket.clone(),
@@ -267,6 +334,10 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                 size: c.size,
                 etag: c.etag.clone(),
                 version_id: c.version.version.version_id().map(str::to_string),
+                sequencer: match &c.version.version {
+                    Version::Sequencer(sequencer) => Some(sequencer.clone()),
+                    Version::Id(_) | Version::Etag(_) => None,
+                },
             })
             .collect();
         let document = ManifestDocument {
@@ -299,6 +370,15 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
             updated_at: now,
             ttl: self.config.ttl(now),
         };
+        // Another cutter of this shard (a builder of the same shard, the sweep) may have taken
+        // these batches while their markers were read: checking costs one read, losing the
+        // race at the transaction an open entry and a failed transaction (billed).
+        let current = self.ledger.cursor(shard).await?.map(|c| c.position);
+        if current.as_ref() != manifest.after.as_ref() {
+            metrics.count(metric::CUTS_LOST, 1);
+            self.blobs.delete(bucket, &key).await?;
+            return Ok(None);
+        }
         // Listed before it exists, so that no manifest is ever unlisted; an entry whose cut
         // lost is removed here, or by the sweep if this process dies first.
         let entry = OpenManifest {

@@ -55,6 +55,8 @@ pub mod metric {
     pub const MANIFESTS_STARTED: &str = "ManifestsStarted";
     /// Cuts lost to another cutter (harmless; many mean too many cutters on one shard).
     pub const CUTS_LOST: &str = "CutsLost";
+    /// Cuts not attempted because another cutter held the shard's lease.
+    pub const CUTS_DEFERRED: &str = "CutsDeferred";
     /// Refs dropped at a cut: repeated deliveries, and batches of a builder that crashed
     /// before writing a marker (its message was delivered again).
     pub const REFS_DROPPED: &str = "RefsDropped";

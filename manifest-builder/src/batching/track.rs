@@ -143,6 +143,7 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                 .insert(shard.clone());
         }
         let mut refs: Vec<Ref> = Vec::with_capacity(arrivals.len());
+        let mut bytes = 0u64;
         for arrival in arrivals {
             let r = Ref {
                 key: arrival.version.key.clone(),
@@ -150,6 +151,7 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
             };
             if !refs.contains(&r) {
                 refs.push(r);
+                bytes = bytes.saturating_add(arrival.size);
             }
         }
         // Sorted by key, refs share prefixes: the batch item is front coded, and smaller.
@@ -162,6 +164,7 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                 contents: BatchContents::Arrivals {
                     bucket: bucket.to_string(),
                     refs: refs.clone(),
+                    bytes,
                 },
                 ttl: self.config.ttl(now),
             };

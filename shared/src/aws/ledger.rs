@@ -886,6 +886,23 @@ impl Ledger for DynamoLedger {
         self.write(write).await
     }
 
+    async fn lease(
+        &self,
+        shard: &Shard,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let item = item::lease_item(shard, owner, until);
+        self.write(Write::put(&item, |p| {
+            let absent = p.absent();
+            let until = p.name(attr::UNTIL);
+            let now = p.value("now", AttributeValue::N(now.0.to_string()));
+            format!("{absent} OR {until} < {now}")
+        }))
+        .await
+    }
+
     async fn open_manifests(
         &self,
         partition: u8,

@@ -20,6 +20,7 @@ pub async fn run_all<L: Ledger>(ledger: &L, seed: u32, plant: impl Fn(Item)) {
     manifests_change_only_from_an_expected_state(ledger, &fixture).await;
     failures_count_each_poison_once_and_release_hands_over(ledger, &fixture).await;
     superseding_needs_a_marker(ledger, &fixture).await;
+    a_lease_is_exclusive_until_it_expires(ledger, &fixture).await;
     shards_are_registered_once_and_listings_skip_unreadable_items(ledger, &fixture, plant).await;
 }
 
@@ -83,6 +84,7 @@ impl Fixture {
                         version: Version::Id("v1".into()),
                     })
                     .collect(),
+                bytes: 1_000 * keys.len() as u64,
             },
             ttl: 4_000_000_000,
         }
@@ -608,6 +610,37 @@ async fn failures_count_each_poison_once_and_release_hands_over<L: Ledger>(
             .map(|m| m.state),
         Some(ManifestState::Released)
     );
+}
+
+/// A shard's cut lease goes to one owner at a time until it expires; other shards' leases are
+/// independent; an expired lease can be taken by anyone, its holder included.
+async fn a_lease_is_exclusive_until_it_expires<L: Ledger>(ledger: &L, f: &Fixture) {
+    let (one, two) = (f.shard(11), f.shard(12));
+    let t = |s: i64| Timestamp(1_900_000_000_000 + s * 1000);
+    assert!(ledger.lease(&one, "a", t(0), t(30)).await.unwrap());
+    assert!(
+        !ledger.lease(&one, "b", t(10), t(40)).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        !ledger.lease(&one, "a", t(29), t(59)).await.unwrap(),
+        "not renewable early"
+    );
+    assert!(
+        ledger.lease(&two, "b", t(10), t(40)).await.unwrap(),
+        "another shard"
+    );
+    assert!(
+        ledger.lease(&one, "b", t(31), t(61)).await.unwrap(),
+        "expired"
+    );
+    assert!(
+        !ledger.lease(&one, "a", t(60), t(90)).await.unwrap(),
+        "held by b"
+    );
+    assert!(ledger.lease(&one, "a", t(62), t(92)).await.unwrap());
+    // The lease is not the cursor: it neither creates nor moves one.
+    assert!(ledger.cursor(&one).await.unwrap().is_none());
 }
 
 async fn superseding_needs_a_marker<L: Ledger>(ledger: &L, f: &Fixture) {

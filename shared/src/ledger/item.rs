@@ -15,6 +15,7 @@
 //! | manifest | `M#<id>` | `M` |
 //! | open manifest | `O#<partition>` | `<created_at>#<id>` |
 //! | shard registry | `D` | `<date>#<shard>` |
+//! | cut lease | `L#<date>` | `<shard>` |
 //!
 //! Shard numbers and partitions are two decimal digits, so the sort keys sort as numbers.
 
@@ -52,6 +53,12 @@ pub mod attr {
     pub const BUCKET: &str = "bucket";
     /// Arrival batch: its refs, front coded and deflated ([`super::encode_refs`]) (B).
     pub const REFS: &str = "refs";
+    /// Arrival batch: the sizes of its refs summed (N).
+    pub const BYTES: &str = "bytes";
+    /// Cut lease: who holds it (S).
+    pub const OWNER: &str = "owner";
+    /// Cut lease: until when, milliseconds since the epoch (N).
+    pub const UNTIL: &str = "until";
     /// Retry batch: the released manifest (S).
     pub const RETRY_OF: &str = "retry_of";
     /// Cursor: key of the last batch taken (S).
@@ -149,6 +156,31 @@ pub fn cursor_key(shard: &Shard) -> Key {
     (format!("C#{}", shard.date), format!("{:02}", shard.number))
 }
 
+/// The key of a shard's cut lease.
+pub fn lease_key(shard: &Shard) -> Key {
+    (format!("L#{}", shard.date), format!("{:02}", shard.number))
+}
+
+/// A cut lease as an item: its owner and expiry (milliseconds), gone by TTL a day later.
+pub fn lease_item(shard: &Shard, owner: &str, until: Timestamp) -> Item {
+    let mut item = keyed(lease_key(shard));
+    put_s(&mut item, attr::OWNER, owner);
+    item.insert(attr::UNTIL.into(), Value::number(until.0));
+    item.insert(
+        attr::TTL.into(),
+        Value::number(until.plus_seconds(86_400).unix_seconds()),
+    );
+    item
+}
+
+/// When the lease in `item` expires, if it is a lease item.
+pub fn lease_until(item: &Item) -> Option<Timestamp> {
+    match item.get(attr::UNTIL) {
+        Some(Value::N(n)) => n.parse().ok().map(Timestamp),
+        _ => None,
+    }
+}
+
 /// The key of a manifest item.
 pub fn manifest_key(id: &ManifestId) -> Key {
     (format!("M#{id}"), "M".into())
@@ -219,9 +251,14 @@ pub fn marker_item(marker: &Marker) -> Item {
 pub fn batch_item(batch: &Batch) -> Item {
     let mut item = keyed((batch_partition(&batch.shard), batch.key.as_str().into()));
     match &batch.contents {
-        BatchContents::Arrivals { bucket, refs } => {
+        BatchContents::Arrivals {
+            bucket,
+            refs,
+            bytes,
+        } => {
             put_s(&mut item, attr::BUCKET, bucket.as_str());
             item.insert(attr::REFS.into(), Value::B(encode_refs(refs)));
+            item.insert(attr::BYTES.into(), Value::number(bytes));
         }
         BatchContents::Retry { manifest } => put_s(&mut item, attr::RETRY_OF, manifest.as_str()),
     }
@@ -499,6 +536,7 @@ impl<'a> Reader<'a> {
                 BatchContents::Arrivals {
                     bucket: self.s(attr::BUCKET)?.to_string(),
                     refs,
+                    bytes: self.n(attr::BYTES)?,
                 }
             }
         };
@@ -634,6 +672,7 @@ mod tests {
                     key: "a b#c".into(),
                     version: Version::Id("v1".into()),
                 }],
+                bytes: 12_345,
             },
             BatchContents::Retry {
                 manifest: id.clone(),

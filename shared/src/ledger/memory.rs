@@ -646,6 +646,30 @@ impl Ledger for MemoryLedger {
         })
     }
 
+    async fn lease(
+        &self,
+        shard: &Shard,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let key = item::lease_key(shard);
+        self.with(|s| {
+            let free = s
+                .get(&key)
+                .and_then(item::lease_until)
+                .is_none_or(|held| held < now);
+            Ok(s.write(
+                "PutItem",
+                Write {
+                    key,
+                    holds: free,
+                    after: Some(item::lease_item(shard, owner, until)),
+                },
+            ))
+        })
+    }
+
     async fn open_manifests(
         &self,
         partition: u8,
@@ -692,6 +716,7 @@ mod tests {
             contents: BatchContents::Arrivals {
                 bucket: "input".into(),
                 refs,
+                bytes: 10 << 20,
             },
             ttl: 1,
         };
@@ -718,6 +743,7 @@ mod tests {
                         }
                     })
                     .collect(),
+                bytes: 3,
             },
             ..batch.clone()
         };

@@ -62,6 +62,7 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::manifest::ManifestFile;
 use crate::types::{ConversionResult, DatePrefix, ManifestId, Timestamp};
 
 pub use crate::tracking::StoreError;
@@ -70,6 +71,7 @@ pub use crate::tracking::StoreError;
 pub mod contract;
 pub mod item;
 mod memory;
+pub mod settle;
 
 pub use memory::{MemoryLedger, Meter};
 
@@ -90,6 +92,16 @@ pub enum Version {
 }
 
 impl Version {
+    /// A version's identity from what an event (or a manifest's file) says about it: the
+    /// version id, else the sequencer, else the ETag.
+    pub fn choose(version_id: Option<&str>, sequencer: Option<&str>, etag: &str) -> Self {
+        match (version_id, sequencer) {
+            (Some(id), _) => Version::Id(id.to_string()),
+            (None, Some(sequencer)) => Version::Sequencer(sequencer.to_string()),
+            (None, None) => Version::Etag(etag.to_string()),
+        }
+    }
+
     /// The text stored in items: the version id as is, a sequencer behind `S#`, an ETag behind
     /// `E#` (version ids are URL-safe base64-like text and never contain `#`).
     pub fn encode(&self) -> String {
@@ -139,6 +151,22 @@ pub struct VersionRef {
     pub key: String,
     /// Which version.
     pub version: Version,
+}
+
+impl VersionRef {
+    /// The version a manifest's file names: its version id, else its sequencer, else its ETag
+    /// (the same choice [`crate::events::S3Record::version`] made when it was tracked).
+    pub fn of_file(file: &ManifestFile) -> Self {
+        VersionRef {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+            version: Version::choose(
+                file.version_id.as_deref(),
+                file.sequencer.as_deref(),
+                &file.etag,
+            ),
+        }
+    }
 }
 
 impl fmt::Display for VersionRef {
@@ -234,6 +262,10 @@ pub enum BatchContents {
         bucket: String,
         /// The versions, in delivery order.
         refs: Vec<Ref>,
+        /// Their sizes summed, as the notifications said (duplicates included): with the refs'
+        /// count, an upper bound of what the batch can add to a manifest, so a cut can tell
+        /// from the batches alone, before it reads any marker, that not enough has arrived.
+        bytes: u64,
     },
     /// Every version the released manifest held, still unconverted: cut again by expanding
     /// the manifest's batch range.
@@ -532,6 +564,18 @@ pub trait Ledger: Send + Sync {
         to: &BatchKey,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Takes `shard`'s cut lease for `owner` until `until` (milliseconds since the epoch),
+    /// unless another owner holds one that has not expired at `now`; `true` if taken. Only an
+    /// economy, never needed for correctness (the cut's compare-and-set on the cursor is):
+    /// concurrent cutters of one shard would each read every pending version's marker and all
+    /// but one would lose the transaction. A refused attempt costs one write unit.
+    fn lease(
+        &self,
+        shard: &Shard,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Reads a manifest.
     fn manifest(
         &self,

@@ -7,8 +7,8 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use converter::aws::s3::{parse_url, Encryption, S3Source, S3Upload};
 use converter::aws::{preflight, S3Objects};
-use converter::manifest_run::{ConverterConfig, RunError, RunResult, Runner};
-use shared::aws::dynamo::DynamoTrackingStore;
+use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, RunResult, Runner};
+use shared::aws::ledger::DynamoLedger;
 use shared::config::Env;
 use shared::metrics::Metrics;
 use shared::types::Timestamp;
@@ -114,10 +114,12 @@ pub fn run_manifest(manifest_url: &str) -> anyhow::Result<RunResult> {
         ))
         .map_err(|problem| anyhow::anyhow!(problem))?;
     let runner = Runner {
-        store: DynamoTrackingStore::new(
-            shared::aws::dynamodb_client(&cloud.config),
-            config.tracking_table.clone(),
-        ),
+        tracking: LedgerTracking {
+            ledger: DynamoLedger::new(
+                shared::aws::dynamodb_client(&cloud.config),
+                config.tracking_table.clone(),
+            ),
+        },
         objects: Arc::new(S3Objects::new(
             cloud.s3.clone(),
             cloud.runtime.handle().clone(),
