@@ -452,6 +452,7 @@ BUILDER_CALLS = [
     # Cut: the cursor, the settled batches, their markers; the JSON, the open entry, the
     # transaction (cursor and manifest); then the start.
     ("DynamoDB.GetItem", '"pk":{"S":"C#', None, "read a shard's cursor"),
+    ("DynamoDB.PutItem", '"pk":{"S":"L#', None, "take a shard's cut lease"),
     ("DynamoDB.Query", '"S":"B#', None, "read a shard's batches"),
     ("DynamoDB.BatchGetItem", None, None, "read markers"),
     ("S3.PutObject", None, None, "manifest JSON"),
@@ -477,8 +478,8 @@ CONVERTER_CALLS = [
     ("S3.CompleteMultipartUpload", None, None, "commit a large part"),
     ("S3.PutObject", None, "/errors/", "the error object"),
     ("S3.ListObjectsV2", None, "prefix=parquet%2Fdt%3D2", "list parts of earlier attempts"),
-    ("DynamoDB.UpdateItem", '"S":"processed"', None, "a file to processed"),
     ("DynamoDB.UpdateItem", '"S":"completed"', None, "the manifest to completed"),
+    ("DynamoDB.DeleteItem", '"pk":{"S":"O#', None, "close the manifest's open entry"),
 ]
 
 

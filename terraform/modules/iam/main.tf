@@ -153,15 +153,17 @@ data "aws_iam_policy_document" "converter" {
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
     resources = [var.table_arn]
   }
+  # GetObjectVersion: in a versioned input bucket the converter reads exactly the version a
+  # manifest names (GetObject with versionId), so a later overwrite cannot change what it reads.
   statement {
     sid       = "ReadInput"
-    actions   = ["s3:GetObject"]
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = ["${var.input_bucket_arn}/*"]
   }
   # Without s3:ListBucket S3 answers a GetObject of a missing key with 403 AccessDenied, which
   # cannot be told from a real denial. With it, a missing object answers 404 NoSuchKey, which
-  # the converter records as a permanent failure of that one file, not as a permissions problem
-  # to retry. No s3:prefix condition: the list check S3 makes for a missing key carries no
+  # the converter records as that version superseded (deleted before conversion), not as a
+  # permissions problem to retry. No s3:prefix condition: the list check S3 makes for a missing key carries no
   # prefix, so a conditioned grant would never turn the 403 into a 404.
   statement {
     sid       = "MissingInputIsNotFound"
