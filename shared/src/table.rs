@@ -33,7 +33,7 @@ pub const KEY_ATTRIBUTES: [&str; 2] = [PARTITION_KEY, SORT_KEY];
 
 /// Every attribute an item of the table may hold (a test checks that every item kind's
 /// attributes are listed).
-pub const ALL_ATTRIBUTES: [&str; 27] = [
+pub const ALL_ATTRIBUTES: [&str; 30] = [
     attr::PK,
     attr::SK,
     attr::TTL,
@@ -46,6 +46,7 @@ pub const ALL_ATTRIBUTES: [&str; 27] = [
     attr::SUPERSEDED,
     attr::BUCKET,
     attr::REFS,
+    attr::BYTES,
     attr::RETRY_OF,
     attr::POSITION,
     attr::LAST_MANIFEST,
@@ -61,6 +62,8 @@ pub const ALL_ATTRIBUTES: [&str; 27] = [
     attr::ERROR,
     attr::CREATED_AT,
     attr::UPDATED_AT,
+    attr::OWNER,
+    attr::UNTIL,
 ];
 
 /// The state machine's `MarkFailed` task: when a conversion cannot be done, it moves the
@@ -346,6 +349,7 @@ mod layout_tests {
                     key: "a.ndjson".into(),
                     version: Version::Id("v".into()),
                 }],
+                bytes: 1,
             },
             BatchContents::Retry {
                 manifest: id.clone(),
@@ -381,6 +385,7 @@ mod layout_tests {
         }));
         listed(&item::open_item(&id, now));
         listed(&item::shard_item(&shard, 1));
+        listed(&item::lease_item(&shard, "owner", now));
         let mut names = ALL_ATTRIBUTES.to_vec();
         names.sort_unstable();
         names.dedup();
