@@ -82,8 +82,10 @@ class InputFile:
     bad: list[tuple[int, str]]
     # "processed" for every normal file; "failed" for a file that cannot be read at all.
     outcome: str = "processed"
-    # Deleted from the bucket after its notification went out.
-    delete_after_upload: bool = False
+    # Deleted after its notification went out: "object" (a plain delete: in the versioned
+    # input bucket a delete marker, the version stays and is converted) or "version" (the
+    # version itself, for good: it is superseded).
+    delete_after_upload: str = ""
 
 
 def ndjson_file(key: str, rows: int, bad_every: int = 0, seed: int = 0, gzip_it: bool = False) -> InputFile:
@@ -409,7 +411,10 @@ def poison() -> Scenario:
     inputs = mixed_inputs("neighbour", prefixes=("2026-09-01",), files_per_prefix=3, rows=100)
     prefix = "incoming/2026-09-01"
     deleted = ndjson_file(f"{prefix}/deleted-before-conversion.ndjson", 10)
-    deleted.ids, deleted.outcome, deleted.delete_after_upload = [], "failed", True
+    deleted.ids, deleted.outcome, deleted.delete_after_upload = [], "failed", "version"
+    # Every version that arrived is converted: a delete marker does not remove it.
+    marked = ndjson_file(f"{prefix}/delete-marker-before-conversion.ndjson", 10, seed=1)
+    marked.delete_after_upload = "object"
     not_json = InputFile(f"{prefix}/not-json.ndjson", b"hello world\nthis is not JSON at all\n", [],
                          [(1, "hello world"), (2, "this is not JSON at all")])
     empty = InputFile(f"{prefix}/empty.ndjson", b"", [], [])
@@ -417,8 +422,8 @@ def poison() -> Scenario:
     return Scenario(
         "poison-input",
         "poison",
-        "an object deleted before conversion, a non-JSON file, a 0-byte file and a broken gzip beside 3 good files",
-        inputs + [deleted, not_json, empty, broken],
+        "a version deleted before conversion (superseded), an object deleted by a delete marker (its version converted), a non-JSON file, a 0-byte file and a broken gzip beside 3 good files",
+        inputs + [deleted, marked, not_json, empty, broken],
         # Each failure of the broken file is released after the converter's timeout + 60 s: the
         # shortest timeout the module allows (the files are tiny) keeps each wait at two minutes.
         variables=PipelineVariables(max_attempts=2, converter_timeout_seconds=60),
@@ -640,9 +645,11 @@ def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def put(f: InputFile):
-        pipeline.upload(f.key, f.body)
-        if f.delete_after_upload:
+        version = pipeline.upload(f.key, f.body)
+        if f.delete_after_upload == "object":
             pipeline.s3.delete_object(Bucket=pipeline.input_bucket, Key=f.key)
+        elif f.delete_after_upload == "version":
+            pipeline.s3.delete_object(Bucket=pipeline.input_bucket, Key=f.key, VersionId=version)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
         list(pool.map(put, inputs))

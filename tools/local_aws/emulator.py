@@ -19,6 +19,10 @@ as narrow as it can be:
   `SendMessage` call, once, with no redelivery after a failure); `event_sources.SqsEventSource`
   polls the queue instead, as Lambda's poller does: batches, partial-batch responses,
   redelivery after the visibility timeout, and the queue's redrive policy;
+* moto's S3 event notifications carry neither `versionId` nor `sequencer`; S3 sends both
+  (`versionId` when the bucket is versioned, `sequencer` always, increasing per key). The
+  patch adds them, so the pipeline identifies versions and reads them (`GetObject
+  versionId=…`) as it does on AWS;
 * moto's S3 bucket-policy check is neutral: moto fails every policy condition it has no value
   for, so the buckets' TLS-only Deny would refuse every object request. Bucket policies are
   evaluated, conditions included, by the IAM audit (`iam_audit.py`).
@@ -111,6 +115,7 @@ def _patch_moto() -> None:
         _patch_s3_list_object_versions_encoding()
         _patch_thread_exceptions()
         _patch_s3_bucket_policy_conditions()
+        _patch_s3_event_versions()
         from .iam_audit import install as record_for_iam_audit  # IAM audit: who signed each request
 
         record_for_iam_audit()
@@ -118,6 +123,33 @@ def _patch_moto() -> None:
 
         meter_dynamodb()
         _patched = True
+
+
+def _patch_s3_event_versions() -> None:
+    """S3's notifications name the version they are about: `versionId` in a versioned bucket
+    (absent otherwise) and a `sequencer`, hexadecimal, increasing for the events of one key.
+    moto's name neither; these are added as S3 writes them."""
+    import itertools
+
+    from moto.s3 import notifications
+
+    moto_event = notifications._get_s3_event
+    counter = itertools.count(1)
+    lock = threading.Lock()
+
+    def event_as_s3_sends_it(event_name, bucket, key, notification_id):
+        event = moto_event(event_name, bucket, key, notification_id)
+        with lock:
+            sequencer = f"{next(counter):018X}"
+        for record in event.get("Records", []):
+            obj = record["s3"]["object"]
+            version = getattr(key, "version_id", None)
+            if getattr(bucket, "is_versioned", False) and version and version != "null":
+                obj["versionId"] = version
+            obj["sequencer"] = sequencer
+        return event
+
+    notifications._get_s3_event = event_as_s3_sends_it
 
 
 def _patch_s3_bucket_policy_conditions() -> None:

@@ -349,8 +349,9 @@ class Pipeline:
 
     # Running -----------------------------------------------------------------------------
 
-    def upload(self, key: str, body: bytes) -> None:
-        self.s3.put_object(Bucket=self.input_bucket, Key=key, Body=body)
+    def upload(self, key: str, body: bytes) -> str | None:
+        """Puts `key`; returns the version S3 gave it (the input bucket is versioned)."""
+        return self.s3.put_object(Bucket=self.input_bucket, Key=key, Body=body).get("VersionId")
 
     def tracking_items(self) -> list[dict]:
         items = []
