@@ -393,7 +393,10 @@ def concurrency(files: int) -> Scenario:
     for n in range(files):
         prefix = prefixes[n % 3]
         inputs.append(ndjson_file(f"incoming/{prefix}/small-{n:05d}.ndjson", 3 + n % 5, seed=n))
-    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100)
+    # The builder's deployed timeout (60 s): four debug builds tracking and cutting at once on
+    # a small machine, against an emulator that serializes DynamoDB, take longer than the 15 s
+    # the other scenarios use to keep their settle time short.
+    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100, builder_timeout_seconds=60)
     local = LocalSettings(sqs_concurrency=4, converter_concurrency=4)
     return Scenario(
         "concurrency",
