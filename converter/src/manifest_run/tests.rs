@@ -170,17 +170,21 @@ impl Fixture {
     }
 
     fn parquet_rows(&self, keys: &[String]) -> usize {
-        keys.iter()
-            .map(|key| {
-                let body = self.runner.objects.object(OUTPUT, key).unwrap().body;
-                let body = bytes::Bytes::from(body);
-                let reader = parquet::file::reader::SerializedFileReader::new(body).unwrap();
-                parquet::file::reader::FileReader::metadata(&reader)
-                    .file_metadata()
-                    .num_rows() as usize
-            })
-            .sum()
+        parquet_rows(&self.runner.objects, keys)
     }
+}
+
+/// Rows in the Parquet parts `keys` of the output bucket, as their footers say.
+fn parquet_rows(objects: &MemoryObjects, keys: &[String]) -> usize {
+    keys.iter()
+        .map(|key| {
+            let body = bytes::Bytes::from(objects.object(OUTPUT, key).unwrap().body);
+            let reader = parquet::file::reader::SerializedFileReader::new(body).unwrap();
+            parquet::file::reader::FileReader::metadata(&reader)
+                .file_metadata()
+                .num_rows() as usize
+        })
+        .sum()
 }
 
 #[test]
@@ -478,18 +482,7 @@ mod ledger {
         }
 
         fn parquet_rows(&self, keys: &[String]) -> usize {
-            super::Fixture {
-                runner: Runner {
-                    tracking: TableTracking {
-                        store: MemoryTrackingStore::new(),
-                        max_attempts: 1,
-                    },
-                    objects: Arc::clone(&self.runner.objects),
-                    config: self.runner.config.clone(),
-                },
-                prefix: self.shard.date.clone(),
-            }
-            .parquet_rows(keys)
+            super::parquet_rows(&self.runner.objects, keys)
         }
     }
 
