@@ -6,7 +6,8 @@
 //!
 //! An [`ObjectStore`] is a [`BlobStore`] (manifests, schemas, removing stale outputs) plus:
 //!
-//! * [`ObjectStore::source`] reads exactly the version named by its ETag: if the object
+//! * [`ObjectStore::source`] (and [`ObjectStore::sources`], the inputs of one conversion
+//!   together) reads exactly the version named by its ETag: if the object
 //!   changed since it was tracked, the read fails with an [`ObjectFailure`] whose code is
 //!   `PreconditionFailed` and which is not retryable. A missing object fails with `NoSuchKey`
 //!   (not retryable); throttling, 5xx answers and dropped connections are retryable.
@@ -65,13 +66,17 @@ impl std::error::Error for ObjectFailure {}
 
 impl ObjectFailure {
     /// The `io::Error` the core propagates, with a kind that says what went wrong.
+    ///
+    /// Never `Interrupted`, even when retrying later may succeed: readers (the chunker,
+    /// `read_to_end`) call `read` again at once on `Interrupted`, and a stream that ended on
+    /// a failure would then look like a short object, its rest silently lost.
     pub fn into_io(self) -> io::Error {
         let kind = match self.code.as_deref() {
             Some("NoSuchKey" | "NotFound" | "NoSuchBucket") => io::ErrorKind::NotFound,
             Some("AccessDenied" | "Forbidden" | "KMS.AccessDeniedException") => {
                 io::ErrorKind::PermissionDenied
             }
-            _ if self.retryable => io::ErrorKind::Interrupted,
+            _ if self.retryable => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, self)
@@ -143,11 +148,34 @@ impl Pin {
     }
 }
 
+/// One object a conversion reads: where, which version, and its size when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRead {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The version to read.
+    pub pin: Pin,
+    /// The size, when known (progress, planning, read-ahead).
+    pub size: Option<u64>,
+}
+
 /// Object storage for the manifest runner (see the module contract).
 pub trait ObjectStore: BlobStore + 'static {
     /// A conversion input reading `bucket/key` at the version `pin` names; `size` feeds
     /// progress and planning.
     fn source(&self, bucket: &str, key: &str, pin: &Pin, size: Option<u64>) -> Arc<dyn Source>;
+
+    /// The inputs of one conversion, in order. A store may read them ahead together (the S3
+    /// one does, under a byte budget: `converter::aws::fetch`); by default each is
+    /// [`ObjectStore::source`].
+    fn sources(&self, reads: &[ObjectRead]) -> Vec<Arc<dyn Source>> {
+        reads
+            .iter()
+            .map(|r| self.source(&r.bucket, &r.key, &r.pin, r.size))
+            .collect()
+    }
 
     /// A streamed write of `bucket/key` in parts of `part_size` bytes, encrypted as the store
     /// is configured, invisible until committed.

@@ -871,3 +871,143 @@ async fn exactly_the_tracked_versions_are_read() {
         assert!(open.items.is_empty(), "closed after completion");
     }
 }
+
+/// A TCP relay in front of the emulator that closes a connection once it has carried `limit`
+/// response bytes, `times` times in all: dropped connections in the middle of bodies, as on a
+/// real network, few enough that every read must still succeed ([`PART_RETRIES`] per part).
+///
+/// [`PART_RETRIES`]: converter::aws::fetch::PART_RETRIES
+async fn dropping_relay(
+    upstream: String,
+    limit: usize,
+    times: usize,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&drops);
+    tokio::spawn(async move {
+        loop {
+            let Ok((client, _)) = listener.accept().await else {
+                return;
+            };
+            let upstream = upstream.clone();
+            let drops = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let requests = tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                });
+                let mut carried = 0;
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let dropping = drops.load(Ordering::SeqCst) < times;
+                    let n = if dropping {
+                        n.min(limit.saturating_sub(carried))
+                    } else {
+                        n
+                    };
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                    carried += n;
+                    if dropping && carried >= limit && drops.fetch_add(1, Ordering::SeqCst) < times
+                    {
+                        break;
+                    }
+                }
+                requests.abort();
+            });
+        }
+    });
+    (address, drops)
+}
+
+/// The read-ahead on the emulator, through connections that drop in the middle of bodies:
+/// every byte of the pinned version arrives, in order, whatever is dropped, and a later
+/// overwrite of the object changes nothing that is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_ahead_survives_dropped_connections_and_reads_the_pinned_version() {
+    use converter::aws::fetch::{ReadAhead, Target};
+    use converter::aws::s3::S3Ranges;
+    let w = World::new().await;
+    let big = records(0, 40_000).into_bytes();
+    let small: Vec<Vec<u8>> = (0..20).map(|i| records(i * 10, 10).into_bytes()).collect();
+    let mut files = vec![w.put("2026-11-25/big.ndjson", big.clone()).await];
+    for (i, body) in small.iter().enumerate() {
+        files.push(
+            w.put(&format!("2026-11-25/small-{i}.ndjson"), body.clone())
+                .await,
+        );
+    }
+    // Overwritten after it was tracked: the version read is still the tracked one.
+    w.put("2026-11-25/big.ndjson", records(7, 3).into_bytes())
+        .await;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("the emulator's endpoint");
+    let (relay, drops) = dropping_relay(
+        endpoint.trim_start_matches("http://").to_string(),
+        200 * 1024,
+        3,
+    )
+    .await;
+    let config = sdk_config().await;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .endpoint_url(relay)
+            .force_path_style(true)
+            .build(),
+    );
+    let targets: Vec<Target> = files
+        .iter()
+        .map(|f| Target {
+            bucket: f.bucket.clone(),
+            key: f.key.clone(),
+            version_id: f.version_id.clone(),
+            etag: Some(f.etag.clone()),
+            size: Some(f.size),
+            name: format!("s3://{}/{}", f.bucket, f.key),
+        })
+        .collect();
+    let settings = ReadAhead {
+        budget_bytes: 2 << 20,
+        part_bytes: 256 << 10,
+        head_bytes: 64 << 10,
+        max_requests: 8,
+    };
+    let handle = tokio::runtime::Handle::current();
+    let read = tokio::task::spawn_blocking(move || {
+        S3Ranges::sources(client, handle, settings, targets)
+            .iter()
+            .map(|source| {
+                let mut bytes = Vec::new();
+                source.open().unwrap().read_to_end(&mut bytes).unwrap();
+                bytes
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(
+        big.len() > 4 * (256 << 10),
+        "the big object spans many parts"
+    );
+    assert!(
+        read[0] == big,
+        "the tracked version of the big object, byte for byte"
+    );
+    assert_eq!(read[1..], small[..]);
+    assert!(
+        drops.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "a connection was dropped mid-body"
+    );
+}

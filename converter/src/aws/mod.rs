@@ -3,6 +3,7 @@
 //! the configuration names ([`preflight`]). The Lambda and `ndjson-parquet run-manifest` wire
 //! these and the DynamoDB tracking store into [`crate::manifest_run::Runner`].
 
+pub mod fetch;
 pub mod s3;
 
 use std::sync::Arc;
@@ -14,10 +15,11 @@ use tokio::runtime::Handle;
 
 use crate::input::Source;
 use crate::manifest_run::ConverterConfig;
-use crate::objects::{ObjectStore, Pin, Upload};
-use s3::{Encryption, S3Source, S3Upload};
+use crate::objects::{ObjectRead, ObjectStore, Pin, Upload};
+use fetch::{ReadAhead, Target};
+use s3::{Encryption, S3Ranges, S3Upload};
 
-/// S3 as the manifest runner's [`ObjectStore`]: streamed, ETag-pinned reads; multipart
+/// S3 as the manifest runner's [`ObjectStore`]: version-pinned reads, read ahead in parallel ranges; multipart
 /// uploads; every object written with SSE-KMS under one key.
 #[derive(Debug, Clone)]
 pub struct S3Objects {
@@ -25,6 +27,7 @@ pub struct S3Objects {
     handle: Handle,
     blobs: S3Blobs,
     encryption: Encryption,
+    read_ahead: ReadAhead,
 }
 
 impl S3Objects {
@@ -36,7 +39,14 @@ impl S3Objects {
             client,
             handle,
             encryption: Encryption { kms_key_id },
+            read_ahead: ReadAhead::default(),
         }
+    }
+
+    /// Reads each conversion's inputs ahead under `read_ahead` (see [`fetch`]).
+    pub fn with_read_ahead(mut self, read_ahead: ReadAhead) -> Self {
+        self.read_ahead = read_ahead;
+        self
     }
 }
 
@@ -71,16 +81,32 @@ impl BlobStore for S3Objects {
 
 impl ObjectStore for S3Objects {
     fn source(&self, bucket: &str, key: &str, pin: &Pin, size: Option<u64>) -> Arc<dyn Source> {
-        Arc::new(
-            S3Source::new(
-                self.client.clone(),
-                self.handle.clone(),
-                bucket,
-                key,
-                pin.etag.clone(),
-                size,
-            )
-            .with_version(pin.version_id.clone()),
+        let read = ObjectRead {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            pin: pin.clone(),
+            size,
+        };
+        self.sources(&[read]).remove(0)
+    }
+
+    fn sources(&self, reads: &[ObjectRead]) -> Vec<Arc<dyn Source>> {
+        let targets = reads
+            .iter()
+            .map(|r| Target {
+                name: format!("s3://{}/{}", r.bucket, r.key),
+                bucket: r.bucket.clone(),
+                key: r.key.clone(),
+                version_id: r.pin.version_id.clone(),
+                etag: r.pin.etag.clone(),
+                size: r.size,
+            })
+            .collect();
+        S3Ranges::sources(
+            self.client.clone(),
+            self.handle.clone(),
+            self.read_ahead,
+            targets,
         )
     }
 

@@ -4,9 +4,9 @@
 //! The core runs on plain threads; these adapters hand the network work to a Tokio runtime
 //! (whose [`Handle`] they hold) and never buffer a whole object:
 //!
-//! * [`S3Source`] streams `GetObject` through a small bounded channel (about 4 SDK chunks in
-//!   memory), and resumes with a ranged `GetObject` (`If-Match` the same ETag) if the
-//!   connection drops mid-object.
+//! * [`S3Ranges`] reads objects as ranged `GetObject`s for a [`Fetcher`] (see
+//!   [`super::fetch`]: many requests in flight under a byte budget, each object's version
+//!   pinned, a dropped connection costs one part).
 //! * [`S3Upload`] buffers one part (`part_size`), uploads parts in the background (at most
 //!   `max_in_flight` at once), and on [`S3Upload::commit`] completes the multipart upload, or
 //!   uses a single `PutObject` when the whole object fit in one part. An upload dropped without
@@ -18,7 +18,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::ops::Range;
+use std::sync::Arc;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::SdkError;
@@ -27,11 +29,11 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use shared::aws::SseKms;
 
+use super::fetch::{Fetcher, RangeFuture, RangeGet, Ranged, ReadAhead, Target};
 use crate::input::Source;
 use crate::objects::{ObjectFailure, Upload, MIN_PART_SIZE};
 
@@ -78,150 +80,89 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
     shared::manifest::parse_s3_url(url).map(|(b, k)| (b.to_string(), k.to_string()))
 }
 
-/// An S3 object as a conversion input.
+/// Ranged `GetObject`s: what a [`Fetcher`] reads S3 with.
 #[derive(Debug, Clone)]
-pub struct S3Source {
+pub struct S3Ranges {
     client: Client,
-    handle: Handle,
-    bucket: String,
-    key: String,
-    etag: Option<String>,
-    version_id: Option<String>,
-    size: Option<u64>,
-    name: String,
 }
 
-impl S3Source {
-    /// A source for `bucket/key`. With `etag`, reads fail (412) if the object changed since it
-    /// was listed; `size` feeds the progress display.
-    pub fn new(
+impl S3Ranges {
+    /// Reads with `client`.
+    pub fn new(client: Client) -> Self {
+        S3Ranges { client }
+    }
+
+    /// Sources reading `targets` from S3 through one [`Fetcher`] on `handle`'s runtime.
+    pub fn sources(
         client: Client,
         handle: Handle,
-        bucket: impl Into<String>,
-        key: impl Into<String>,
-        etag: Option<String>,
-        size: Option<u64>,
-    ) -> Self {
-        let (bucket, key) = (bucket.into(), key.into());
-        S3Source {
-            name: format!("s3://{bucket}/{key}"),
-            client,
-            handle,
-            bucket,
-            key,
-            etag: etag.filter(|e| !e.is_empty()),
-            version_id: None,
-            size,
+        settings: ReadAhead,
+        targets: Vec<Target>,
+    ) -> Vec<Arc<dyn Source>> {
+        Fetcher::new(Arc::new(S3Ranges::new(client)), handle, settings, targets).sources()
+    }
+}
+
+impl RangeGet for S3Ranges {
+    fn get(&self, target: &Target, etag: Option<&str>, range: Range<u64>) -> RangeFuture {
+        let mut request = self
+            .client
+            .get_object()
+            .bucket(&target.bucket)
+            .key(&target.key)
+            .range(format!(
+                "bytes={}-{}",
+                range.start,
+                range.end.saturating_sub(1)
+            ));
+        if let Some(version_id) = &target.version_id {
+            request = request.version_id(version_id);
         }
-    }
-
-    /// Reads exactly `version_id` (`GetObject versionId=…`) when given: what the object holds
-    /// later does not change what is read, and a version deleted since fails with
-    /// `NoSuchVersion`.
-    pub fn with_version(mut self, version_id: Option<String>) -> Self {
-        self.version_id = version_id.filter(|v| !v.is_empty());
-        self
-    }
-}
-
-/// How many times a dropped connection is resumed before the read fails.
-const RESUMES: u32 = 3;
-
-impl Source for S3Source {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn open(&self) -> io::Result<Box<dyn Read + Send>> {
-        let (sender, receiver) = mpsc::channel::<io::Result<Bytes>>(4);
-        let source = self.clone();
-        self.handle.spawn(async move {
-            let mut offset = 0u64;
-            let mut resumes = 0;
-            loop {
-                let mut request = source
-                    .client
-                    .get_object()
-                    .bucket(&source.bucket)
-                    .key(&source.key);
-                if let Some(version_id) = &source.version_id {
-                    request = request.version_id(version_id);
-                }
-                if let Some(etag) = &source.etag {
-                    request = request.if_match(format!("\"{etag}\""));
-                }
-                if offset > 0 {
-                    request = request.range(format!("bytes={offset}-"));
-                }
-                let mut body = match request.send().await {
-                    Ok(output) => output.body,
-                    Err(error) => {
-                        let failure = failure_from_sdk("GetObject", &source.name, &error);
-                        let _ = sender.send(Err(failure.into_io())).await;
-                        return;
-                    }
-                };
-                loop {
-                    match body.next().await {
-                        Some(Ok(bytes)) => {
-                            offset += bytes.len() as u64;
-                            if sender.send(Ok(bytes)).await.is_err() {
-                                return; // the reader is gone
-                            }
-                        }
-                        None => return,
-                        Some(Err(error)) => {
-                            resumes += 1;
-                            if resumes > RESUMES {
-                                let failure = ObjectFailure {
-                                    url: source.name.clone(),
-                                    operation: "GetObject",
-                                    code: None,
-                                    message: format!(
-                                        "connection dropped {resumes} times; last: {error}"
-                                    ),
-                                    retryable: true,
-                                };
-                                let _ = sender.send(Err(failure.into_io())).await;
-                                return;
-                            }
-                            tracing::warn!(offset, resumes, "S3 read interrupted; resuming");
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Box::new(ChannelReader {
-            receiver,
-            current: Bytes::new(),
-        }))
-    }
-
-    fn size_hint(&self) -> Option<u64> {
-        self.size
-    }
-}
-
-struct ChannelReader {
-    receiver: mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.receiver.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(bytes)) => self.current = bytes,
-                Some(Err(e)) => return Err(e),
-            }
+        if let Some(etag) = etag {
+            request = request.if_match(format!("\"{etag}\""));
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
-        Ok(n)
+        let name = target.name.clone();
+        Box::pin(async move {
+            let output = match request.send().await {
+                Ok(output) => output,
+                Err(error) => {
+                    let failure = failure_from_sdk("GetObject", &name, &error);
+                    // S3 answers a range of an empty object with 416 InvalidRange.
+                    if range.start == 0 && failure.code.as_deref() == Some("InvalidRange") {
+                        return Ok(Ranged {
+                            bytes: Bytes::new(),
+                            total: Some(0),
+                            etag: None,
+                        });
+                    }
+                    return Err(failure);
+                }
+            };
+            let total = output.content_range().and_then(content_range_total);
+            let etag = output.e_tag().map(|e| e.trim_matches('"').to_string());
+            let bytes = output
+                .body
+                .collect()
+                .await
+                .map_err(|error| ObjectFailure {
+                    url: name.clone(),
+                    operation: "GetObject",
+                    code: None,
+                    message: format!(
+                        "connection dropped while reading bytes {}..: {error}",
+                        range.start
+                    ),
+                    retryable: true,
+                })?
+                .into_bytes();
+            Ok(Ranged { bytes, total, etag })
+        })
     }
+}
+
+/// The total of a `Content-Range: bytes a-b/total` header (`None` for `*`).
+fn content_range_total(header: &str) -> Option<u64> {
+    header.rsplit_once('/')?.1.trim().parse().ok()
 }
 
 /// How objects are encrypted at rest.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::sync::Arc;
 
+use converter::aws::fetch::ReadAhead;
 use converter::aws::{preflight, S3Objects};
 use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, Runner};
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
@@ -60,11 +61,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 config.tracking_table.clone(),
             ),
         },
-        objects: Arc::new(S3Objects::new(
-            s3,
-            tokio::runtime::Handle::current(),
-            Some(config.kms_key_arn.clone()),
-        )),
+        objects: Arc::new(
+            S3Objects::new(
+                s3,
+                tokio::runtime::Handle::current(),
+                Some(config.kms_key_arn.clone()),
+            )
+            .with_read_ahead(ReadAhead::within(config.read_ahead_bytes())),
+        ),
         config,
     };
     let runner = &runner;

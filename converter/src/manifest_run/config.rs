@@ -111,6 +111,15 @@ impl ConverterConfig {
         })
     }
 
+    /// Bytes the inputs' read-ahead may hold (parts in flight and cached): an eighth of the
+    /// memory budget, 16 to 256 MiB; 128 MiB without a budget.
+    pub fn read_ahead_bytes(&self) -> u64 {
+        match self.memory_budget_mb {
+            None => 128 << 20,
+            Some(mb) => (mb * 1024 * 1024 / 8).clamp(16 << 20, 256 << 20),
+        }
+    }
+
     /// Conversion settings sized to the memory budget: chunks in flight, one row group being
     /// encoded and the upload buffers must fit, whatever the input size.
     pub fn convert_options(&self) -> (ConvertOptions, usize) {
@@ -129,7 +138,8 @@ impl ConverterConfig {
                 };
                 // Three part buffers (one filling, two uploading) for Parquet, one for errors.
                 let uploads = 4 * part;
-                let left = budget.saturating_sub(decode + uploads + (64 << 20));
+                let left =
+                    budget.saturating_sub(decode + uploads + self.read_ahead_bytes() + (64 << 20));
                 // An in-progress row group can take about twice its encoded estimate.
                 (part as usize, (left / 2).clamp(8 << 20, 128 << 20) as usize)
             }

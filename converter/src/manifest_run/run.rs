@@ -19,7 +19,7 @@ use crate::convert::{
     convert, ConvertError, ConvertOptions, Destination, NoProgress, SchemaChoice, Summary,
 };
 use crate::input::Source;
-use crate::objects::{ObjectFailure, ObjectStore, Pin};
+use crate::objects::{ObjectFailure, ObjectRead, ObjectStore, Pin};
 use crate::reject::{RejectKind, RejectedLine};
 use crate::schema::Schema;
 
@@ -297,23 +297,29 @@ impl<T: Tracking, O: ObjectStore> Runner<T, O> {
             .iter()
             .map(|(name, reason)| (name.clone(), superseded_version(reason)))
             .collect();
-        let mut sources: Vec<Arc<dyn Source>> = Vec::new();
+        let mut reads = Vec::new();
+        let mut names = Vec::new();
         for (file, name) in &inputs.files {
             if file.size == 0 {
                 whole.push((name.clone(), empty_object()));
                 continue;
             }
-            let inner = self.objects.source(
-                &file.bucket,
-                &file.key,
-                &Pin::of_file(file),
-                Some(file.size),
-            );
-            sources.push(Arc::new(Named {
-                inner,
-                name: name.clone(),
-            }));
+            reads.push(ObjectRead {
+                bucket: file.bucket.clone(),
+                key: file.key.clone(),
+                pin: Pin::of_file(file),
+                size: Some(file.size),
+            });
+            names.push(name.clone());
         }
+        // All inputs together, so the store can read the next ones while one converts.
+        let sources: Vec<Arc<dyn Source>> = self
+            .objects
+            .sources(&reads)
+            .into_iter()
+            .zip(names)
+            .map(|(inner, name)| Arc::new(Named { inner, name }) as Arc<dyn Source>)
+            .collect();
         self.objects
             .offload(move || -> Result<Converted, ConvertError> {
                 let converted = (!sources.is_empty())

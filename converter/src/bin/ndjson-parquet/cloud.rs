@@ -5,7 +5,8 @@ use std::io;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use converter::aws::s3::{parse_url, Encryption, S3Source, S3Upload};
+use converter::aws::fetch::{ReadAhead, Target};
+use converter::aws::s3::{parse_url, Encryption, S3Ranges, S3Upload};
 use converter::aws::{preflight, S3Objects};
 use converter::manifest_run::{ConverterConfig, LedgerTracking, RunError, RunResult, Runner};
 use shared::aws::ledger::DynamoLedger;
@@ -44,18 +45,30 @@ impl Cloud {
         }))
     }
 
-    /// A source for `s3://bucket/key`.
-    pub fn source(&self, url: &str) -> anyhow::Result<Arc<dyn converter::input::Source>> {
-        let (bucket, key) =
-            parse_url(url).with_context(|| format!("`{url}` is not an s3://bucket/key URL"))?;
-        Ok(Arc::new(S3Source::new(
+    /// Sources for `s3://bucket/key` URLs, read ahead together (the next objects are in
+    /// flight while one converts; see `converter::aws::fetch`).
+    pub fn sources(&self, urls: &[&str]) -> anyhow::Result<Vec<Arc<dyn converter::input::Source>>> {
+        let targets = urls
+            .iter()
+            .map(|url| {
+                let (bucket, key) = parse_url(url)
+                    .with_context(|| format!("`{url}` is not an s3://bucket/key URL"))?;
+                Ok(Target {
+                    name: url.to_string(),
+                    bucket,
+                    key,
+                    version_id: None,
+                    etag: None,
+                    size: None,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(S3Ranges::sources(
             self.s3.clone(),
             self.runtime.handle().clone(),
-            bucket,
-            key,
-            None,
-            None,
-        )))
+            ReadAhead::default(),
+            targets,
+        ))
     }
 
     /// A multipart upload to `s3://bucket/key`, SSE-KMS under `kms_key_id` when given.
@@ -120,11 +133,14 @@ pub fn run_manifest(manifest_url: &str) -> anyhow::Result<RunResult> {
                 config.tracking_table.clone(),
             ),
         },
-        objects: Arc::new(S3Objects::new(
-            cloud.s3.clone(),
-            cloud.runtime.handle().clone(),
-            Some(config.kms_key_arn.clone()),
-        )),
+        objects: Arc::new(
+            S3Objects::new(
+                cloud.s3.clone(),
+                cloud.runtime.handle().clone(),
+                Some(config.kms_key_arn.clone()),
+            )
+            .with_read_ahead(ReadAhead::within(config.read_ahead_bytes())),
+        ),
         config,
     };
     let outcome = cloud.runtime.block_on(async {

@@ -459,6 +459,19 @@ fn sources(read: &ReadArgs, stdin: StdinUse, quiet: bool) -> anyhow::Result<Vec<
             )));
         }
     }
+    // The S3 inputs are opened together, so they can be read ahead as one list.
+    let urls: Vec<&str> = read
+        .inputs
+        .iter()
+        .map(String::as_str)
+        .filter(|i| is_s3(i))
+        .collect();
+    let mut s3 = if urls.is_empty() {
+        Vec::new()
+    } else {
+        s3_sources(&urls)?
+    }
+    .into_iter();
     read.inputs
         .iter()
         .map(|input| -> anyhow::Result<Arc<dyn Source>> {
@@ -468,7 +481,7 @@ fn sources(read: &ReadArgs, stdin: StdinUse, quiet: bool) -> anyhow::Result<Vec<
             } else if input == "-" {
                 Arc::new(StreamSource::stdin(replay_limit))
             } else if is_s3(input) {
-                s3_source(input)?
+                s3.next().expect("invariant: one S3 source per s3:// input")
             } else if path.exists() && !is_regular_file(path) {
                 Arc::new(StreamSource::from_path(path, replay_limit))
             } else {
@@ -498,15 +511,15 @@ fn spool_stdin(quiet: bool) -> anyhow::Result<SpooledSource> {
 }
 
 #[cfg(feature = "aws")]
-fn s3_source(url: &str) -> anyhow::Result<Arc<dyn Source>> {
+fn s3_sources(urls: &[&str]) -> anyhow::Result<Vec<Arc<dyn Source>>> {
     Cloud::get()?
-        .source(url)
+        .sources(urls)
         .map_err(|e| usage(format!("{e:#}")))
 }
 
 #[cfg(not(feature = "aws"))]
-fn s3_source(url: &str) -> anyhow::Result<Arc<dyn Source>> {
-    Err(anyhow::anyhow!(sinks::no_s3_support(url)))
+fn s3_sources(urls: &[&str]) -> anyhow::Result<Vec<Arc<dyn Source>>> {
+    Err(anyhow::anyhow!(sinks::no_s3_support(urls[0])))
 }
 
 fn base_options(read: &ReadArgs) -> ConvertOptions {
