@@ -25,6 +25,9 @@ pub mod metric {
     pub const FAILED_MESSAGES: &str = "MessagesFailed";
     /// Shards whose cut after tracking failed (the next delivery or the sweep cuts them).
     pub const CUT_ERRORS: &str = "CutErrors";
+    /// Invocations whose cut after tracking stopped at the time budget (the next delivery or
+    /// the sweep cuts the rest).
+    pub const CUTS_OUT_OF_TIME: &str = "CutsOutOfTime";
 }
 
 /// The function name in the metrics.
@@ -141,8 +144,14 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
                 let shard = shard_number(context.request_id);
                 // Boxed, as the sweep below: the protocol's futures nest deeply, and a boxed one
                 // keeps the Lambda runtime's future within the compiler's layout depth.
-                let failed =
-                    Box::pin(self.process_batch(&messages, shard, context.now, &mut metrics)).await;
+                let failed = Box::pin(self.process_batch(
+                    &messages,
+                    shard,
+                    context.now,
+                    context.time_left,
+                    &mut metrics,
+                ))
+                .await;
                 let failures: Vec<Value> = failed
                     .iter()
                     .map(|id| json!({"itemIdentifier": id}))
@@ -176,12 +185,14 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
     /// date and bucket for the whole invocation), then cuts the shards it touched. Returns
     /// the ids of the messages to report as failed: a message fails when its body or one of
     /// its records is unreadable, or one of its versions was not durably tracked. Cutting
-    /// never fails a message (the next delivery or the sweep cuts again).
+    /// never fails a message (the next delivery or the sweep cuts again), and it stops when
+    /// `time_left` says so: tracking is what the messages wait for, cutting is not.
     pub async fn process_batch(
         &self,
         messages: &[Message],
         shard: u16,
         now: Timestamp,
+        time_left: &dyn Fn() -> bool,
         metrics: &mut Metrics,
     ) -> Vec<String> {
         let parsed: Vec<Parsed> = messages
@@ -221,11 +232,17 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
         }
         metrics.count(metric::FAILED_MESSAGES, failed.len() as u64);
         for shard in &touched {
-            match self.batching.cut(shard, now, metrics).await {
-                Ok(report) if !report.manifests.is_empty() => {
-                    info!(shard = %shard, manifests = report.manifests.len(), files = report.files, "manifests cut");
+            match self.batching.cut(shard, now, time_left, metrics).await {
+                Ok(report) => {
+                    if !report.manifests.is_empty() {
+                        info!(shard = %shard, manifests = report.manifests.len(), files = report.files, "manifests cut");
+                    }
+                    if report.out_of_time {
+                        metrics.count(metric::CUTS_OUT_OF_TIME, 1);
+                        info!(shard = %shard, "out of time; the next delivery or the sweep cuts the rest");
+                        break;
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     metrics.count(metric::CUT_ERRORS, 1);
                     warn!(shard = %shard, error = %e, "shard not cut; the next delivery or the sweep cuts it");
@@ -461,5 +478,44 @@ mod tests {
         assert_eq!(metrics.get(batching::metric::MANIFESTS_STARTED), 2.0);
         let date = DatePrefix::parse("2026-11-24").unwrap();
         assert!(date.as_str() < "2026-11-25");
+    }
+
+    #[tokio::test]
+    async fn out_of_time_the_batch_is_tracked_and_the_cut_left_to_the_sweep() {
+        let builder = builder();
+        let now = Timestamp::parse_rfc3339("2026-11-25T10:00:05Z").unwrap();
+        let event = sqs(&[(
+            "m1",
+            s3_body(&[("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1")]),
+        )]);
+        let context = Context {
+            request_id: "r1",
+            now,
+            time_left: &|| false,
+        };
+        let (response, metrics) = builder.handle(&event, &context).await.unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": []}),
+            "tracked: nothing to deliver again"
+        );
+        assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 1.0);
+        assert_eq!(metrics.get(metric::CUTS_OUT_OF_TIME), 1.0);
+        assert_eq!(metrics.get(batching::metric::MANIFESTS_STARTED), 0.0);
+        // Out of time, the sweep cuts nothing either; with time, it cuts what waited.
+        let later = now.plus_seconds(400);
+        for (time_left, cut) in [(false, 0), (true, 1)] {
+            let budget = move || time_left;
+            let context = Context {
+                request_id: "r2",
+                now: later,
+                time_left: &budget,
+            };
+            let (report, _) = builder
+                .handle(&json!({"action": "sweep"}), &context)
+                .await
+                .unwrap();
+            assert_eq!(report["cut"], cut, "{report}");
+        }
     }
 }

@@ -842,7 +842,10 @@ async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
         });
     }
     for shard in shards {
-        let _ = world.batching.cut(&shard, now, &mut metrics).await;
+        let _ = world
+            .batching
+            .cut(&shard, now, &|| true, &mut metrics)
+            .await;
     }
 }
 

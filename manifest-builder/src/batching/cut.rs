@@ -36,6 +36,9 @@ pub struct CutReport {
     pub files: u64,
     /// Whether the cursor skipped batches without a live version.
     pub skipped: bool,
+    /// Whether the time budget ended the cut before the shard had nothing more ready (the
+    /// next delivery or the sweep cuts the rest).
+    pub out_of_time: bool,
 }
 
 /// A version a cut may take, with what its marker says.
@@ -57,16 +60,24 @@ struct Taking {
 
 impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
     /// Cuts every manifest `shard` has ready at `now`: full ones, and a partial one whose
-    /// oldest batch waited `max_wait_seconds`. Each manifest is started.
+    /// oldest batch waited `max_wait_seconds`. Each manifest is started. `time_left` is asked
+    /// before each manifest: a shard with a backlog of many manifests must not keep the
+    /// invocation past its timeout (a Lambda killed at its deadline fails its whole batch of
+    /// messages, which then come back for nothing).
     pub async fn cut(
         &self,
         shard: &Shard,
         now: Timestamp,
+        time_left: &dyn Fn() -> bool,
         metrics: &mut Metrics,
     ) -> Result<CutReport, BatchingError> {
         let mut report = CutReport::default();
         let mut leased = false;
         for _ in 0..MAX_ROUNDS {
+            if !time_left() {
+                report.out_of_time = true;
+                break;
+            }
             let position = self.ledger.cursor(shard).await?.map(|c| c.position);
             if !self.may_be_ready(shard, position.as_ref(), now).await? {
                 break;

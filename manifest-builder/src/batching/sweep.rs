@@ -111,8 +111,11 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                     report.out_of_time = true;
                     return;
                 }
-                match self.cut(shard, now, metrics).await {
-                    Ok(cut) => report.cut += cut.manifests.len() as u64,
+                match self.cut(shard, now, time_left, metrics).await {
+                    Ok(cut) => {
+                        report.cut += cut.manifests.len() as u64;
+                        report.out_of_time |= cut.out_of_time;
+                    }
                     Err(e) => {
                         warn!(shard = %shard, error = %e, "shard not cut");
                         report.errors += 1;
