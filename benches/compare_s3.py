@@ -7,14 +7,18 @@ Datasets (clickstream, from gen-ndjson, split on line boundaries; made once unde
   A: 4 objects of 256 MiB (bench-data/clickstream-1g.ndjson, the file compare.sh converts)
   B: 1,000 objects of about 100 KB (100 MB of clickstream)
 
-Each conversion is a whole process (`convert ... -o out.parquet --compression zstd:3`); wall
-time, CPU time and peak RSS come from wait4(2); the endpoint's CPU from /proc. Every output's
+Each conversion is a whole process (`convert ... -o out.parquet --compression zstd:3`); CPU
+time comes from wait4(2), peak RSS from /usr/bin/time, the endpoint's CPU from /proc. Every output's
 row count is checked against the input's lines, and the last S3 output against the last local
 one (same rows, same content). Writes RESULTS-S3.md and RESULTS-S3.json beside --out.
 
 usage: compare_s3.py [--binary target/release/ndjson-parquet] [--gen target/release/gen-ndjson]
                      [--data bench-data] [--out benches/RESULTS-S3.md] [--runs 3]
-                     [--latency-ms 30] [--mbps 80] [--only A|B]
+                     [--latency-ms 30] [--mbps 80] [--only A|B] [--report-only]
+
+Each run first waits for two idle seconds, and the report shows (and flags) the CPU other
+processes used during the runs: on a shared 2-core machine a build elsewhere skews everything.
+--report-only rewrites the report from RESULTS-S3.json without measuring.
 
 The binary must be built with S3 support:
   cargo build --release --locked -p converter --features aws --bin ndjson-parquet
@@ -150,8 +154,35 @@ def busy_cpu():
     return (sum(fields[:8]) - fields[3] - fields[4]) / CLOCK_TICKS  # less idle and iowait
 
 
-def run(argv, env=None):
-    """Runs a command; returns (wall seconds, cpu seconds, peak RSS bytes)."""
+def wait_idle(limit_cores=0.25, patience_s=900):
+    """Waits (at most patience_s) until the machine has been idle for two seconds (others use
+    at most limit_cores), so that a build or test run elsewhere does not skew a measurement."""
+    waited = 0.0
+    while waited < patience_s:
+        before = busy_cpu()
+        time.sleep(2)
+        if (busy_cpu() - before) / 2 <= limit_cores:
+            return
+        if waited == 0:
+            print("  (waiting for other processes to leave the cores idle)", flush=True)
+        waited += 2
+    print(f"  (still busy after {patience_s} s: measuring anyway)", flush=True)
+
+
+TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def run(argv, env=None, workdir=None):
+    """Runs a command; returns (wall seconds, cpu seconds, peak RSS bytes).
+
+    The peak RSS comes from /usr/bin/time, not from wait4(2): Linux charges a child the
+    high-water RSS of the process it was forked from (this one, 60 MB with pyarrow loaded and
+    far more after reading a table back) when it execs, so wait4's figure cannot go below ours.
+    """
+    rss_file = None
+    if TIME:
+        rss_file = tempfile.NamedTemporaryFile("r", prefix="rss-", dir=workdir)
+        argv = [TIME, "-f", "%M", "-o", rss_file.name, *argv]
     start = time.perf_counter()
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(process.pid, 0)
@@ -161,7 +192,11 @@ def run(argv, env=None):
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{argv[0]} failed ({code}): {stderr[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+    rss = usage.ru_maxrss * 1024
+    if rss_file:
+        rss = int(rss_file.read().split()[-1]) * 1024
+        rss_file.close()
+    return wall, usage.ru_utime + usage.ru_stime, rss
 
 
 def s3_env(endpoint):
@@ -183,9 +218,10 @@ def measure(binary, endpoint, files, urls, runs, workdir, lines, total_bytes):
                 os.remove(dst)
             inputs = files if mode == "local" else urls
             argv = [binary, "convert", *inputs, "-o", dst, "--compression", "zstd:3", "-q"]
+            wait_idle()
             before_cpu, before = endpoint.cpu(), endpoint.counters()
             before_busy = busy_cpu()
-            wall, cpu, rss = run(argv, s3_env(endpoint) if mode == "s3" else None)
+            wall, cpu, rss = run(argv, s3_env(endpoint) if mode == "s3" else None, workdir)
             endpoint_cpu = endpoint.cpu() - before_cpu
             # What else ran on the machine meanwhile (another build, say) skews the figures.
             other_cpu = max(0.0, busy_cpu() - before_busy - cpu - endpoint_cpu)
@@ -202,8 +238,13 @@ def measure(binary, endpoint, files, urls, runs, workdir, lines, total_bytes):
             print(f"  {mode:5s} {total_bytes / 1e6 / wall:8.1f} MB/s  {wall:7.2f} s  {cpu:6.1f} CPU s  "
                   f"{rss / 1e6:6.0f} MB RSS  endpoint {endpoint_cpu:5.2f} CPU s, {sample['requests']} requests, "
                   f"{sample['connections']} connections; others {other_cpu:.2f} CPU s", flush=True)
-    local, s3 = pq.read_table(outputs["local"]), pq.read_table(outputs["s3"])
-    if not local.equals(s3):
+    # Read back in a child process, so that this one stays small (see run()).
+    same = subprocess.run(
+        [sys.executable, "-c", "import pyarrow.parquet as pq, sys; "
+         "sys.exit(0 if pq.read_table(sys.argv[1]).equals(pq.read_table(sys.argv[2])) else 1)",
+         outputs["local"], outputs["s3"]],
+    )
+    if same.returncode != 0:
         raise RuntimeError("the S3 output differs from the local one")
     summary = {}
     for mode, runs_ in samples.items():
@@ -229,8 +270,9 @@ def ceiling(endpoint, urls, sizes, connections, range_bytes, total_bytes, workdi
     argv = ["curl", "--silent", "--show-error", "--fail", "--config", config]
     if connections > 1:
         argv += ["--parallel", "--parallel-immediate", "--parallel-max", str(connections)]
+    wait_idle()
     before = endpoint.cpu()
-    wall, cpu, _ = run(argv)
+    wall, cpu, _ = run(argv, workdir=workdir)
     result = {"connections": connections, "range_bytes": range_bytes, "wall_s": wall,
               "mb_s": total_bytes / 1e6 / wall, "client_cpu_s": cpu, "endpoint_cpu_s": endpoint.cpu() - before}
     print(f"  ceiling, {connections:3d} connection(s), {gets_label(range_bytes)}: {result['mb_s']:8.1f} MB/s  {wall:6.2f} s  "
@@ -255,8 +297,16 @@ def main():
     parser.add_argument("--rss-headroom-mb", type=float, default=128,
                         help="memory check: S3 peak RSS at most the local one plus this")
     parser.add_argument("--only", choices=sorted(DATASETS), action="append")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report from the JSON beside --out, measuring nothing")
     args = parser.parse_args()
     args.data = os.path.abspath(args.data)
+    if args.report_only:
+        with open(os.path.splitext(args.out)[0] + ".json") as f:
+            saved = json.load(f)
+        args.runs, args.latency_ms, args.mbps = saved["runs"], saved["latency_ms"], saved["mbps"]
+        write_report(args, saved["results"], all(r["ceiling"] for r in saved["results"].values()))
+        return
 
     workdir = tempfile.mkdtemp(prefix="compare-s3-", dir=args.data if os.path.isdir(args.data) else None)
     binary = os.path.join(workdir, "ndjson-parquet")
@@ -300,14 +350,15 @@ def write_report(args, results, has_curl):
     lines = [
         "# S3 reads through a shaped endpoint",
         "",
-        f"Generated by `benches/compare_s3.py` (run by `benches/compare.sh`) on {datetime.date.today().isoformat()}: "
+        f"Generated by `benches/compare_s3.py` (which `benches/compare.sh` runs) on {datetime.date.today().isoformat()}: "
         f"{os.cpu_count()} cores ({platform.machine()}), {args.runs} alternating runs of each conversion, medians. "
         f"The same clickstream objects are converted from local files and from `s3://` URLs (zstd level 3, all threads). "
         f"The S3 endpoint is `tools/slow_s3` serving the same files, on the same machine, with "
         f"{args.latency_ms:g} ms first-byte latency per request and {args.mbps:g} MB/s per connection; its CPU "
         f"time is part of what the machine spends (it shares the {os.cpu_count()} cores with the converter). "
         "Throughput is MB of NDJSON per wall second. The last column is the CPU time the rest of the machine "
-        "spent during the runs (medians): near zero means nothing else competed for the cores.",
+        "spent during the runs (medians): near zero means nothing else competed for the cores (each run waits for "
+        "two idle seconds first).",
         "",
         "| dataset | MB | local MB/s | S3 MB/s | S3 ÷ local | target | local CPU s | S3 CPU s | endpoint CPU s | "
         "requests | local peak RSS MB | S3 peak RSS MB | other processes' CPU s (local, S3) |",
@@ -326,6 +377,28 @@ def write_report(args, results, has_curl):
         budget = local["rss_mb"] + args.rss_headroom_mb
         targets.append(check(s3["rss_mb"] <= budget, f"{dataset}: S3 peak RSS {s3['rss_mb']:.0f} MB (budget: the local run's {local['rss_mb']:.0f} MB + {args.rss_headroom_mb:g} MB)"))
     lines += ["", "Every output has one row per input line, and the S3 output equals the local one (read back with pyarrow).", ""]
+    # The endpoint runs on the same cores: where the local conversion keeps them busy, every
+    # CPU second the S3 path adds (endpoint, SDK, copies) comes out of the ratio.
+    cores = os.cpu_count()
+    for dataset, r in results.items():
+        local, s3 = r["local"], r["s3"]
+        allowed = cores * local["wall_s"] / r["target"]
+        used = s3["cpu_s"] + s3["endpoint_cpu_s"]
+        lines.append(
+            f"CPU headroom, {dataset}: the local run keeps {local['cpu_s'] / local['wall_s']:.2f} of {cores} cores busy; "
+            f"at the target ({local['wall_s'] / r['target']:.2f} s) the S3 run and the endpoint together can use at most "
+            f"{allowed:.1f} CPU s ({allowed - local['cpu_s']:.1f} more than the local run); today they use {used:.1f} "
+            f"({s3['cpu_s']:.1f} + {s3['endpoint_cpu_s']:.2f})."
+        )
+        lines.append("")
+    # Others skew a run when they took a share of the cores while the run could have used
+    # them all (a run waiting on the network is not slowed by them).
+    noisy = [d for d, r in results.items() for m in ("local", "s3")
+             if r[m]["other_cpu_s"] > 0.1 * r[m]["wall_s"]
+             and r[m]["other_cpu_s"] + r[m]["cpu_s"] + r[m]["endpoint_cpu_s"] > 0.8 * cores * r[m]["wall_s"]]
+    if noisy:
+        lines += [f"**Other processes competed for the cores during {', '.join(sorted(set(noisy)))}** (last column): "
+                  "those figures are skewed; rerun on a quiet machine.", ""]
     lines += [
         "## The endpoint's raw ceiling",
         "",
