@@ -185,6 +185,9 @@ def write_report(args, all_results, scale, png):
         "",
         f"![throughput and memory]({os.path.basename(png)})",
         "",
+        "Reading from S3 (a local endpoint with S3's first-byte latency and per-connection bandwidth): "
+        "[RESULTS-S3.md](RESULTS-S3.md), written by `benches/compare_s3.py`.",
+        "",
     ]
     for case, results in all_results.items():
         lines += [f"## {case}", "", "| tool | MB/s | CPU s | peak RSS MB | output MB | our throughput ÷ theirs |", "|---|---|---|---|---|---|"]

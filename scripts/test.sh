@@ -148,6 +148,7 @@ fi
 step "end to end"
 (cd tests/iam && npm ci --silent --no-audit --no-fund)
 "$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
+"$venv/bin/python" -m unittest discover -s tools/slow_s3/tests -t .
 cargo build --locked -p manifest-builder -p converter --features "$faults" --bin manifest-builder --bin converter-lambda
 "$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md
 
