@@ -116,7 +116,6 @@ impl World {
             ("COMPRESSION_TYPE", "zstd"),
             ("S3_FORCE_PATH_STYLE", "true"),
             ("THREADS", "2"),
-            ("MAX_ATTEMPTS", "2"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

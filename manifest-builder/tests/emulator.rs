@@ -1,8 +1,7 @@
 //! The manifest-builder against real AWS APIs on the local emulator (moto's server, started
-//! by `scripts/test.sh`): the DynamoDB stores' contracts (the ledger, and version 1's tracking
-//! store the converter still uses), the handler fed with the S3 notifications S3 really sends
-//! to SQS, and the real binary behind a Lambda Runtime API. Every test uses its own table,
-//! buckets, queue and state machine.
+//! by `scripts/test.sh`): the DynamoDB ledger's contract, the handler fed with the S3
+//! notifications S3 really sends to SQS, and the real binary behind a Lambda Runtime API.
+//! Every test uses its own table, buckets, queue and state machine.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +12,6 @@ use manifest_builder::batching::{self, Batching};
 use manifest_builder::config::BuilderConfig;
 use manifest_builder::handler::{Builder, Context};
 use serde_json::{json, Value};
-use shared::aws::dynamo::DynamoTrackingStore;
 use shared::aws::ledger::{from_attributes, to_attributes};
 use shared::aws::DynamoLedger;
 use shared::aws::S3Blobs;
@@ -25,7 +23,6 @@ use shared::ledger::{
 };
 use shared::manifest::{parse_s3_url, ManifestDocument};
 use shared::testing::{lambda_environment, sdk_config, unique, InvocationResult, RuntimeApi};
-use shared::tracking::contract;
 use shared::types::{ConversionResult, DatePrefix, ManifestId, Timestamp};
 
 /// The builder's settle time and longest wait in these tests.
@@ -298,18 +295,6 @@ impl Resources {
         let bytes = object.body.collect().await.expect("body").into_bytes();
         ManifestDocument::from_json(&bytes).expect("valid manifest")
     }
-}
-
-/// Version 1's store, which the converter still uses until it runs on the ledger.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_store_meets_the_contract() {
-    let config = sdk_config().await;
-    let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique("contract");
-    shared::aws::dynamo::create_table(&client, &table)
-        .await
-        .expect("table");
-    contract::run_all(&DynamoTrackingStore::new(client, table), 1).await;
 }
 
 /// A ledger on a fresh table of its own, with the client that made it.

@@ -9,7 +9,7 @@
 //!
 //! ```json
 //! {"state_dir": "/tmp/faults",
-//!  "rules": [{"op": "DynamoDB.UpdateItem", "nth": 2, "mode": "crash", "body_contains": "processed"}]}
+//!  "rules": [{"op": "DynamoDB.UpdateItem", "nth": 2, "mode": "crash", "body_contains": "completed"}]}
 //! ```
 //!
 //! A rule matches a call of `op` (`<service>.<operation>`, as the SDK names them: `DynamoDB`,

@@ -1,9 +1,9 @@
 //! # shared
 //!
 //! What the pipeline's binaries have in common: typed configuration from the environment
-//! ([`config`]), domain types and status machines ([`types`]), S3 event parsing ([`events`]),
-//! the tracking store ([`tracking`], on DynamoDB in `aws::dynamo`), the table's layout
-//! ([`table`]), the manifest document
+//! ([`config`]), domain types ([`types`]), S3 event parsing ([`events`]),
+//! the tracking table ([`ledger`], on DynamoDB in `aws::ledger`), the table's layout as the
+//! places that cannot import Rust must see it ([`table`]), the manifest document
 //! ([`manifest`]), whole-object storage ([`blobs`]), workflow starts ([`orchestrator`]),
 //! logging ([`logging`]) and metrics ([`metrics`]).
 //!
@@ -28,5 +28,4 @@ pub mod orchestrator;
 pub mod table;
 #[cfg(feature = "test-support")]
 pub mod testing;
-pub mod tracking;
 pub mod types;

@@ -231,6 +231,8 @@ pub struct ExecutionInput {
 
 /// [`ExecutionInput`] as executions started before `manifest_id` existed still carry it:
 /// `file_key: "MANIFEST#<id>"` instead, so an upgrade does not fail executions in flight.
+/// (`MANIFEST#` was the sort-key prefix of a manifest item in the tracking table's first
+/// layout.)
 #[derive(Deserialize)]
 struct RawExecutionInput {
     manifest_path: String,
@@ -248,7 +250,7 @@ impl TryFrom<RawExecutionInput> for ExecutionInput {
         let legacy = || {
             raw.file_key
                 .as_deref()
-                .and_then(|k| k.strip_prefix(crate::types::MANIFEST_KEY_PREFIX))
+                .and_then(|k| k.strip_prefix("MANIFEST#"))
                 .and_then(ManifestId::parse)
         };
         let manifest_id = match raw.manifest_id.clone() {

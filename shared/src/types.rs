@@ -1,5 +1,5 @@
-//! Domain types: date prefixes, manifest ids, object references, the file and manifest records
-//! of the tracking table, and their status machines.
+//! Domain types: timestamps, date prefixes, manifest ids, object references, and a conversion's
+//! result. The tracking table's items and states are the ledger's (`crate::ledger`).
 
 use std::fmt;
 
@@ -178,11 +178,6 @@ impl ManifestId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The sort key of the manifest's item in the tracking table.
-    pub fn file_key(&self) -> String {
-        format!("{MANIFEST_KEY_PREFIX}{}", self.0)
-    }
 }
 
 impl TryFrom<String> for ManifestId {
@@ -205,9 +200,6 @@ impl fmt::Display for ManifestId {
     }
 }
 
-/// Sort-key prefix that marks a manifest item; defined with the rest of the table layout.
-pub use crate::table::v1::MANIFEST_KEY_PREFIX;
-
 /// An S3 object as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -225,156 +217,6 @@ impl fmt::Display for ObjectRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.key)
     }
-}
-
-/// Life of a tracked file: `pending → manifested → processed | failed` (and back to
-/// `pending` when its manifest is undone or fails with attempts left).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileStatus {
-    /// Waiting for a manifest.
-    Pending,
-    /// Claimed by exactly one manifest.
-    Manifested,
-    /// Converted by its manifest's run: its rows are in the Parquet output, its rejected lines
-    /// in the error output. Final.
-    Processed,
-    /// Gave up after `MAX_ATTEMPTS`.
-    Failed,
-}
-
-impl FileStatus {
-    /// The stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FileStatus::Pending => "pending",
-            FileStatus::Manifested => "manifested",
-            FileStatus::Processed => "processed",
-            FileStatus::Failed => "failed",
-        }
-    }
-
-    /// Parses a stored value.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "pending" => FileStatus::Pending,
-            "manifested" => FileStatus::Manifested,
-            "processed" => FileStatus::Processed,
-            "failed" => FileStatus::Failed,
-            _ => return None,
-        })
-    }
-}
-
-/// Life of a manifest: `claiming → starting → running → completed | failed`, or
-/// `abandoned` when it is undone before its execution started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ManifestStatus {
-    /// Intent recorded; files being claimed.
-    Claiming,
-    /// Claims final and manifest JSON written; execution being started.
-    Starting,
-    /// Step Functions execution started (`execution_arn` is set); the converter owns it now.
-    Running,
-    /// The converter finished; `result` holds the counts and output keys. Final.
-    Completed,
-    /// Given up, by the converter on a bad file (it releases the files itself) or by the state
-    /// machine's `MarkFailed` once retries ran out (the sweep releases them); `error` says why.
-    Failed,
-    /// Undone before it started; its files went back to pending.
-    Abandoned,
-}
-
-impl ManifestStatus {
-    /// The stored value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ManifestStatus::Claiming => "claiming",
-            ManifestStatus::Starting => "starting",
-            ManifestStatus::Running => "running",
-            ManifestStatus::Completed => "completed",
-            ManifestStatus::Failed => "failed",
-            ManifestStatus::Abandoned => "abandoned",
-        }
-    }
-
-    /// Parses a stored value.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "claiming" => ManifestStatus::Claiming,
-            "starting" => ManifestStatus::Starting,
-            "running" => ManifestStatus::Running,
-            "completed" => ManifestStatus::Completed,
-            "failed" => ManifestStatus::Failed,
-            "abandoned" => ManifestStatus::Abandoned,
-            _ => return None,
-        })
-    }
-
-    /// Whether the sweep is responsible for it (a builder may have died in the middle).
-    pub fn is_open(self) -> bool {
-        matches!(self, ManifestStatus::Claiming | ManifestStatus::Starting)
-    }
-}
-
-/// A file item of the tracking table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileRecord {
-    /// The date the object belongs to (from its key, else its event time): the item's
-    /// partition key and the `dt=` partition its rows are written to.
-    pub date_prefix: DatePrefix,
-    /// The object (its key is the item's sort key).
-    pub object: ObjectRef,
-    /// Where it is in its life.
-    pub status: FileStatus,
-    /// The manifest that claimed it, while manifested (and after).
-    pub manifest_id: Option<ManifestId>,
-    /// Failed conversions so far.
-    pub attempts: u32,
-    /// When it was first tracked; also its place in the pending queue.
-    pub created_at: Timestamp,
-    /// Time of the last status change (stored as fixed-width RFC 3339 UTC).
-    pub updated_at: Timestamp,
-    /// When DynamoDB may delete the item (seconds since the epoch).
-    pub ttl: i64,
-}
-
-/// A manifest item of the tracking table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestRecord {
-    /// The date prefix shared by all of its files (a manifest never spans two dates); the
-    /// item's partition key.
-    pub date_prefix: DatePrefix,
-    /// Id (the item's sort key is `MANIFEST#<id>`).
-    pub manifest_id: ManifestId,
-    /// Where it is in its life.
-    pub status: ManifestStatus,
-    /// Keys of the files it tried to claim (intent); the claimed ones are those whose
-    /// `manifest_id` is this manifest. Recorded first so a crash can always be undone.
-    pub candidates: Vec<String>,
-    /// `s3://bucket/key` of the manifest JSON, once written.
-    pub manifest_path: Option<String>,
-    /// Files claimed, once final.
-    pub file_count: u64,
-    /// Their bytes, once final.
-    pub total_bytes: u64,
-    /// The execution, once started.
-    pub execution_arn: Option<String>,
-    /// What the conversion produced, once completed.
-    pub result: Option<ConversionResult>,
-    /// Why it failed, once failed.
-    pub error: Option<String>,
-    /// Whether the sweep must look at it: while `claiming` or `starting`, and after the
-    /// workflow marked it `failed` (its files still need releasing).
-    pub needs_sweep: bool,
-    /// When the intent was recorded, before any file was claimed.
-    pub created_at: Timestamp,
-    /// Time of the last status change; the sweep repairs an open manifest only once this is
-    /// old enough.
-    pub updated_at: Timestamp,
-    /// When DynamoDB may delete the item (seconds since the epoch).
-    pub ttl: i64,
 }
 
 /// The counts and outputs of a completed conversion, kept on the manifest item.
@@ -442,29 +284,6 @@ mod tests {
         assert!(a.as_str().starts_with("2026-11-25_20251125T100502123Z_"));
         assert_eq!(ManifestId::parse(a.as_str()), Some(a.clone()));
         assert!(a.as_str().len() <= 80);
-        assert_eq!(a.file_key(), format!("MANIFEST#{a}"));
         assert!(ManifestId::parse("has space").is_none());
-    }
-
-    #[test]
-    fn statuses_round_trip() {
-        for s in [
-            FileStatus::Pending,
-            FileStatus::Manifested,
-            FileStatus::Processed,
-            FileStatus::Failed,
-        ] {
-            assert_eq!(FileStatus::parse(s.as_str()), Some(s));
-        }
-        for s in [
-            ManifestStatus::Claiming,
-            ManifestStatus::Starting,
-            ManifestStatus::Running,
-            ManifestStatus::Completed,
-            ManifestStatus::Failed,
-            ManifestStatus::Abandoned,
-        ] {
-            assert_eq!(ManifestStatus::parse(s.as_str()), Some(s));
-        }
     }
 }

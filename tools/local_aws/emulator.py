@@ -12,7 +12,7 @@ as narrow as it can be:
   keep moto's behaviour;
 * moto's DynamoDB handles one request at a time. It is not thread-safe: under concurrent
   requests a conditional write could pass its condition on a value another request was
-  changing (two builders both claiming one file, which DynamoDB never allows), and a query
+  changing (two cutters both moving one shard's cursor, which DynamoDB never allows), and a query
   could trip over an item an update was rewriting. DynamoDB makes every single-item write
   atomic; the lock gives moto the same property;
 * moto's SQS queues no longer invoke event-source mappings inline (it does so inside the

@@ -1,7 +1,7 @@
 //! The converter's AWS edge (feature `aws`): S3 streaming adapters ([`s3`]), the S3
 //! [`ObjectStore`] the manifest runner uses ([`S3Objects`]), and the start-up check of what
 //! the configuration names ([`preflight`]). The Lambda and `ndjson-parquet run-manifest` wire
-//! these and the DynamoDB tracking store into [`crate::manifest_run::Runner`].
+//! these and the DynamoDB ledger (`shared::aws::DynamoLedger`) into [`crate::manifest_run::Runner`].
 
 pub mod fetch;
 pub mod s3;

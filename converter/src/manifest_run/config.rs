@@ -31,8 +31,6 @@ pub struct ConverterConfig {
     pub schema_uri: Option<String>,
     /// `TIMESTAMP_UNIT` (default `us`) of inferred timestamps.
     pub timestamp_unit: TimestampUnit,
-    /// `MAX_ATTEMPTS` (default 3).
-    pub max_attempts: u32,
     /// `MEMORY_BUDGET_MB` (optional; in Lambda, 80% of the function's memory by default).
     pub memory_budget_mb: Option<u64>,
     /// `TARGET_FILE_BYTES` (default 256 MiB, at least 64 KiB): Parquet parts roll over at
@@ -75,7 +73,6 @@ impl ConverterConfig {
         let schema_uri = env.optional("SCHEMA_URI");
         let timestamp_unit =
             env.parsed::<TimestampUnit>("TIMESTAMP_UNIT", TimestampUnit::Microsecond, any);
-        let max_attempts = env.parsed::<u32>("MAX_ATTEMPTS", 3, in_range(1, 100));
         let memory_budget_mb = match env.optional("MEMORY_BUDGET_MB") {
             Some(_) => Some(env.parsed::<u64>("MEMORY_BUDGET_MB", 0, in_range(128, 1 << 20))),
             None => env
@@ -101,7 +98,6 @@ impl ConverterConfig {
             compression,
             schema_uri,
             timestamp_unit,
-            max_attempts,
             memory_budget_mb,
             target_file_bytes,
             threads,
@@ -194,7 +190,6 @@ mod tests {
             (c.error_bucket.as_str(), c.error_prefix.as_str()),
             ("out", "errors")
         );
-        assert_eq!(c.max_attempts, 3);
 
         let mut bad = BASE.to_vec();
         bad.push(("COMPRESSION_TYPE", "lzo"));

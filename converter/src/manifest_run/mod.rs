@@ -1,6 +1,7 @@
 //! Running one manifest in the pipeline: objects in, Parquet parts (SSE-KMS) and an error
-//! object out, statuses in the tracking table. [`Runner`] works over the store traits
-//! ([`shared::tracking::TrackingStore`], [`crate::objects::ObjectStore`]); the converter
+//! object out, the outcome in the tracking table. [`Runner`] works over the store traits
+//! ([`Tracking`], implemented over [`shared::ledger::Ledger`] by [`LedgerTracking`], and
+//! [`crate::objects::ObjectStore`]); the converter
 //! Lambda and the AWS Batch entry point (`ndjson-parquet run-manifest`, feature `aws`) only
 //! wire AWS clients into it, and the unit tests run it in memory.
 //!
@@ -22,10 +23,12 @@
 //! [`RunError::name`] is the error type Step Functions sees. Retryable ones
 //! (`ConverterRetryable`, `ConverterTimeout`) leave every status as it was so the workflow can
 //! retry (or, for a timeout, hand the manifest to AWS Batch). The others are final: for a file
-//! that cannot be read (missing, access denied, corrupt compression, changed since it was
-//! tracked) the manifest is marked `failed`, that file counts an attempt (and is `failed` at
-//! `MAX_ATTEMPTS`), and the other files go back to pending untouched, so one poison file never
-//! takes its neighbours down with it.
+//! that cannot be read (access denied, corrupt compression) the manifest is marked `failed`
+//! with that version as poison: its marker counts an attempt (the manifest-builder gives it up
+//! at its `MAX_ATTEMPTS`), and the sweep later hands the other versions to a new manifest
+//! untouched, so one poison file never takes its neighbours down with it. A version gone before
+//! it was read (deleted, or overwritten: missing, or changed since it was tracked) is not a
+//! failure: it is recorded as superseded and the others convert.
 
 pub mod config;
 mod destination;
@@ -38,4 +41,4 @@ pub mod tracking;
 pub use config::ConverterConfig;
 pub use outcome::{RunError, RunResult};
 pub use run::Runner;
-pub use tracking::{LedgerTracking, TableTracking, Tracking};
+pub use tracking::{LedgerTracking, Tracking};

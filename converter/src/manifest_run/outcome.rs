@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 use shared::blobs::BlobError;
-use shared::tracking::StoreError;
+use shared::ledger::StoreError;
 use shared::types::ConversionResult;
 
 /// What a run produced (the Lambda's response, `run-manifest`'s output): the manifest's
@@ -51,7 +51,7 @@ pub enum RunError {
         /// What is wrong: not an `s3://` URL, missing, unparsable, or another manifest's document.
         reason: String,
     },
-    /// The manifest's item says it must not run (abandoned, failed, unknown).
+    /// The manifest's item says it must not run (failed, released, unknown).
     #[error("manifest {manifest_id} is not runnable: {reason}")]
     ManifestNotRunnable {
         /// Id from the manifest document.

@@ -25,8 +25,7 @@ use crate::schema::Schema;
 
 /// Runs manifests: the tracking table, the object store and the configuration.
 pub struct Runner<T, O> {
-    /// The tracking table: [`LedgerTracking`](super::LedgerTracking) (version 2) or
-    /// [`TableTracking`](super::TableTracking) (version 1).
+    /// The tracking table: [`LedgerTracking`](super::LedgerTracking) in production and tests.
     pub tracking: T,
     /// Inputs, outputs, the manifest and the schema.
     pub objects: Arc<O>,

@@ -1,17 +1,15 @@
-//! Where a run checks that it may run and records how it ended: [`Tracking`], with two
-//! implementations. [`LedgerTracking`] is the tracking table's version 2 (`shared::ledger`, see
+//! Where a run checks that it may run and records how it ended: [`Tracking`], implemented by
+//! [`LedgerTracking`] over the tracking table's ledger (`shared::ledger`, see
 //! `docs/TRACKING.md`): the manifest's state is the only thing a run changes, files are
 //! completed by their manifest, a version gone before it was read is recorded as superseded and
-//! the run goes on. [`TableTracking`] is version 1 (`shared::tracking`): every file item moves
-//! with its manifest, and a file that changed since it was tracked fails the manifest.
+//! the run goes on.
 
 use std::future::Future;
 
 use shared::ledger::settle::{self, Completion};
 use shared::ledger::{Ledger, Manifest, Poison, VersionRef};
 use shared::manifest::{ManifestDocument, ManifestFile};
-use shared::tracking::{ManifestChanges, TrackingStore};
-use shared::types::{ConversionResult, ManifestRecord, ManifestStatus, Timestamp};
+use shared::types::{ConversionResult, Timestamp};
 
 use super::RunError;
 
@@ -30,8 +28,8 @@ pub enum Check<C> {
 /// runnable nor completed, before anything is written. [`Tracking::complete`] records success
 /// only if the manifest is still the run's to complete, else answers `ManifestNotRunnable` (the
 /// run then removes what it wrote). [`Tracking::fail`] settles the manifest for good;
-/// [`Tracking::supersede`] either records that one file will not be converted and lets the run
-/// go on without it (`Ok`), or ends the run with the error to return.
+/// [`Tracking::supersede`] records that one file will not be converted, and the run goes on
+/// without it (an error is a failure to record, which ends the run).
 pub trait Tracking: Send + Sync {
     /// What a run that may go on holds.
     type Claim: Send + Sync;
@@ -77,7 +75,7 @@ fn not_runnable(manifest: &ManifestDocument, reason: String) -> RunError {
     }
 }
 
-/// Version 2: the ledger.
+/// The ledger.
 pub struct LedgerTracking<L> {
     /// The tracking table.
     pub ledger: L,
@@ -149,136 +147,5 @@ impl<L: Ledger> Tracking for LedgerTracking<L> {
         // the run fails either way.
         settle::fail(&self.ledger, &claim.id, &error, &poison, Timestamp::now()).await?;
         Ok(())
-    }
-}
-
-/// Version 1: a file item per object and a manifest item with its candidates.
-pub struct TableTracking<S> {
-    /// The tracking table.
-    pub store: S,
-    /// Failed conversions after which a file is `failed` for good.
-    pub max_attempts: u32,
-}
-
-impl<S: TrackingStore> TableTracking<S> {
-    /// Moves the manifest from its current `starting`/`running` status.
-    async fn transition(
-        &self,
-        record: &ManifestRecord,
-        to: ManifestStatus,
-        changes: &ManifestChanges,
-    ) -> Result<(), RunError> {
-        let now = Timestamp::now();
-        for from in [ManifestStatus::Running, ManifestStatus::Starting] {
-            let (prefix, id) = (&record.date_prefix, &record.manifest_id);
-            if self
-                .store
-                .update_manifest(prefix, id, from, to, changes, now)
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        let current = self
-            .store
-            .get_manifest(&record.date_prefix, &record.manifest_id)
-            .await?;
-        if current.as_ref().map(|m| m.status) == Some(to) {
-            return Ok(());
-        }
-        Err(RunError::ManifestNotRunnable {
-            manifest_id: record.manifest_id.to_string(),
-            reason: format!(
-                "its status changed to {} during the run",
-                current.map_or("(deleted)", |m| m.status.as_str())
-            ),
-        })
-    }
-}
-
-impl<S: TrackingStore> Tracking for TableTracking<S> {
-    type Claim = ManifestRecord;
-
-    async fn check(&self, manifest: &ManifestDocument) -> Result<Check<ManifestRecord>, RunError> {
-        let id = &manifest.manifest_id;
-        let record = self
-            .store
-            .get_manifest(&manifest.date_prefix, id)
-            .await?
-            .ok_or_else(|| {
-                not_runnable(manifest, "no manifest item in the tracking table".into())
-            })?;
-        match record.status {
-            ManifestStatus::Completed => Ok(Check::Completed(record.result.unwrap_or_default())),
-            ManifestStatus::Starting | ManifestStatus::Running => Ok(Check::Run(record)),
-            other => Err(not_runnable(
-                manifest,
-                format!("its status is {}", other.as_str()),
-            )),
-        }
-    }
-
-    /// Version 1 has no superseded state: the file fails the manifest as before.
-    async fn supersede(
-        &self,
-        claim: &ManifestRecord,
-        manifest: &ManifestDocument,
-        file: &ManifestFile,
-        reason: &str,
-    ) -> Result<(), RunError> {
-        self.fail(claim, manifest, Some(file), reason).await?;
-        Err(RunError::FileFailed {
-            manifest_id: manifest.manifest_id.to_string(),
-            file: format!("s3://{}/{}", file.bucket, file.key),
-            reason: reason.to_string(),
-        })
-    }
-
-    async fn complete(
-        &self,
-        claim: &ManifestRecord,
-        manifest: &ManifestDocument,
-        result: &ConversionResult,
-    ) -> Result<(), RunError> {
-        let (prefix, id) = (&manifest.date_prefix, &manifest.manifest_id);
-        let now = Timestamp::now();
-        for file in &manifest.files {
-            self.store.complete_file(prefix, &file.key, id, now).await?;
-        }
-        let changes = ManifestChanges {
-            result: Some(result.clone()),
-            ..ManifestChanges::default()
-        };
-        self.transition(claim, ManifestStatus::Completed, &changes)
-            .await
-    }
-
-    /// The failing file (every file when `None`) counts an attempt, the others are released;
-    /// then the manifest is `failed`.
-    async fn fail(
-        &self,
-        claim: &ManifestRecord,
-        manifest: &ManifestDocument,
-        file: Option<&ManifestFile>,
-        reason: &str,
-    ) -> Result<(), RunError> {
-        let (prefix, id) = (&claim.date_prefix, &claim.manifest_id);
-        let now = Timestamp::now();
-        for f in &manifest.files {
-            if file.is_none_or(|failing| failing == f) {
-                self.store
-                    .fail_file(prefix, &f.key, id, self.max_attempts, now)
-                    .await?;
-            } else {
-                self.store.release_file(prefix, &f.key, id, now).await?;
-            }
-        }
-        let url = file.map_or(String::new(), |f| format!("s3://{}/{}", f.bucket, f.key));
-        let changes = ManifestChanges {
-            error: Some(format!("{url}: {reason}")),
-            ..ManifestChanges::default()
-        };
-        self.transition(claim, ManifestStatus::Failed, &changes)
-            .await
     }
 }

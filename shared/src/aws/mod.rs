@@ -1,13 +1,12 @@
 //! The AWS edge (feature `aws`): SDK configuration and clients, and the AWS implementations
 //! of the store traits: [`s3::S3Blobs`] ([`crate::blobs::BlobStore`]), [`sfn::StepFunctions`]
-//! ([`crate::orchestrator::Orchestrator`]), [`crate::aws::dynamo::DynamoTrackingStore`]
-//! ([`crate::tracking::TrackingStore`]) and [`ledger::DynamoLedger`] ([`crate::ledger::Ledger`]).
+//! ([`crate::orchestrator::Orchestrator`]) and [`ledger::DynamoLedger`]
+//! ([`crate::ledger::Ledger`]).
 //! Nothing else in this crate names the AWS SDK.
 //!
 //! The binaries build every client here, so that the end-to-end suite's fault injection
 //! (feature `fault-injection`, `shared::faults`) reaches every AWS call they make.
 
-pub mod dynamo;
 pub mod ledger;
 pub mod s3;
 pub mod sfn;
@@ -86,7 +85,7 @@ where
 }
 
 /// The error of a conditional write (`PutItem`, `UpdateItem`, `DeleteItem`), for the DynamoDB
-/// stores' one helper that turns a refused condition into `false`.
+/// ledger's one helper that turns a refused condition into `false`.
 pub(crate) trait ConditionalWriteError:
     aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static
 {

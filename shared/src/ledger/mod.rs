@@ -1,8 +1,8 @@
 //! The ledger: tracking version 2 (`docs/TRACKING.md`), exactly once per object version at
 //! about one DynamoDB write unit per file. Stage 1 of that plan: the store trait, its layout,
 //! an in-memory implementation that bills every request as DynamoDB would, and the contract
-//! suite; the DynamoDB implementation is `aws::ledger::DynamoLedger` (feature `aws`). The builder, the sweep and the converter still use [`crate::tracking`]; they move
-//! here in the next stages.
+//! suite; the DynamoDB implementation is `aws::ledger::DynamoLedger` (feature `aws`). The
+//! manifest-builder, the sweep and the converter all run on it.
 //!
 //! # Model
 //!
@@ -65,7 +65,38 @@ use std::future::Future;
 use crate::manifest::ManifestFile;
 use crate::types::{ConversionResult, DatePrefix, ManifestId, Timestamp};
 
-pub use crate::tracking::StoreError;
+/// A ledger operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service returned an error or could not be reached.
+    #[error("tracking table {table}: {operation} failed: {message}")]
+    Service {
+        /// Name of the DynamoDB table (or of the store) the request went to.
+        table: String,
+        /// The service's operation name, e.g. `PutItem`, `UpdateItem`, `Query`.
+        operation: &'static str,
+        /// The service's description of the problem.
+        message: String,
+    },
+    /// An item did not have the expected shape.
+    #[error("tracking table {table}: malformed item {key}: {detail}")]
+    Malformed {
+        /// Name of the DynamoDB table the item was read from.
+        table: String,
+        /// `pk/sk` of the item.
+        key: String,
+        /// Which attribute is missing or invalid, and how.
+        detail: String,
+    },
+    /// A fault injected by a test wrapper (never produced by a real store; only compiled for
+    /// tests, with the `test-support` feature).
+    #[cfg(any(test, feature = "test-support"))]
+    #[error("injected fault in {operation}")]
+    Injected {
+        /// The trait method that was made to fail, e.g. `put_marker`.
+        operation: &'static str,
+    },
+}
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod contract;

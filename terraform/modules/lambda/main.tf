@@ -10,7 +10,7 @@ locals {
   release_after_seconds = max(var.converter_timeout_seconds, var.batch_job_timeout_seconds) + 60
 
   # The environment of each binary, in one place. Names match what the binaries read
-  # (manifest-builder/src/config.rs, converter/src/manifest_run.rs); a CI check compares them.
+  # (manifest-builder/src/config.rs, converter/src/manifest_run/config.rs); a CI check compares them.
   builder_environment = merge(
     {
       TRACKING_TABLE         = var.tracking_table_name
@@ -52,7 +52,6 @@ locals {
       ERROR_PREFIX      = var.error_prefix
       KMS_KEY_ARN       = var.kms_key_arn
       COMPRESSION_TYPE  = var.compression_type
-      MAX_ATTEMPTS      = tostring(var.max_attempts)
       TARGET_FILE_BYTES = tostring(var.target_file_bytes)
       TIMESTAMP_UNIT    = var.timestamp_unit
       LOG_LEVEL         = var.log_level
