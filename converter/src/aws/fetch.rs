@@ -12,8 +12,9 @@
 //! 1. the part each open reader needs next, then a window of parts ahead of it that grows as
 //!    the reader consumes (two parts at first, so sampling an object's head costs at most two
 //!    parts; a whole large object soon has many parts in flight);
-//! 2. the first part of each object after the furthest one opened, so the next objects are
-//!    already here when the reader gets to them (an object no larger than a part is one GET).
+//! 2. the first two parts of each object after the furthest one opened, so the next objects
+//!    are already here when the reader gets to them (an object no larger than a part is one
+//!    GET).
 //!
 //! Parts in flight and parts read are held under [`ReadAhead::budget_bytes`]; a part stays
 //! cached until its room is needed (parts nobody wants first, the furthest ones first), so
@@ -61,7 +62,7 @@ pub struct ReadAhead {
 
 impl Default for ReadAhead {
     fn default() -> Self {
-        ReadAhead::within(128 << 20)
+        ReadAhead::within(64 << 20)
     }
 }
 
@@ -74,8 +75,8 @@ impl ReadAhead {
         ReadAhead {
             budget_bytes,
             part_bytes,
-            head_bytes: part_bytes.min(1 << 20),
-            max_requests: 32,
+            head_bytes: part_bytes.min(256 << 10),
+            max_requests: 64,
         }
     }
 }
@@ -383,22 +384,35 @@ impl Fetcher {
                 wanted.push((position.object, position.part, range));
             }
         }
+        // Each reader's window: the parts after the one it reads, across the end of its object
+        // into the next ones, doubling as it consumes (2, 4, 8, … parts): sampling a head
+        // costs little, a whole large object soon has many ranges in flight, and the next
+        // object's first ranges are here before its turn.
+        let mut listed: std::collections::HashSet<(usize, u64)> =
+            wanted.iter().map(|(o, p, _)| (*o, *p)).collect();
         'readers: for position in &readers {
-            let object = &state.objects[position.object];
-            let target = &self.targets[position.object];
-            let window = 2 + position.consumed;
-            for part in position.part..position.part + window {
-                let Some(range) = self.range(target, object, part) else {
+            let window = 2u64 << position.consumed.min(4);
+            let (mut index, mut part) = (position.object, position.part);
+            for _ in 0..window {
+                if index >= self.targets.len() {
+                    break;
+                }
+                let object = &state.objects[index];
+                if self.part_count(object).is_some_and(|count| part >= count) {
+                    (index, part) = (index + 1, 0);
+                    continue;
+                }
+                let Some(range) = self.range(&self.targets[index], object, part) else {
                     break;
                 };
-                if position.waiting && part == position.part {
-                    continue; // listed first, above
+                if listed.insert((index, part)) {
+                    bytes += range.end - range.start;
+                    wanted.push((index, part, range));
+                    if bytes >= budget {
+                        break 'readers;
+                    }
                 }
-                bytes += range.end - range.start;
-                wanted.push((position.object, part, range));
-                if bytes >= budget {
-                    break 'readers;
-                }
+                part += 1;
             }
         }
         let furthest = readers.iter().map(|p| p.object).max();
@@ -411,10 +425,16 @@ impl Fetcher {
             if bytes >= budget {
                 break;
             }
+            // The first two parts: a head too short for the schema sample (an object whose
+            // size was not known reads a small head first) is not a stall either.
             let object = &state.objects[index];
-            if let Some(range) = self.range(&self.targets[index], object, 0) {
-                bytes += range.end - range.start;
-                wanted.push((index, 0, range));
+            for part in 0..2 {
+                if let Some(range) = self.range(&self.targets[index], object, part) {
+                    if listed.insert((index, part)) {
+                        bytes += range.end - range.start;
+                        wanted.push((index, part, range));
+                    }
+                }
             }
         }
         wanted

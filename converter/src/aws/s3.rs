@@ -140,22 +140,35 @@ impl RangeGet for S3Ranges {
             };
             let total = output.content_range().and_then(content_range_total);
             let etag = output.e_tag().map(|e| e.trim_matches('"').to_string());
-            let bytes = output
-                .body
-                .collect()
-                .await
-                .map_err(|error| ObjectFailure {
-                    url: name.clone(),
-                    operation: "GetObject",
-                    code: None,
-                    message: format!(
-                        "connection dropped while reading bytes {}..: {error}",
-                        range.start
-                    ),
-                    retryable: true,
-                })?
-                .into_bytes();
-            Ok(Ranged { bytes, total, etag })
+            // Straight into one buffer of the range's size: collecting the chunks and then
+            // joining them would hold every part twice while it arrives.
+            let mut bytes = Vec::with_capacity((range.end - range.start) as usize);
+            let mut body = output.body;
+            loop {
+                match body.next().await {
+                    Some(Ok(chunk)) => bytes.extend_from_slice(&chunk),
+                    Some(Err(error)) => {
+                        return Err(ObjectFailure {
+                            url: name.clone(),
+                            operation: "GetObject",
+                            code: None,
+                            message: format!(
+                                "connection dropped after {} bytes of {}..{}: {error}",
+                                bytes.len(),
+                                range.start,
+                                range.end
+                            ),
+                            retryable: true,
+                        })
+                    }
+                    None => break,
+                }
+            }
+            Ok(Ranged {
+                bytes: Bytes::from(bytes),
+                total,
+                etag,
+            })
         })
     }
 }

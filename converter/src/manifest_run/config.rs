@@ -108,10 +108,10 @@ impl ConverterConfig {
     }
 
     /// Bytes the inputs' read-ahead may hold (parts in flight and cached): an eighth of the
-    /// memory budget, 16 to 256 MiB; 128 MiB without a budget.
+    /// memory budget, 16 to 256 MiB; 64 MiB without a budget.
     pub fn read_ahead_bytes(&self) -> u64 {
         match self.memory_budget_mb {
-            None => 128 << 20,
+            None => 64 << 20,
             Some(mb) => (mb * 1024 * 1024 / 8).clamp(16 << 20, 256 << 20),
         }
     }
