@@ -12,8 +12,11 @@ use super::*;
 struct Store {
     objects: Mutex<HashMap<String, (Bytes, String)>>,
     latency: Duration,
-    /// Every n-th request fails as a dropped connection (0: never).
+    /// Every n-th part (by key and offset; 0: none) has its first `drop_attempts` requests
+    /// fail as dropped connections: which parts fail does not depend on timing.
     drop_every: u64,
+    drop_attempts: u32,
+    attempts: Mutex<HashMap<(String, u64), u32>>,
     calls: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -54,9 +57,19 @@ impl RangeGet for Shared {
             store.max_in_flight.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(store.latency).await;
             store.in_flight.fetch_sub(1, Ordering::SeqCst);
-            let call = store.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            if store.drop_every > 0 && call.is_multiple_of(store.drop_every) {
-                return Err(Store::failure(&target, "", true));
+            store.calls.fetch_add(1, Ordering::SeqCst);
+            if store.drop_every > 0 {
+                let key = target.key.bytes().map(u64::from).sum::<u64>();
+                if (key + range.start / 64).is_multiple_of(store.drop_every) {
+                    let mut attempts = store.attempts.lock().unwrap();
+                    let attempt = attempts
+                        .entry((target.key.clone(), range.start))
+                        .or_insert(0);
+                    *attempt += 1;
+                    if *attempt <= store.drop_attempts {
+                        return Err(Store::failure(&target, "", true));
+                    }
+                }
             }
             let Some((bytes, current)) = store.objects.lock().unwrap().get(&target.key).cloned()
             else {
@@ -291,6 +304,7 @@ fn dropped_connections_cost_a_part_and_change_no_byte() {
     let rt = runtime();
     let store = Arc::new(Store {
         drop_every: 3,
+        drop_attempts: PART_RETRIES,
         ..Store::default()
     });
     for i in 0..10 {
@@ -312,13 +326,12 @@ fn dropped_connections_cost_a_part_and_change_no_byte() {
     for (i, source) in fetcher.sources().iter().enumerate() {
         assert_eq!(read_all(source).unwrap(), content(i as u64, 10_000 + i));
     }
-    // 6 parts per object; every third request dropped, each dropped part requested again.
+    // 6 parts per object; about every third part dropped as often as retries allow.
     let calls = store.calls.load(Ordering::SeqCst);
+    let dropped: u32 = store.attempts.lock().unwrap().values().map(|a| a - 1).sum();
     assert_eq!(fetcher.stats().requests, calls);
-    assert!(
-        calls / 3 >= 20 && calls - calls / 3 >= 60,
-        "{calls} requests"
-    );
+    assert!(dropped >= 10 * PART_RETRIES, "{dropped} dropped requests");
+    assert!(calls >= 60 + u64::from(dropped), "{calls} requests");
 }
 
 #[test]
@@ -326,6 +339,7 @@ fn a_failed_read_fails_every_later_read_and_is_never_an_early_end() {
     let rt = runtime();
     let store = Arc::new(Store {
         drop_every: 1,
+        drop_attempts: u32::MAX,
         ..Store::default()
     });
     store.put("k", content(1, 5000));
