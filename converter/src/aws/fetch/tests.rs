@@ -100,6 +100,21 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A fetcher over `store` on `rt`.
+fn fetcher(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<Store>,
+    settings: ReadAhead,
+    targets: Vec<Target>,
+) -> Arc<Fetcher> {
+    Fetcher::new(
+        Arc::new(Shared(Arc::clone(store))),
+        rt.handle().clone(),
+        settings,
+        targets,
+    )
+}
+
 /// Deterministic content of `len` bytes, different for each `seed`.
 fn content(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -166,12 +181,7 @@ fn the_bytes_read_never_depend_on_the_settings() {
                         .enumerate()
                         .map(|(i, s)| target(&format!("k{i}"), known.then_some(*s)))
                         .collect();
-                    let fetcher = Fetcher::new(
-                        Arc::new(Shared(Arc::clone(&store))),
-                        rt.handle().clone(),
-                        settings,
-                        targets,
-                    );
+                    let fetcher = fetcher(&rt, &store, settings, targets);
                     for (i, source) in fetcher.sources().iter().enumerate() {
                         let bytes = read_all(source).unwrap();
                         assert_eq!(
@@ -208,12 +218,7 @@ fn requests_in_flight_stay_within_the_limit_and_overlap() {
     let targets = (0..60)
         .map(|i| target(&format!("k{i}"), Some(700)))
         .collect();
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        settings,
-        targets,
-    );
+    let fetcher = fetcher(&rt, &store, settings, targets);
     for (i, source) in fetcher.sources().iter().enumerate() {
         assert_eq!(read_all(source).unwrap(), content(i as u64, 700));
     }
@@ -243,12 +248,7 @@ fn sampling_then_converting_reads_each_part_once_while_the_budget_holds_it() {
         let targets = (0..200)
             .map(|i| target(&format!("k{i}"), known.then_some(2000)))
             .collect();
-        let fetcher = Fetcher::new(
-            Arc::new(Shared(Arc::clone(&store))),
-            rt.handle().clone(),
-            settings,
-            targets,
-        );
+        let fetcher = fetcher(&rt, &store, settings, targets);
         let sources = fetcher.sources();
         // Sampling: the head of each object.
         for source in &sources {
@@ -280,12 +280,7 @@ fn memory_stays_within_the_budget_whatever_the_input_size() {
         max_requests: 32,
     };
     let targets = (0..6).map(|i| target(&format!("k{i}"), None)).collect();
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        settings,
-        targets,
-    );
+    let fetcher = fetcher(&rt, &store, settings, targets);
     let sources = fetcher.sources();
     for source in &sources {
         let mut head = [0u8; 10_000];
@@ -317,12 +312,7 @@ fn dropped_connections_cost_a_part_and_change_no_byte() {
         max_requests: 4,
     };
     let targets = (0..10).map(|i| target(&format!("k{i}"), None)).collect();
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        settings,
-        targets,
-    );
+    let fetcher = fetcher(&rt, &store, settings, targets);
     for (i, source) in fetcher.sources().iter().enumerate() {
         assert_eq!(read_all(source).unwrap(), content(i as u64, 10_000 + i));
     }
@@ -349,12 +339,7 @@ fn a_failed_read_fails_every_later_read_and_is_never_an_early_end() {
         head_bytes: 1024,
         max_requests: 4,
     };
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        settings,
-        vec![target("k", None)],
-    );
+    let fetcher = fetcher(&rt, &store, settings, vec![target("k", None)]);
     let source = &fetcher.sources()[0];
     let mut reader = source.open().unwrap();
     let mut out = Vec::new();
@@ -383,12 +368,7 @@ fn a_missing_object_fails_its_own_reader_only() {
         target("b", Some(3000)),
         target("c", Some(3000)),
     ];
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        ReadAhead::default(),
-        targets,
-    );
+    let fetcher = fetcher(&rt, &store, ReadAhead::default(), targets);
     let sources = fetcher.sources();
     assert_eq!(read_all(&sources[0]).unwrap(), content(1, 3000));
     let error = read_all(&sources[1]).unwrap_err();
@@ -411,12 +391,7 @@ fn an_overwrite_between_parts_fails_the_read_instead_of_mixing_versions() {
         head_bytes: 1024,
         max_requests: 1,
     };
-    let fetcher = Fetcher::new(
-        Arc::new(Shared(Arc::clone(&store))),
-        rt.handle().clone(),
-        settings,
-        vec![target("k", None)],
-    );
+    let fetcher = fetcher(&rt, &store, settings, vec![target("k", None)]);
     let mut reader = fetcher.sources()[0].open().unwrap();
     let mut head = vec![0u8; 1024];
     reader.read_exact(&mut head).unwrap();
