@@ -396,7 +396,12 @@ def concurrency(files: int) -> Scenario:
     # The builder's deployed timeout (60 s): four debug builds tracking and cutting at once on
     # a small machine, against an emulator that serializes DynamoDB, take longer than the 15 s
     # the other scenarios use to keep their settle time short.
-    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100, builder_timeout_seconds=60)
+    # Manifests must fill: a partial one is cut only once its oldest batch waited longer than
+    # the settle time (70 s), as deployed (600 s), so that the arrivals of the run fill whole
+    # manifests of 100 rather than whatever settled since the last delivery; 4 shards a date
+    # (16 deployed) so that 667 files a date make full manifests at all.
+    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100, builder_timeout_seconds=60,
+                                  shards=4, max_wait_seconds=120)
     local = LocalSettings(sqs_concurrency=4, converter_concurrency=4)
     return Scenario(
         "concurrency",
@@ -407,7 +412,25 @@ def concurrency(files: int) -> Scenario:
         local=local,
         timeout=900,
         upload_threads=8,
+        extra_checks=[_check_manifests_fill],
     )
+
+
+# Fewest files a manifest of the concurrency scenario may average: each of its 12 shards cuts a
+# full manifest (100) and partials at most every 50 s (120 s wait - 70 s settle) while arrivals
+# trickle in. Cutting whatever settled since the last delivery averaged 6 (311 manifests).
+MIN_FILES_PER_MANIFEST = 10
+
+
+def _check_manifests_fill(pipeline: Pipeline, outcome: Outcome) -> None:
+    if not outcome.manifests:
+        return
+    mean = outcome.files / outcome.manifests
+    outcome.notes.append(f"{outcome.manifests} manifests of {mean:.1f} files on average")
+    if mean < MIN_FILES_PER_MANIFEST:
+        outcome.problems.append(
+            f"manifests fragment: {outcome.manifests} for {outcome.files} files ({mean:.1f} each, fewer than {MIN_FILES_PER_MANIFEST})"
+        )
 
 
 def poison() -> Scenario:
@@ -591,10 +614,12 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
     try:
         pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
+        uploaded = time.monotonic()
         try:
             pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs))
         except TimeoutError as e:
             outcome.problems.append(str(e))
+        outcome.notes.append(f"uploads took {uploaded - started:.0f} s; the pipeline settled {time.monotonic() - uploaded:.0f} s after the last")
         check(pipeline, scenario.inputs, outcome, workdir)
         for extra in scenario.extra_checks:
             extra(pipeline, outcome)

@@ -60,6 +60,8 @@ class PipelineVariables:
     # A manifest that is not full is cut once its oldest batch waited this long.
     max_wait_seconds: int = 2
     max_attempts: int = 3
+    # Batch partitions per date (each invocation writes to one; a manifest takes one's batches).
+    shards: int = 16
     max_receive_count: int = 5
     timestamp_unit: str = "us"
     target_file_bytes: int = 128 << 20

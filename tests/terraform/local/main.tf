@@ -54,6 +54,7 @@ module "pipeline" {
   max_bytes_per_manifest      = each.value.max_bytes_per_manifest
   max_wait_seconds            = each.value.max_wait_seconds
   max_attempts                = each.value.max_attempts
+  shards                      = each.value.shards
   max_receive_count           = each.value.max_receive_count
   timestamp_unit              = each.value.timestamp_unit
   target_file_bytes           = each.value.target_file_bytes

@@ -45,6 +45,7 @@ variable "pipelines" {
     max_bytes_per_manifest      = optional(number, 1073741824)
     max_wait_seconds            = optional(number, 2)
     max_attempts                = optional(number, 3)
+    shards                      = optional(number, 16)
     max_receive_count           = optional(number, 5)
     timestamp_unit              = optional(string, "us")
     target_file_bytes           = optional(number, 134217728)
