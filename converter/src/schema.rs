@@ -184,7 +184,20 @@ impl Field {
 pub struct Schema {
     /// Top-level fields in column order.
     pub fields: Vec<Field>,
+    /// The top-level `MAP<string, V>` field (one of `fields`) that holds every top-level key
+    /// the other fields do not name: inference makes one when the records have more distinct
+    /// keys than `--map-keys` and most of them are rare, so that a sparse record costs what it
+    /// holds instead of a slot in thousands of columns (see [`OVERFLOW_NAME`]).
+    pub overflow: Option<String>,
 }
+
+/// The overflow column's name; `_overflow_2`, `_overflow_3`, ... when a field of the record
+/// is already called that (letter case ignored).
+pub const OVERFLOW_NAME: &str = "_overflow";
+
+/// Keys present in fewer than one record in this many go into the overflow column (when the
+/// record has more distinct keys than `--map-keys`).
+pub const OVERFLOW_RARITY: u64 = 100;
 
 /// A schema file that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -605,12 +618,49 @@ fn arrow_fields(fields: &[Field]) -> Fields {
 impl Schema {
     /// A schema of the given top-level fields.
     pub fn new(fields: Vec<Field>) -> Self {
-        Schema { fields }
+        Schema {
+            fields,
+            overflow: None,
+        }
+    }
+
+    /// A schema whose last field, `name`, is the overflow map of the keys `fields` do not
+    /// name, with values of type `values`.
+    pub fn with_overflow(mut fields: Vec<Field>, name: String, values: FieldType) -> Self {
+        fields.push(Field::new(name.clone(), FieldType::Map(Box::new(values))));
+        Schema {
+            fields,
+            overflow: Some(name),
+        }
+    }
+
+    /// The index of the overflow field in `fields`.
+    pub fn overflow_index(&self) -> Option<usize> {
+        let name = self.overflow.as_deref()?;
+        self.fields.iter().position(|f| f.name == name)
+    }
+
+    /// A name for the overflow field that no field of `fields` has (letter case ignored).
+    pub fn overflow_name(fields: &[Field]) -> String {
+        let taken = |name: &str| {
+            let folded = fold_case(name);
+            fields.iter().any(|f| fold_case(&f.name) == folded)
+        };
+        let mut name = OVERFLOW_NAME.to_string();
+        let mut n = 1;
+        while taken(&name) {
+            n += 1;
+            name = format!("{OVERFLOW_NAME}_{n}");
+        }
+        name
     }
 
     /// Widens `self` to hold every record of `other` too.
     pub fn merge(&mut self, other: &Schema) {
         merge_fields(&mut self.fields, &other.fields);
+        if self.overflow.is_none() {
+            self.overflow.clone_from(&other.overflow);
+        }
     }
 
     /// Number of leaf (Parquet) columns: scalars, and the leaves inside structs and lists.
@@ -630,7 +680,8 @@ impl Schema {
     }
 
     /// The dotted paths of the map columns, at any depth (`attrs`, `user.counts`, `events[]`
-    /// for maps that are list items, `m{}` for maps that are map values), for the summary.
+    /// for maps that are list items, `m{}` for maps that are map values), for the summary;
+    /// the overflow column is not one of them.
     pub fn map_columns(&self) -> Vec<String> {
         fn walk(t: &FieldType, path: String, out: &mut Vec<String>) {
             match t {
@@ -649,7 +700,13 @@ impl Schema {
         }
         let mut out = Vec::new();
         for f in &self.fields {
-            walk(&f.field_type, f.name.clone(), &mut out);
+            match &f.field_type {
+                // The overflow column is reported on its own; maps among its values are not.
+                FieldType::Map(values) if self.overflow.as_ref() == Some(&f.name) => {
+                    walk(values, format!("{}{{}}", f.name), &mut out);
+                }
+                field_type => walk(field_type, f.name.clone(), &mut out),
+            }
         }
         out.sort();
         out
@@ -681,6 +738,7 @@ impl Schema {
             format: Some(SCHEMA_FORMAT.to_string()),
             version: Some(SCHEMA_VERSION),
             fields: self.fields.iter().map(FieldDoc::from_field).collect(),
+            overflow: self.overflow.clone(),
         };
         let mut text =
             serde_json::to_string_pretty(&file).expect("invariant: schema documents serialize");
@@ -694,6 +752,7 @@ impl Schema {
             format: Some(SCHEMA_FORMAT.to_string()),
             version: Some(SCHEMA_VERSION),
             fields: self.fields.iter().map(FieldDoc::from_field).collect(),
+            overflow: self.overflow.clone(),
         };
         serde_json::to_string(&file).expect("invariant: schema documents serialize")
     }
@@ -717,9 +776,28 @@ impl Schema {
                 ));
             }
         }
-        Ok(Schema {
+        let schema = Schema {
             fields: fields_from_docs(&file.fields, "")?,
-        })
+            overflow: file.overflow,
+        };
+        if let Some(name) = &schema.overflow {
+            match schema.overflow_index().map(|i| &schema.fields[i].field_type) {
+                Some(FieldType::Map(_)) => {}
+                Some(other) => {
+                    return Err(invalid(
+                        "$.overflow",
+                        format!("names `{name}`, a {} field: the overflow field must be a map", other.name()),
+                    ))
+                }
+                None => {
+                    return Err(invalid(
+                        "$.overflow",
+                        format!("names `{name}`, which is not a top-level field: name one of type map, or remove `overflow`"),
+                    ))
+                }
+            }
+        }
+        Ok(schema)
     }
 }
 
@@ -748,6 +826,9 @@ struct SchemaFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     version: Option<u32>,
     fields: Vec<FieldDoc>,
+    /// The top-level map field holding the keys no other field names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    overflow: Option<String>,
 }
 
 /// One field (with `name`) or one list item type (without) in the file format.
@@ -1307,6 +1388,37 @@ mod tests {
             err(r#"{"fields":[{"name":"m","type":"map","values":{"type":"bogus"}}]}"#)
                 .contains("`m{}`")
         );
+    }
+
+    #[test]
+    fn the_overflow_column_round_trips_and_must_name_a_top_level_map() {
+        let fields = vec![
+            Field::new("id", FieldType::Int64),
+            Field::new("_OVERFLOW", FieldType::String),
+        ];
+        let name = Schema::overflow_name(&fields);
+        assert_eq!(name, "_overflow_2");
+        let schema = Schema::with_overflow(fields, name, FieldType::Int64);
+        let text = schema.to_json();
+        assert!(text.contains(r#""overflow": "_overflow_2""#), "{text}");
+        assert_eq!(Schema::from_json(&text).unwrap(), schema);
+        assert_eq!(
+            Schema::from_json(&schema.to_compact_json()).unwrap(),
+            schema
+        );
+        assert_eq!(schema.overflow_index(), Some(2));
+        // Not a map column of its own kind in the summary.
+        assert!(schema.map_columns().is_empty());
+        assert_eq!(Schema::overflow_name(&[]), "_overflow");
+
+        let err = |text: &str| Schema::from_json(text).unwrap_err().to_string();
+        let e = err(r#"{"fields":[{"name":"id","type":"int64"}],"overflow":"rest"}"#);
+        assert!(
+            e.contains("`$.overflow`") && e.contains("not a top-level field"),
+            "{e}"
+        );
+        let e = err(r#"{"fields":[{"name":"id","type":"int64"}],"overflow":"id"}"#);
+        assert!(e.contains("must be a map"), "{e}");
     }
 
     #[test]

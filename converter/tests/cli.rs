@@ -1891,6 +1891,23 @@ fn many_key_lines() -> (Vec<u8>, Vec<Value>) {
     (text, records)
 }
 
+/// What pyarrow and DuckDB read of map column `column` (`tests/python/read_map.py`).
+fn read_map(parquet: &Path, column: &str) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_map.py");
+    let output = std::process::Command::new(common::python())
+        .arg(script)
+        .arg(parquet)
+        .arg(column)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 #[test]
 fn objects_with_keys_as_data_are_written_as_maps_that_pyarrow_and_duckdb_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -1925,19 +1942,7 @@ fn objects_with_keys_as_data_are_written_as_maps_that_pyarrow_and_duckdb_read() 
             ),
         })
         .collect();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_map.py");
-    let output = std::process::Command::new(common::python())
-        .arg(script)
-        .arg(dir.path().join("out.parquet"))
-        .arg("counts")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let read: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let read = read_map(&dir.path().join("out.parquet"), "counts");
     assert_eq!(read["pyarrow_is_map"], true, "{read}");
     assert!(
         read["pyarrow_type"]
@@ -1963,6 +1968,110 @@ fn objects_with_keys_as_data_are_written_as_maps_that_pyarrow_and_duckdb_read() 
         .map(|r| expected_row(r, &schema, Timestamps::Native))
         .collect();
     assert_eq!(rows, want);
+}
+
+/// 3,000 records: `id` in every one, `level` in every third, and four of 3,000 keys `k*`
+/// each (a key in about four records: data, not names).
+fn sparse_root_lines() -> (Vec<u8>, Vec<Value>) {
+    let mut text = Vec::new();
+    let mut records = Vec::new();
+    for row in 0..3000u64 {
+        let mut record = serde_json::Map::new();
+        record.insert("id".into(), row.into());
+        for j in 0..4 {
+            let key = (row * 7919 + j * 1031) % 3000;
+            record.insert(format!("k{key}"), (row * 10 + j).into());
+        }
+        if row % 3 == 0 {
+            record.insert("level".into(), "info".into());
+        }
+        records.push(Value::Object(record));
+    }
+    for record in &records {
+        serde_json::to_writer(&mut text, record).unwrap();
+        text.push(b'\n');
+    }
+    (text, records)
+}
+
+#[test]
+fn rare_top_level_keys_share_one_overflow_map_that_pyarrow_and_duckdb_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (text, records) = sparse_root_lines();
+    write(dir.path(), "in.ndjson", &text);
+    let out = run(dir.path(), &["convert", "in.ndjson", "-o", "out.parquet"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("MAP<string, V> column `_overflow`"),
+        "{}",
+        out.stderr
+    );
+    let schema =
+        Schema::from_json(&footer(&dir.path().join("out.parquet"))[METADATA_SCHEMA]).unwrap();
+    let names: Vec<&str> = schema.fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["id", "level", "_overflow"]);
+    assert_eq!(schema.overflow.as_deref(), Some("_overflow"));
+
+    // Every `k*` key of a record, in input order, in its overflow map.
+    let expected: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            Value::Array(
+                r.as_object()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| k.starts_with('k'))
+                    .map(|(k, v)| serde_json::json!([k, v]))
+                    .collect(),
+            )
+        })
+        .collect();
+    let read = read_map(&dir.path().join("out.parquet"), "_overflow");
+    assert_eq!(read["pyarrow_is_map"], true, "{read}");
+    assert_eq!(read["duckdb_type"], "MAP(VARCHAR, BIGINT)");
+    assert_eq!(read["pyarrow"], Value::Array(expected.clone()));
+    assert_eq!(read["duckdb"], Value::Array(expected));
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("out.parquet")),
+        Timestamps::Native,
+    );
+    let want: Vec<Value> = records
+        .iter()
+        .map(|r| expected_row(r, &schema, Timestamps::Native))
+        .collect();
+    assert_eq!(rows, want);
+
+    // The printed schema names its overflow column, and a conversion with it as `--schema`
+    // (where unknown keys are otherwise rejected) writes the same rows, new keys included.
+    let printed = run(dir.path(), &["schema", "in.ndjson"]);
+    assert_eq!(printed.code, 0, "{}", printed.stderr);
+    assert_eq!(Schema::from_json(&printed.stdout).unwrap(), schema);
+    write(dir.path(), "schema.json", printed.stdout.as_bytes());
+    let mut more = text.clone();
+    more.extend_from_slice(b"{\"id\":9000,\"never seen\":1}\n");
+    write(dir.path(), "more.ndjson", &more);
+    let fixed = run(
+        dir.path(),
+        &[
+            "convert",
+            "more.ndjson",
+            "--schema",
+            "schema.json",
+            "-o",
+            "fixed.parquet",
+        ],
+    );
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    let rows = batch_rows(
+        &read_parquet(&dir.path().join("fixed.parquet")),
+        Timestamps::Native,
+    );
+    assert_eq!(rows.len(), 3001);
+    assert_eq!(rows[..3000], want[..]);
+    assert_eq!(
+        rows[3000]["_overflow"],
+        serde_json::json!({"never seen": 1})
+    );
 }
 
 #[test]

@@ -150,7 +150,7 @@ impl RecordDecoder {
     pub fn new(schema: &Schema, mode: DecodeMode, max_line_bytes: usize) -> Self {
         RecordDecoder {
             arrow_schema: Arc::new(schema.to_arrow()),
-            plan: Arc::new(StructPlan::new(&schema.fields)),
+            plan: Arc::new(StructPlan::root(schema)),
             mode,
             max_line_bytes,
         }
@@ -645,6 +645,71 @@ mod tests {
                 .data_type()
                 .clone()
         );
+    }
+
+    /// `id`, a column named `_overflow` (a key of the records), and the overflow column
+    /// `_overflow_2` of structs `{n}`.
+    const OVERFLOW: &str = r#"{"fields":[
+        {"name":"id","type":"int64"},
+        {"name":"_overflow","type":"string"},
+        {"name":"_overflow_2","type":"map","values":{"type":"struct","fields":[{"name":"n","type":"int64"}]}}
+    ],"overflow":"_overflow_2"}"#;
+
+    #[test]
+    fn keys_no_column_names_go_into_the_overflow_column_in_any_mode() {
+        let lines = "{\"b\":{\"n\":2},\"id\":1,\"a\":{\"n\":1}}\n\
+             {\"id\":2}\n\
+             {\"x\":{\"n\":1},\"id\":3,\"y\":{\"n\":\"bad\"}}\n\
+             {\"x\":{\"n\":1},\"X\":{\"n\":2}}\n\
+             {\"ID\":5,\"_overflow\":\"own\",\"_overflow_2\":{\"n\":6},\"z\":{}}\n\
+             {\"_overflow_2\":{\"n\":7},\"id\":6}\n";
+        let drop = fixed(UnknownFieldPolicy::Drop, TypeMismatchPolicy::Reject);
+        // A sampled schema's decoder takes new keys into the overflow column too; a value its
+        // type does not hold is a misfit (the schema widens), not a reject.
+        let optimistic = decode(
+            OVERFLOW,
+            DecodeMode::Optimistic,
+            lines.replace("\"bad\"", "1"),
+        );
+        assert!(optimistic.misfit.is_none());
+        assert_eq!((optimistic.stats.rows, optimistic.rejects.len()), (5, 1));
+        let bad = decode(
+            OVERFLOW,
+            DecodeMode::Optimistic,
+            "{\"new\":{\"n\":\"bad\"}}\n",
+        );
+        assert!(bad.misfit.is_some());
+        for mode in [strict(), drop] {
+            let out = decode(OVERFLOW, mode, lines);
+            assert!(out.misfit.is_none(), "{mode:?}");
+            let reasons: Vec<&str> = out.rejects.iter().map(|r| r.reason.as_str()).collect();
+            assert_eq!(out.stats.rows, 4, "{mode:?}: {reasons:?}");
+            assert_eq!(reasons.len(), 2, "{reasons:?}");
+            assert_eq!(
+                reasons[0],
+                "field `_overflow_2.y.n`: expected int64, found string \"bad\""
+            );
+            assert!(reasons[1].contains("`X`"), "{reasons:?}");
+            let batch = out.batch.unwrap();
+            assert_eq!(
+                map_row(&batch, 2, 0),
+                [("b".into(), Some(2)), ("a".into(), Some(1))]
+            );
+            let map = batch.column(2).as_map();
+            // A record without such keys holds no map; the rejected lines left no entry.
+            assert!(map.is_null(1));
+            assert_eq!(map.entries().len(), 5);
+            // `ID` is the column `id`; `_overflow` the record's own column; the overflow
+            // column's own name is an ordinary key.
+            let ids = batch.column(0).as_primitive::<Int64Type>();
+            assert_eq!(ids.value(2), 5);
+            assert_eq!(batch.column(1).as_string::<i32>().value(2), "own");
+            assert_eq!(
+                map_row(&batch, 2, 2),
+                [("_overflow_2".into(), Some(6)), ("z".into(), None)]
+            );
+            assert_eq!(map_row(&batch, 2, 3), [("_overflow_2".into(), Some(7))]);
+        }
     }
 
     #[test]

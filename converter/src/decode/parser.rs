@@ -167,6 +167,8 @@ impl<'a> Parser<'a> {
         self.pos += 1;
         let row = column.len;
         let mut hint = 0usize;
+        // Whether this record's overflow map row is open (it got a key no field names).
+        let mut overflowing = false;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -199,6 +201,23 @@ impl<'a> Parser<'a> {
                             return Err(e);
                         }
                     }
+                    None if column.plan.overflow.is_some() => {
+                        let at = column.plan.overflow.unwrap_or_default();
+                        let result = self.overflow_entry(
+                            &key,
+                            &mut column.children[at],
+                            row,
+                            &mut overflowing,
+                            ctx,
+                        );
+                        if let Err(e) = result {
+                            if matches!(e, Fail::Issue) {
+                                ctx.reversed_path
+                                    .push(Segment::Key(column.plan.names[at].to_string()));
+                            }
+                            return Err(e);
+                        }
+                    }
                     None => match ctx.mode {
                         DecodeMode::Fixed {
                             unknown_fields: UnknownFieldPolicy::Drop,
@@ -223,6 +242,11 @@ impl<'a> Parser<'a> {
                     }
                     _ => return Err(Fail::Syntax),
                 }
+            }
+        }
+        if overflowing {
+            if let Some(at) = column.plan.overflow {
+                Self::close_overflow(&mut column.children[at]);
             }
         }
         // Fields absent from this object stay short: they are padded with nulls when they
@@ -254,27 +278,10 @@ impl<'a> Parser<'a> {
                 return Err(Fail::Syntax);
             }
             let key = self.string()?;
-            let key = self.text_of(&key);
-            if key.len() > MAX_NAME_BYTES {
-                // Record validation names the problem (`name_too_long`).
-                return Err(Fail::Syntax);
-            }
-            if !map.seen.insert(Box::from(fold_case(key).as_ref())) {
-                let name = key.to_string();
-                return ctx.fail(Issue::DuplicateKey { name });
-            }
-            map.keys.push_str(key);
-            let name_at = map.keys.len();
             self.skip_ws();
             self.expect(b':')?;
             self.skip_ws();
-            if let Err(e) = self.value(&mut map.values, ctx) {
-                if matches!(e, Fail::Issue) {
-                    let key = map.keys.string_at(name_at - 1).to_string();
-                    ctx.reversed_path.push(Segment::Key(key));
-                }
-                return Err(e);
-            }
+            self.map_entry(&key, map, ctx)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => self.pos += 1,
@@ -287,6 +294,71 @@ impl<'a> Parser<'a> {
         }
         self.depth -= 1;
         Ok(())
+    }
+
+    /// One entry of a map: its key (already read, with the colon after it) and its value.
+    fn map_entry(
+        &mut self,
+        key: &Text,
+        map: &mut MapColumn,
+        ctx: &mut LineCtx,
+    ) -> Result<(), Fail> {
+        let key = self.text_of(key);
+        if key.len() > MAX_NAME_BYTES {
+            // Record validation names the problem (`name_too_long`).
+            return Err(Fail::Syntax);
+        }
+        if !map.seen.insert(Box::from(fold_case(key).as_ref())) {
+            let name = key.to_string();
+            return ctx.fail(Issue::DuplicateKey { name });
+        }
+        map.keys.push_str(key);
+        let name_at = map.keys.len();
+        if let Err(e) = self.value(&mut map.values, ctx) {
+            if matches!(e, Fail::Issue) {
+                let key = map.keys.string_at(name_at - 1).to_string();
+                ctx.reversed_path.push(Segment::Key(key));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// A key of the top-level record that no field names, into the overflow map column: the
+    /// row's map is opened at its first such key and closed at the record's end (`open`).
+    fn overflow_entry(
+        &mut self,
+        key: &Text,
+        column: &mut Column,
+        row: usize,
+        open: &mut bool,
+        ctx: &mut LineCtx,
+    ) -> Result<(), Fail> {
+        let first = !*open;
+        if first {
+            // The rows before without such keys become null maps.
+            column.pad_to(row);
+            *open = true;
+        }
+        let Column::Map(map) = column else {
+            unreachable!("invariant: the overflow column is a map (see StructPlan::root)")
+        };
+        if first {
+            map.seen.clear();
+        }
+        self.map_entry(key, map, ctx)
+    }
+
+    /// Closes the overflow map's row of the record just parsed.
+    fn close_overflow(column: &mut Column) {
+        let Column::Map(map) = column else {
+            unreachable!("invariant: the overflow column is a map (see StructPlan::root)")
+        };
+        map.offsets.push(
+            i32::try_from(map.values.len())
+                .expect("invariant: a chunk holds less than 2^31 map entries"),
+        );
+        map.nulls.append_non_null();
     }
 
     /// An array into a list column (at `[`).

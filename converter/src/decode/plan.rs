@@ -44,6 +44,9 @@ pub(super) struct StructPlan {
     folded: HashMap<Box<str>, usize, FxBuild>,
     pub(super) arrow_fields: Fields,
     pub(super) children: Vec<ColumnPlan>,
+    /// The child (a map column) that takes every key no other field names: the top-level
+    /// record's overflow column ([`Schema::overflow`]). Its own name is no key of the record.
+    pub(super) overflow: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -62,16 +65,28 @@ pub(super) enum ColumnPlan {
 }
 
 impl StructPlan {
+    /// The plan of the top-level record of `schema`.
+    pub(super) fn root(schema: &Schema) -> Self {
+        let overflow = schema
+            .overflow_index()
+            .filter(|&i| matches!(schema.fields[i].field_type, FieldType::Map(_)));
+        StructPlan::with_overflow(&schema.fields, overflow)
+    }
+
     pub(super) fn new(fields: &[Field]) -> Self {
+        StructPlan::with_overflow(fields, None)
+    }
+
+    fn with_overflow(fields: &[Field], overflow: Option<usize>) -> Self {
         let names: Vec<Box<str>> = fields.iter().map(|f| Box::from(f.name.as_str())).collect();
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
-        let folded = names
-            .iter()
-            .enumerate()
+        let keys = || {
+            names
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| Some(i) != overflow)
+        };
+        let index = keys().map(|(i, n)| (n.clone(), i)).collect();
+        let folded = keys()
             .map(|(i, n)| (Box::from(fold_case(n).as_ref()), i))
             .collect();
         let schema = Schema::new(fields.to_vec()).to_arrow();
@@ -84,13 +99,18 @@ impl StructPlan {
                 .iter()
                 .map(|f| ColumnPlan::new(&f.field_type))
                 .collect(),
+            overflow,
         }
     }
 
     #[inline]
     pub(super) fn lookup(&self, key: &str, hint: usize) -> Option<usize> {
         match self.names.get(hint) {
-            Some(name) if same_key(name.as_bytes(), key.as_bytes()) => Some(hint),
+            Some(name)
+                if same_key(name.as_bytes(), key.as_bytes()) && Some(hint) != self.overflow =>
+            {
+                Some(hint)
+            }
             _ => self
                 .index
                 .get(key)

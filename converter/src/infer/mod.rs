@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::schema::{
     fold_case, Field, FieldType, NumberFacts, Schema, TimestampUnit, MAP_KEY_THRESHOLD,
-    MAX_NAME_BYTES,
+    MAX_NAME_BYTES, OVERFLOW_RARITY,
 };
 use crate::timestamp::{looks_like_timestamp, parse_timestamp};
 
@@ -48,8 +48,21 @@ pub struct Inference {
     root: Node,
     unit: TimestampUnit,
     records: u64,
-    /// An object below the root with more distinct keys than this becomes a map.
+    /// An object below the root with more distinct keys than this becomes a map; a root with
+    /// more gets an overflow column for its rare keys.
     map_threshold: usize,
+    /// The root's overflow column, once a schema has one: every top-level key the root's
+    /// fields do not name goes into it (see [`Schema::overflow`]).
+    overflow: Option<Overflow>,
+    /// Scratch for `fits`: the root fields one line holds.
+    present: Vec<usize>,
+}
+
+/// A root overflow column: its name, and what every value of every key in it was.
+#[derive(Debug, Clone)]
+struct Overflow {
+    name: String,
+    values: Node,
 }
 
 /// The schema being inferred: [`FieldType`] with, per struct, an index of its field names
@@ -86,6 +99,9 @@ struct NodeField {
     node: Node,
     /// Other spellings of `name` seen (differing only in case), in order.
     variants: Vec<String>,
+    /// Records that held the field (counted for the root's fields only, which is where an
+    /// overflow column is decided).
+    present: u64,
 }
 
 impl Node {
@@ -216,6 +232,7 @@ impl StructNode {
                     name: name.to_string(),
                     node: Node::Leaf(FieldType::Null),
                     variants: Vec::new(),
+                    present: 0,
                 });
                 index
             }
@@ -232,6 +249,7 @@ impl StructNode {
             for variant in &field.variants {
                 self.slot(variant);
             }
+            self.fields[index].present += field.present;
             self.fields[index].node.merge(&field.node, map_threshold);
         }
     }
@@ -243,13 +261,28 @@ impl Inference {
         Self::from_schema(Schema::default(), unit)
     }
 
-    /// Starts from an existing schema (widening continues from it).
+    /// Starts from an existing schema (widening continues from it). An overflow column stays
+    /// one: keys its other fields do not name go on into it.
     pub fn from_schema(schema: Schema, unit: TimestampUnit) -> Self {
+        let overflow_index = schema.overflow_index();
+        let mut fields = schema.fields;
+        let overflow = overflow_index.map(|index| {
+            let field = fields.remove(index);
+            let FieldType::Map(values) = field.field_type else {
+                unreachable!("invariant: a schema's overflow field is a map (checked when read)")
+            };
+            Overflow {
+                name: field.name,
+                values: Node::from_type(*values),
+            }
+        });
         Inference {
-            root: Node::from_type(FieldType::Struct(schema.fields)),
+            root: Node::from_type(FieldType::Struct(fields)),
             unit,
             records: 0,
             map_threshold: MAP_KEY_THRESHOLD,
+            overflow,
+            present: Vec::new(),
         }
     }
 
@@ -278,13 +311,24 @@ impl Inference {
         {
             return LineInference::Invalid;
         }
-        match fits(text, &self.root, self.unit) {
+        self.present.clear();
+        let overflow = self.overflow.as_ref().map(|o| &o.values);
+        let root = RootFits {
+            overflow,
+            present: &mut self.present,
+        };
+        match fits(text, &self.root, root, self.unit) {
             // The fast check skips the contents of string columns, so it does not see an
             // invalid `\u` escape (a lone surrogate) there: such lines get the full check.
             Ok(true) if text.contains("\\u") && validate_record(text).is_err() => {
                 LineInference::Invalid
             }
             Ok(true) => {
+                if let Node::Struct(root) = &mut self.root {
+                    for &index in &self.present {
+                        root.fields[index].present += 1;
+                    }
+                }
                 self.records += 1;
                 LineInference::Fits
             }
@@ -298,7 +342,7 @@ impl Inference {
                     target: &mut self.root,
                     unit: self.unit,
                     map_threshold: self.map_threshold,
-                    root: true,
+                    root: Some(self.overflow.as_mut().map(|o| &mut o.values)),
                 }
                 .deserialize(&mut de);
                 debug_assert!(merged.is_ok(), "a validated line merges");
@@ -316,21 +360,63 @@ impl Inference {
             (Node::Struct(mine), Node::Struct(theirs)) => mine.merge(theirs, self.map_threshold),
             _ => unreachable!("invariant: the root of an inference is a struct"),
         }
+        match (&mut self.overflow, &other.overflow) {
+            (Some(mine), Some(theirs)) => mine.values.merge(&theirs.values, self.map_threshold),
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            (_, None) => {}
+        }
         self.records += other.records;
     }
 
     /// The schema inferred so far (number columns resolved to their types).
+    ///
+    /// A root of more than the map threshold's distinct keys keeps as columns the keys
+    /// present in at least one record in [`OVERFLOW_RARITY`] (and in more than one record);
+    /// the rest share one overflow map column. Such keys are data (ids, dates, user-chosen names): as columns, every
+    /// record would take a slot in each of thousands of them, in memory and in the writer.
     pub fn schema(&self) -> Schema {
-        match self.root.to_type(true) {
-            FieldType::Struct(fields) => Schema::new(fields),
-            _ => unreachable!("invariant: the root of an inference is a struct"),
+        self.build_schema(true)
+    }
+
+    fn build_schema(&self, resolve: bool) -> Schema {
+        let Node::Struct(root) = &self.root else {
+            unreachable!("invariant: the root of an inference is a struct")
+        };
+        let column = |f: &NodeField| Field::new(f.name.clone(), f.node.to_type(resolve));
+        if let Some(overflow) = &self.overflow {
+            let fields = root.fields.iter().map(column).collect();
+            return Schema::with_overflow(
+                fields,
+                overflow.name.clone(),
+                overflow.values.to_type(resolve),
+            );
         }
+        if root.fields.len() <= self.map_threshold {
+            return Schema::new(root.fields.iter().map(column).collect());
+        }
+        // A key held by a single record is no column however few the records are.
+        let frequent = |f: &&NodeField| {
+            f.present >= 2 && f.present.saturating_mul(OVERFLOW_RARITY) >= self.records
+        };
+        let rare: Vec<&NodeField> = root.fields.iter().filter(|f| !frequent(f)).collect();
+        if rare.is_empty() {
+            return Schema::new(root.fields.iter().map(column).collect());
+        }
+        let fields: Vec<Field> = root.fields.iter().filter(frequent).map(column).collect();
+        let mut values = Node::Leaf(FieldType::Null);
+        for field in rare {
+            values.merge(&field.node, self.map_threshold);
+        }
+        let name = Schema::overflow_name(&fields);
+        Schema::with_overflow(fields, name, values.to_type(resolve))
     }
 
     /// The number columns that had to widen to keep every value exact (for the summary).
     pub fn widenings(&self) -> Widenings {
         let mut widenings = Widenings::default();
-        Widenings::count(&self.root.to_type(false), &mut widenings);
+        for field in self.build_schema(false).fields {
+            Widenings::count(&field.field_type, &mut widenings);
+        }
         widenings
     }
 
@@ -340,6 +426,10 @@ impl Inference {
     /// two spellings of one name in one object is rejected as a duplicate key.
     pub fn case_variants(&self) -> u64 {
         self.root.case_variants()
+            + self
+                .overflow
+                .as_ref()
+                .map_or(0, |o| o.values.case_variants())
     }
 
     /// Consumes the inference, returning its schema.
@@ -409,13 +499,19 @@ fn raw_number(raw: &RawValue) -> Option<NumberFacts> {
 
 /// Whether the value in `text` (one record) is already described by `root`.
 /// `Err` means the text is not valid JSON (or not a single value).
-fn fits(text: &str, root: &Node, unit: TimestampUnit) -> Result<bool, serde_json::Error> {
+fn fits(
+    text: &str,
+    root: &Node,
+    root_fits: RootFits<'_>,
+    unit: TimestampUnit,
+) -> Result<bool, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_str(text);
     let mut misfit = false;
     let result = FitsSeed {
         expected: root,
         unit,
         misfit: &mut misfit,
+        root: Some(root_fits),
     }
     .deserialize(&mut de)
     .and_then(|()| de.end());
@@ -440,6 +536,17 @@ struct FitsSeed<'a> {
     expected: &'a Node,
     unit: TimestampUnit,
     misfit: &'a mut bool,
+    /// Set for the top-level record only.
+    root: Option<RootFits<'a>>,
+}
+
+/// What checking the top-level record needs beyond its fields.
+struct RootFits<'a> {
+    /// The overflow column's values, which take any key the fields do not name.
+    overflow: Option<&'a Node>,
+    /// The fields the record holds (to count their presence, and to see a repeated key when
+    /// keys come in another order than the schema's).
+    present: &'a mut Vec<usize>,
 }
 
 impl<'a> FitsSeed<'a> {
@@ -525,6 +632,7 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
                 expected: items,
                 unit: self.unit,
                 misfit: &mut *self.misfit,
+                root: None,
             })?
             .is_some()
         {}
@@ -544,6 +652,7 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
                     expected: values,
                     unit: self.unit,
                     misfit: &mut *self.misfit,
+                    root: None,
                 })?;
             }
             return Ok(());
@@ -551,6 +660,9 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
         let Node::Struct(node) = self.expected else {
             return self.fail();
         };
+        if let Some(root) = self.root {
+            return fits_root(node, root, self.unit, self.misfit, map);
+        }
         let mut hint = 0usize;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             // A case variant goes through validation and merging: the line may hold two
@@ -571,18 +683,75 @@ impl<'de> Visitor<'de> for FitsSeed<'_> {
                 expected: &node.fields[index].node,
                 unit: self.unit,
                 misfit: &mut *self.misfit,
+                root: None,
             })?;
         }
         Ok(())
     }
 }
 
+/// Whether the top-level record fits: as any struct, except that its keys may come in any
+/// order (records with many optional keys rarely follow the schema's order), and that a key
+/// no field names goes into the overflow column when there is one.
+fn fits_root<'de, A: MapAccess<'de>>(
+    node: &StructNode,
+    root: RootFits<'_>,
+    unit: TimestampUnit,
+    misfit: &mut bool,
+    mut map: A,
+) -> Result<(), A::Error> {
+    let fail = |misfit: &mut bool| {
+        *misfit = true;
+        Err(de::Error::custom("value does not fit the schema"))
+    };
+    // The case-folded keys that went into the overflow column (a handful per record).
+    let mut overflowed: Vec<String> = Vec::new();
+    let mut hint = 0usize;
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let expected = match node.exact(&key, hint) {
+            // A case variant goes through validation and merging (see `visit_map`).
+            Some(index) if node.fields[index].name != *key => return fail(misfit),
+            Some(index) => {
+                if index < hint && root.present.contains(&index) {
+                    return fail(misfit);
+                }
+                root.present.push(index);
+                hint = index + 1;
+                &node.fields[index].node
+            }
+            None => {
+                let Some(values) = root.overflow else {
+                    return fail(misfit);
+                };
+                let folded = fold_case(&key);
+                if key.len() > MAX_NAME_BYTES
+                    || node.folded.contains_key(folded.as_ref())
+                    || overflowed.iter().any(|k| *k == folded)
+                {
+                    return fail(misfit);
+                }
+                overflowed.push(folded.into_owned());
+                values
+            }
+        };
+        map.next_value_seed(FitsSeed {
+            expected,
+            unit,
+            misfit: &mut *misfit,
+            root: None,
+        })?;
+    }
+    Ok(())
+}
+
 struct MergeSeed<'a> {
     target: &'a mut Node,
     unit: TimestampUnit,
     map_threshold: usize,
-    /// The top-level record, which stays a struct however many keys it has.
-    root: bool,
+    /// Set for the top-level record, which stays a struct however many keys it has, counts
+    /// its fields' presence, and sends keys its fields do not name to the overflow column's
+    /// values when it has one.
+    root: Option<Option<&'a mut Node>>,
 }
 
 impl MergeSeed<'_> {
@@ -680,7 +849,7 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
                 target: &mut *items,
                 unit,
                 map_threshold,
-                root: false,
+                root: None,
             })?
             .is_some()
         {}
@@ -698,19 +867,31 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
         }
         // Keys into struct fields, until the struct grows past the threshold: then it becomes
         // a map (its fields freed), and the rest of the keys go into the map's value.
+        let is_root = self.root.is_some();
+        let mut overflow = self.root.flatten();
         while let Node::Struct(node) = &mut *self.target {
             let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
                 return Ok(());
             };
-            let index = node.slot(&key);
-            let value = &mut node.fields[index].node;
+            let known =
+                node.exact(&key, 0).is_some() || node.folded.contains_key(fold_case(&key).as_ref());
+            let value = match overflow.as_deref_mut() {
+                Some(values) if !known => values,
+                _ => {
+                    let index = node.slot(&key);
+                    if is_root {
+                        node.fields[index].present += 1;
+                    }
+                    &mut node.fields[index].node
+                }
+            };
             map.next_value_seed(MergeSeed {
                 target: value,
                 unit: self.unit,
                 map_threshold: self.map_threshold,
-                root: false,
+                root: None,
             })?;
-            if !self.root {
+            if !is_root {
                 self.target.collapse_if_wide(self.map_threshold);
             }
         }
@@ -722,7 +903,7 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
                 target: values,
                 unit: self.unit,
                 map_threshold: self.map_threshold,
-                root: false,
+                root: None,
             })?;
         }
         Ok(())
@@ -1028,15 +1209,119 @@ mod tests {
     }
 
     #[test]
-    fn thousands_of_keys_infer_in_linear_time() {
+    fn twenty_thousand_keys_each_in_a_few_records_share_the_overflow_column() {
+        // Each key is in two or three of 20,000 records (quadratic lookups took seconds here;
+        // as columns, every record took a slot in each of the 20,000).
         let mut inference = Inference::new(Microsecond);
-        let start = std::time::Instant::now();
         for i in 0..20_000 {
             inference.add_line(format!("{{\"k{i}\":{i},\"k{}\":true}}", i / 2).as_bytes());
         }
-        assert_eq!(inference.schema().fields.len(), 20_000);
-        // Quadratic lookups took seconds here.
-        assert!(start.elapsed().as_secs() < 2, "{:?}", start.elapsed());
+        let schema = inference.schema();
+        assert_eq!(
+            schema,
+            Schema::with_overflow(
+                Vec::new(),
+                "_overflow".into(),
+                FieldType::String // integers and booleans under one key
+            )
+        );
+    }
+
+    #[test]
+    fn keys_in_fewer_than_one_record_in_a_hundred_go_into_the_overflow_column() {
+        // 400 records: `id` in all, `_overflow` (a record's own key) in every 4th, `level` in
+        // 4 (1%), `once` in 1, and 2,000 keys `k*` in 1 or 2 records each.
+        let lines: Vec<String> = (0..400)
+            .map(|i| {
+                let mut line = format!(r#"{{"id":{i},"k{}":{i}"#, i * 5 % 2000);
+                for k in [i * 5 + 1, i * 5 + 2, i * 5 + 3] {
+                    line += &format!(r#","k{}":{}"#, k % 2000, k);
+                }
+                if i % 4 == 0 {
+                    line += r#","_Overflow":"own""#;
+                }
+                if i % 100 == 7 {
+                    line += r#","level":"info""#;
+                }
+                if i == 9 {
+                    line += r#","once":{"x":1}"#;
+                }
+                line + "}"
+            })
+            .collect();
+        let inference = infer_with_threshold(&lines, 1000);
+        let expected = Schema::with_overflow(
+            vec![
+                Field::new("id", FieldType::Int64),
+                Field::new("_Overflow", FieldType::String),
+                Field::new("level", FieldType::String),
+            ],
+            "_overflow_2".into(),
+            // Integers and the one object conflict: the values are kept as JSON text.
+            FieldType::String,
+        );
+        assert_eq!(inference.schema(), expected);
+        // The same schema however the input is split and merged.
+        for split in [1, 133, 399] {
+            let mut total = Inference::new(Microsecond);
+            for part in [&lines[..split], &lines[split..]] {
+                total.merge(&infer_with_threshold(part, 1000));
+            }
+            assert_eq!(total.schema(), expected, "split at {split}");
+        }
+        // Below the threshold every key is a column.
+        assert_eq!(infer_with_threshold(&lines, 3000).schema().overflow, None);
+    }
+
+    #[test]
+    fn a_schema_with_an_overflow_column_takes_new_keys_into_it() {
+        let schema = Schema::with_overflow(
+            vec![Field::new("id", FieldType::Int64)],
+            "_overflow".into(),
+            FieldType::Int64,
+        );
+        let mut inference = Inference::from_schema(schema.clone(), Microsecond);
+        // (The first numbers widen what is known of the columns' digits.)
+        assert_ne!(
+            inference.add_line(br#"{"id":9,"p":9}"#),
+            LineInference::Invalid
+        );
+        // New keys, in any order, into the overflow column: the fast check.
+        for line in [
+            r#"{"new":1,"id":2}"#,
+            r#"{"a":1,"b":2}"#,
+            r#"{"_overflow":3}"#,
+        ] {
+            assert_eq!(
+                inference.add_line(line.as_bytes()),
+                LineInference::Fits,
+                "{line}"
+            );
+        }
+        // A key repeated (in any letter case) is no record, in or out of the overflow column.
+        for bad in [r#"{"a":1,"A":2}"#, r#"{"id":1,"x":2,"id":3}"#] {
+            assert_eq!(
+                inference.add_line(bad.as_bytes()),
+                LineInference::Invalid,
+                "{bad}"
+            );
+        }
+        // A case variant of a column is that column, not an overflow key.
+        assert_eq!(
+            inference.add_line(br#"{"ID":"text"}"#),
+            LineInference::Widened
+        );
+        // A value the overflow's type does not hold widens it.
+        assert_eq!(inference.add_line(br#"{"c":2.5}"#), LineInference::Widened);
+        assert_eq!(
+            inference.schema(),
+            Schema::with_overflow(
+                vec![Field::new("id", FieldType::String)],
+                "_overflow".into(),
+                FieldType::Float64,
+            )
+        );
+        assert_eq!(inference.records(), 6);
     }
 
     fn infer_with_threshold(lines: &[String], keys: usize) -> Inference {
@@ -1101,7 +1386,14 @@ mod tests {
             .map(|i| format!(r#"{{"c{i}":1,"a":{{"b":{{"k{i}":{{"v{i}":true}}}}}}}}"#))
             .collect();
         let schema = infer_with_threshold(&lines, 3).schema();
-        assert_eq!(schema.fields.len(), 11);
+        // Eleven top-level keys, ten of them in one record each: those share the overflow
+        // column (a map of the values), `a` stays a column.
+        assert_eq!(schema.fields.len(), 2);
+        assert_eq!(schema.overflow.as_deref(), Some("_overflow"));
+        assert_eq!(
+            field(&schema, "_overflow"),
+            FieldType::Map(Box::new(FieldType::Int64))
+        );
         // `a.b` has ten keys (a map); its values' union has ten keys too (a map as well).
         assert_eq!(
             field(&schema, "a"),

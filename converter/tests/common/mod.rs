@@ -215,7 +215,38 @@ pub fn expected_value(input: &Value, field_type: &FieldType, ts: Timestamps) -> 
 
 /// The row a record must read back as.
 pub fn expected_row(record: &Value, schema: &Schema, ts: Timestamps) -> Value {
-    expected_value(record, &FieldType::Struct(schema.fields.clone()), ts)
+    let Some(at) = schema.overflow_index() else {
+        return expected_value(record, &FieldType::Struct(schema.fields.clone()), ts);
+    };
+    // The overflow column holds the keys no other column names (in any letter case), or is
+    // null when there are none.
+    let mut columns = schema.fields.clone();
+    let overflow = columns.remove(at);
+    let mut row = if columns.is_empty() {
+        Value::Object(Map::new())
+    } else {
+        expected_value(record, &FieldType::Struct(columns.clone()), ts)
+    };
+    let named: Vec<_> = columns
+        .iter()
+        .map(|f| converter::schema::fold_case(&f.name).into_owned())
+        .collect();
+    let rest: Map<String, Value> = record
+        .as_object()
+        .expect("a record is an object")
+        .iter()
+        .filter(|(k, _)| !named.contains(&converter::schema::fold_case(k).into_owned()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let value = if rest.is_empty() {
+        Value::Null
+    } else {
+        expected_value(&Value::Object(rest), &overflow.field_type, ts)
+    };
+    row.as_object_mut()
+        .expect("a row is an object")
+        .insert(overflow.name, value);
+    row
 }
 
 /// Canonical value of row `i` of an Arrow array.

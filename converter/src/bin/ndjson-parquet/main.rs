@@ -28,7 +28,7 @@ use converter::decode::{TypeMismatchPolicy, UnknownFieldPolicy};
 use converter::input::{is_regular_file, FileSource, Source, SpooledSource, StreamSource};
 use converter::parquet_options::{Codec, ParquetOptions, Statistics};
 use converter::reject::RejectKind;
-use converter::schema::{TimestampUnit, MAP_KEY_THRESHOLD};
+use converter::schema::{TimestampUnit, MAP_KEY_THRESHOLD, OVERFLOW_RARITY};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Convert NDJSON (plain, gzip or zstd) to Parquet. Every input line ends up as a row or as a
@@ -87,7 +87,9 @@ struct ReadArgs {
     timestamp_unit: UnitArg,
 
     /// Infer an object (below the top level) with more than N distinct keys as a
-    /// MAP<string, V> column instead of a struct with one column per key.
+    /// MAP<string, V> column instead of a struct with one column per key. Records with more
+    /// than N distinct top-level keys keep the keys present in at least 1% of them as columns;
+    /// the rarer ones share one MAP<string, V> column, `_overflow`.
     #[arg(long, value_name = "N", default_value_t = MAP_KEY_THRESHOLD as u64, value_parser = clap::value_parser!(u64).range(1..))]
     map_keys: u64,
 
@@ -796,6 +798,11 @@ fn print_summary(summary: &Summary, sources: usize, args: &ConvertArgs) {
             if maps.len() == 1 { "" } else { "s" },
             if maps.len() == 1 { "its" } else { "their" },
             maps.join(", ")
+        );
+    }
+    if let Some(overflow) = &summary.schema.overflow {
+        eprintln!(
+            "  top-level keys no column names are in the MAP<string, V> column `{overflow}` (the records have more distinct keys than --map-keys; keys in fewer than 1 in {OVERFLOW_RARITY} records go there)"
         );
     }
     if summary.case_variants > 0 {
