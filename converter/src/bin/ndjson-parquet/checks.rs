@@ -36,8 +36,25 @@ fn identity(name: &str) -> Option<Identity> {
     let path = Path::new(name);
     Some(match std::fs::metadata(path) {
         Ok(meta) => Identity::Inode(meta.dev(), meta.ino()),
-        Err(_) => Identity::Path(resolved(path)),
+        Err(_) => Identity::Path(resolved(&dangling_target(path))),
     })
+}
+
+/// Where `path` leads when it is a symlink to a file not created yet (writing through it
+/// creates that file): the links followed, 40 at most (the kernel's own limit).
+fn dangling_target(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+        let Some(target) = is_link.then(|| std::fs::read_link(&path).ok()).flatten() else {
+            break;
+        };
+        path = match path.parent() {
+            Some(parent) if target.is_relative() => parent.join(target),
+            _ => target,
+        };
+    }
+    path
 }
 
 /// `path` made absolute, its longest existing ancestor canonicalized and the rest appended
@@ -235,6 +252,20 @@ mod tests {
         assert_eq!(resolved(&base.join("sub/../x")), base.join("x"));
         assert_eq!(resolved(&base.join("nope/../x")), base.join("x"));
         assert_eq!(resolved(&base.join("./sub/./y")), base.join("sub/y"));
+    }
+
+    #[test]
+    fn a_symlink_to_a_file_not_created_yet_is_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink("out.parquet", base.join("link")).unwrap();
+        std::os::unix::fs::symlink(base.join("link"), base.join("link2")).unwrap();
+        let out = identity(base.join("out.parquet").to_str().unwrap());
+        assert!(matches!(out, Some(Identity::Path(_))));
+        assert_eq!(identity(base.join("link").to_str().unwrap()), out);
+        assert_eq!(identity(base.join("link2").to_str().unwrap()), out);
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        assert!(identity(base.join("loop").to_str().unwrap()).is_some());
     }
 
     #[test]
