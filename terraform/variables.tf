@@ -77,7 +77,7 @@ variable "max_bytes_per_manifest" {
 }
 
 variable "max_wait_seconds" {
-  description = "A manifest that is not full is cut once its oldest batch of arrivals waited this long."
+  description = "A manifest that is not full is cut once its oldest batch of arrivals waited this long. Keep it well above the settle time (builder_timeout_seconds + 10): a partial manifest gathers the arrivals of the difference, and below it every settled batch is cut at once into many small manifests."
   type        = number
   default     = 600
 }

@@ -175,6 +175,19 @@ impl BuilderConfig {
         })
     }
 
+    /// Timings that work but defeat their purpose, to be logged as warnings at start-up.
+    pub fn timing_warnings(&self) -> Vec<String> {
+        let b = &self.batching;
+        let mut warnings = Vec::new();
+        if b.max_wait_seconds < b.settle_seconds {
+            warnings.push(format!(
+                "MAX_WAIT_SECONDS ({}) is below SETTLE_SECONDS ({}): a batch is due the moment it settles, so a partial manifest holds only what settled since the last cut, and a steady trickle makes many small manifests (the files a manifest waits for arrive in MAX_WAIT_SECONDS - SETTLE_SECONDS)",
+                b.max_wait_seconds, b.settle_seconds
+            ));
+        }
+        warnings
+    }
+
     /// What is wrong with the timings for an invocation that may run `timeout_seconds`
     /// (the function's timeout, as the first invocation's deadline tells it): a batch still
     /// being tracked must never be cut (`SETTLE_SECONDS`), nor a manifest still being started
@@ -331,6 +344,20 @@ mod tests {
             "{problems:?}"
         );
         assert_eq!(config.timing_problems(960).len(), 2);
+    }
+
+    #[test]
+    fn a_wait_shorter_than_the_settle_time_is_warned_about() {
+        let mut vars = valid();
+        vars.insert("MAX_WAIT_SECONDS", "600");
+        assert!(read(&vars).unwrap().timing_warnings().is_empty());
+        vars.insert("MAX_WAIT_SECONDS", "2");
+        let warnings = read(&vars).unwrap().timing_warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].starts_with("MAX_WAIT_SECONDS (2) is below SETTLE_SECONDS (70)"),
+            "{warnings:?}"
+        );
     }
 
     #[test]

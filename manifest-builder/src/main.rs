@@ -28,6 +28,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     };
     shared::logging::init_json(config.log_level, std::io::stdout);
+    for warning in config.timing_warnings() {
+        tracing::warn!(%warning, "timing that fragments manifests");
+    }
     let aws = shared::aws::load_config().await;
     let builder = Builder {
         batching: Batching::new(
