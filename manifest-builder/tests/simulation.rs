@@ -19,7 +19,7 @@
 //! close the entry, or learn that the run lost its manifest); the conversion between them is a
 //! model (remove stale parts, read exactly the tracked versions, supersede the gone ones,
 //! write one part), as the runner's object handling is tested on its own and on the emulator
-//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS` (default 300) sets how many seeds run, `SIMULATION_SEED`
+//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS` (default 1,500, spread over the cores) sets how many seeds run, `SIMULATION_SEED`
 //! runs one, with a trace of what happened.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1474,7 +1474,7 @@ fn seeds() -> std::ops::Range<u64> {
     let n = std::env::var("SIMULATION_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(1500);
     let first = std::env::var("SIMULATION_FIRST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -1495,9 +1495,32 @@ fn every_version_is_converted_once_or_accounted_for_under_faults() {
         result.expect("the seed passes");
         return;
     }
+    // Seeds are independent single-threaded runs: spread over the cores, reported in order.
+    let seeds: Vec<u64> = seeds().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut results: Vec<(u64, Result<Outcome, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let seeds = &seeds;
+                scope.spawn(move || {
+                    seeds
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|&seed| (seed, run(seed, Profile::Hazards, false)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a simulation thread panicked"))
+            .collect()
+    });
+    results.sort_by_key(|(seed, _)| *seed);
     let mut total = Outcome::default();
-    for seed in seeds() {
-        match run(seed, Profile::Hazards, false) {
+    for (seed, result) in results {
+        match result {
             Ok(o) => {
                 total.versions += o.versions;
                 total.converted += o.converted;
@@ -1513,7 +1536,7 @@ fn every_version_is_converted_once_or_accounted_for_under_faults() {
             ),
         }
     }
-    eprintln!("simulation: {} seeds, {total:?}", seeds().count());
+    eprintln!("simulation: {} seeds, {total:?}", seeds.len());
     assert!(
         total.converted > 0 && total.superseded > 0 && total.failed > 0 && total.released > 0,
         "the seeds exercise every outcome: {total:?}"
