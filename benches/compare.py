@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,29 @@ PEERS = {
         "kw = {'compression_level': 3} if codec == 'zstd' else {}\n"
         "pq.write_table(pj.read_json(src), dst, compression=codec, **kw)\n"
     ),
+    # What the Glue job runs: Spark reading JSON (schema inferred) and writing Parquet, here
+    # in local mode on the machine's cores. Its JVM is not a waited-for child of this
+    # process, so its CPU time and memory are not measured; Glue bills allocated time anyway.
+    "spark": (
+        "import os, sys\n"
+        "from pyspark.sql import SparkSession\n"
+        "src, dst, codec = sys.argv[1:4]\n"
+        "spark = (SparkSession.builder.master(f'local[{os.cpu_count()}]').appName('compare')\n"
+        "         .config('spark.ui.enabled', 'false').config('spark.driver.memory', '4g')\n"
+        "         .config('spark.sql.parquet.compression.codec', codec).getOrCreate())\n"
+        "spark.sparkContext.setLogLevel('ERROR')\n"
+        "spark.read.json(src).write.mode('overwrite').parquet(dst)\n"
+        "spark.stop()\n"
+    ),
 }
+
+# Prices used for the cost per TB (us-east-1, public price lists, as of 2026-12-01).
+LAMBDA_ARM64_PER_GB_SECOND = 0.0000133334
+LAMBDA_MB_PER_VCPU = 1769
+GLUE_PER_DPU_HOUR = 0.44
+GLUE_VCPU_PER_DPU = 4
+# Tools whose CPU time and peak memory wait4(2) cannot see.
+UNMEASURED = {"spark"}
 
 
 def run(argv):
@@ -68,6 +91,13 @@ def command(tool, binary, src, dst, codec, threads=None):
     return [PYTHON, "-c", PEERS[tool], src, dst, codec]
 
 
+def output_size(path):
+    """Bytes of a Parquet output: a file, or a directory of part files (Spark)."""
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files if f.endswith(".parquet"))
+    return os.path.getsize(path)
+
+
 def count_lines(path):
     with open(path, "rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b""))
@@ -79,7 +109,9 @@ def measure(tools, binary, src, codec, runs, workdir, lines):
     for _ in range(runs):
         for tool in tools:
             dst = os.path.join(workdir, f"{tool.replace(' ', '_')}.parquet")
-            if os.path.exists(dst):
+            if os.path.isdir(dst):
+                shutil.rmtree(dst)
+            elif os.path.exists(dst):
                 os.remove(dst)
             threads = 1 if tool == "ndjson-parquet 1 thread" else None
             name = "ndjson-parquet" if tool.startswith("ndjson-parquet") else tool
@@ -95,22 +127,24 @@ def measure(tools, binary, src, codec, runs, workdir, lines):
                 failures[tool] = message[:200]
                 print(f"  {tool:28s} failed: {failures[tool]}", flush=True)
                 continue
-            size = os.path.getsize(dst)
+            size = output_size(dst)
             if name == "ndjson-parquet":
                 rows = pq.ParquetFile(dst).metadata.num_rows
                 if rows != lines:
                     raise RuntimeError(f"our output has {rows} rows, the input {lines} lines")
             results[tool].append((wall, cpu, rss, size))
-            print(f"  {tool:28s} {os.path.getsize(src) / 1e6 / wall:8.1f} MB/s  {rss / 1e6:8.1f} MB RSS", flush=True)
+            print(f"  {tool:28s} {os.path.getsize(src) / 1e6 / wall:8.1f} MB/s  {cpu:6.2f} CPU s  {rss / 1e6:8.1f} MB RSS", flush=True)
     summary = {}
     for tool, samples in results.items():
         if tool in failures:
             summary[tool] = {"failed": failures[tool]}
             continue
         summary[tool] = {
+            "mb": os.path.getsize(src) / 1e6,
+            "wall_s": statistics.median(s[0] for s in samples),
             "mb_s": os.path.getsize(src) / 1e6 / statistics.median(s[0] for s in samples),
-            "cpu_s": statistics.median(s[1] for s in samples),
-            "rss_mb": statistics.median(s[2] for s in samples) / 1e6,
+            "cpu_s": None if tool in UNMEASURED else statistics.median(s[1] for s in samples),
+            "rss_mb": None if tool in UNMEASURED else statistics.median(s[2] for s in samples) / 1e6,
             "out_mb": statistics.median(s[3] for s in samples) / 1e6,
         }
     return summary
@@ -130,7 +164,7 @@ def chart(all_results, path):
         xs = [i + t * width for i in range(len(cases))]
         # A tool that failed on a case gets no bar there (the report says why).
         axes[0].bar(xs, [all_results[c][tool].get("mb_s", 0) for c in cases], width, label=tool)
-        axes[1].bar(xs, [all_results[c][tool].get("rss_mb", 0) for c in cases], width, label=tool)
+        axes[1].bar(xs, [all_results[c][tool].get("rss_mb") or 0 for c in cases], width, label=tool)
     for ax, title in zip(axes, ["Throughput (MB/s of NDJSON, higher is better)", "Peak RSS (MB, lower is better)"]):
         ax.set_title(title)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(cases))])
@@ -140,15 +174,105 @@ def chart(all_results, path):
     fig.savefig(path, dpi=110)
 
 
+# MB of JSON per CPU-second at --threads 1 wanted per dataset, and the --threads 2 speedup.
+CPU_TARGETS = {"clickstream": 300, "logs": 250, "wide": 250}
+SPEEDUP_TARGET = 1.9
+
+
+def cpu_section(all_results):
+    """CPU per byte of ours at one thread, the speedup of all threads, and what a TB costs on
+    Lambda arm64 (from the measured CPU seconds) and on Spark priced as AWS Glue (from its wall
+    time on this machine's cores: Glue bills the vCPUs allocated, not those used)."""
+    lines = [
+        "## CPU per byte and cost per TB",
+        "",
+        f"Lambda arm64: the measured CPU seconds at `--threads 1`, each billed as {LAMBDA_MB_PER_VCPU} MB "
+        f"(one vCPU) at ${LAMBDA_ARM64_PER_GB_SECOND} per GB-second. Spark: `spark.read.json(...).write.parquet(...)` "
+        f"in local mode on {os.cpu_count()} cores, its wall time times those vCPUs at AWS Glue's "
+        f"${GLUE_PER_DPU_HOUR} per DPU-hour ({GLUE_VCPU_PER_DPU} vCPU per DPU), ignoring Glue's 2-DPU and "
+        "1-minute minimums (which only add to it). Prices: us-east-1, 2026-12-01.",
+        "",
+        "| case | MB per CPU s, 1 thread | target | all threads ÷ 1 thread | Lambda $/TB | Spark as Glue $/TB | Glue ÷ Lambda |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    checks = []
+    for case, results in all_results.items():
+        one, every = results.get("ndjson-parquet 1 thread"), results.get("ndjson-parquet")
+        if not one or not every or one.get("cpu_s") is None:
+            continue
+        dataset = case.split()[0]
+        per_cpu = one["mb"] / one["cpu_s"]
+        speedup = one["wall_s"] / every["wall_s"]
+        lambda_tb = 1e6 / per_cpu * LAMBDA_MB_PER_VCPU / 1024 * LAMBDA_ARM64_PER_GB_SECOND
+        spark = results.get("spark")
+        glue_tb = None
+        if spark and "wall_s" in spark:
+            vcpu_seconds = 1e6 / spark["mb"] * spark["wall_s"] * os.cpu_count()
+            glue_tb = vcpu_seconds * GLUE_PER_DPU_HOUR / 3600 / GLUE_VCPU_PER_DPU
+        target = CPU_TARGETS.get(dataset)
+        lines.append(
+            f"| {case} | {per_cpu:.0f} | {target or '–'} | {speedup:.2f} | {lambda_tb:.3f} | "
+            + ("–" if glue_tb is None else f"{glue_tb:.2f}")
+            + " | "
+            + ("–" if glue_tb is None else f"{glue_tb / lambda_tb:.0f}x")
+            + " |"
+        )
+        if target:
+            mark = "x" if per_cpu >= target else " "
+            checks.append(f"- [{mark}] {case}: {per_cpu:.0f} MB of JSON per CPU-second at 1 thread (target {target})")
+        mark = "x" if speedup >= SPEEDUP_TARGET else " "
+        checks.append(f"- [{mark}] {case}: all threads {speedup:.2f}x 1 thread (target {SPEEDUP_TARGET}x)")
+    return lines + [""], checks
+
+
+def cpu_only(args):
+    """Only what goal 3 needs: ours at 1 and all threads, and Spark, on the three shapes."""
+    tools = ["ndjson-parquet", "ndjson-parquet 1 thread", "spark"]
+    all_results = {}
+    workdir = os.path.join(args.data, "out")
+    os.makedirs(workdir, exist_ok=True)
+    for dataset in ("clickstream", "logs", "wide"):
+        src = os.path.join(args.data, f"{dataset}-{args.size_tag}.ndjson")
+        print(f"{dataset} / zstd", flush=True)
+        all_results[f"{dataset} zstd"] = measure(tools, args.binary, src, "zstd", args.runs, workdir, count_lines(src))
+    table, checks = cpu_section(all_results)
+    lines = [
+        "# CPU per byte and cost per TB",
+        "",
+        f"Generated by `CPU_ONLY=1 benches/compare.sh` on {datetime.date.today().isoformat()}: "
+        f"{os.cpu_count()} cores ({platform.machine()}), {args.runs} alternating runs per tool, medians; "
+        f"inputs from `gen-ndjson` ({args.size_tag} each), zstd level 3.",
+        "",
+        "| case | tool | MB/s | CPU s | output MB |",
+        "|---|---|---|---|---|",
+    ]
+    for case, results in all_results.items():
+        for tool, r in results.items():
+            if "failed" in r:
+                lines.append(f"| {case} | {tool} | failed: {r['failed']} | | |")
+                continue
+            cpu = "–" if r["cpu_s"] is None else f"{r['cpu_s']:.2f}"
+            lines.append(f"| {case} | {tool} | {r['mb_s']:.1f} | {cpu} | {r['out_mb']:.1f} |")
+    lines += [""] + table + ["## Targets", ""] + checks + [""]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(checks))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", required=True)
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU-per-byte and cost comparison")
+    parser.add_argument("--size-tag", default="1g", help="inputs are DATASET-TAG.ndjson")
     args = parser.parse_args()
+    if args.cpu_only:
+        cpu_only(args)
+        return
 
-    tools = ["ndjson-parquet", "ndjson-parquet 1 thread", "duckdb", "polars", "pyarrow"]
+    tools = ["ndjson-parquet", "ndjson-parquet 1 thread", "duckdb", "polars", "pyarrow", "spark"]
     cases = [
         ("clickstream", "zstd"),
         ("clickstream", "snappy"),
@@ -159,7 +283,7 @@ def main():
     workdir = os.path.join(args.data, "out")
     os.makedirs(workdir, exist_ok=True)
     for dataset, codec in cases:
-        src = os.path.join(args.data, f"{dataset}-1g.ndjson")
+        src = os.path.join(args.data, f"{dataset}-{args.size_tag}.ndjson")
         print(f"{dataset} / {codec}", flush=True)
         all_results[f"{dataset} {codec}"] = measure(tools, args.binary, src, codec, args.runs, workdir, count_lines(src))
 
@@ -196,14 +320,16 @@ def write_report(args, all_results, scale, png):
                 lines.append(f"| {tool} | failed: {r['failed']} | | | | |")
                 continue
             ratio = ours(case)["mb_s"] / r["mb_s"]
-            lines.append(f"| {tool} | {r['mb_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mb']:.0f} | {r['out_mb']:.1f} | {ratio:.2f} |")
+            cpu = "–" if r["cpu_s"] is None else f"{r['cpu_s']:.1f}"
+            rss = "–" if r["rss_mb"] is None else f"{r['rss_mb']:.0f}"
+            lines.append(f"| {tool} | {r['mb_s']:.1f} | {cpu} | {rss} | {r['out_mb']:.1f} | {ratio:.2f} |")
         lines.append("")
 
     def check(ok, text):
         return f"- [{'x' if ok else ' '}] {text}"
 
     click_z, click_s = "clickstream zstd", "clickstream snappy"
-    best = lambda case: max(v["mb_s"] for k, v in all_results[case].items() if not k.startswith("ndjson-parquet") and "mb_s" in v)
+    best = lambda case: max(v["mb_s"] for k, v in all_results[case].items() if not k.startswith("ndjson-parquet") and "mb_s" in v and k != "spark")
     targets = []
     for case in (click_z, click_s):
         r = ours(case)["mb_s"] / all_results[case]["duckdb"]["mb_s"]
@@ -220,7 +346,8 @@ def write_report(args, all_results, scale, png):
     for case in (click_z, click_s):
         size = ours(case)["out_mb"] / all_results[case]["duckdb"]["out_mb"]
         targets.append(check(size <= 1.05, f"{case}: output {size:.3f}x DuckDB's size (target at most 1.05x)"))
-    lines += ["## Targets", ""] + targets + [""]
+    cpu_table, cpu_checks = cpu_section(all_results)
+    lines += cpu_table + ["## Targets", ""] + targets + cpu_checks + [""]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     with open(os.path.splitext(args.out)[0] + ".json", "w") as f:

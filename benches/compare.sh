@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares ndjson-parquet with DuckDB, Polars and pyarrow on the same generated files (1 GiB
+# Compares ndjson-parquet with DuckDB, Polars, pyarrow and Spark (what the Glue job runs) on the same generated files (1 GiB
 # clickstream, logs and wide rows; 4 GiB clickstream for the memory check), as whole processes,
 # and writes benches/RESULTS.md and benches/results.png. Then builds the CLI with S3 support and
 # measures it reading the same kind of data from a shaped local S3 (benches/compare_s3.py:
@@ -8,6 +8,7 @@
 #
 #   ./benches/compare.sh            # RUNS=3 by default
 #   S3_ONLY=1 ./benches/compare.sh  # only the S3 part
+#   CPU_ONLY=1 ./benches/compare.sh # only CPU per byte and cost per TB vs Spark (RESULTS-CPU.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,14 @@ generate() {
     "$release/gen-ndjson" "$shape" "$size" > "$file"
   fi
 }
+if [ -n "${CPU_ONLY:-}" ]; then
+  # Only CPU per byte and the cost per TB against Spark priced as Glue (benches/RESULTS-CPU.md),
+  # on 300 MB of each shape: Spark takes about a minute per GB here.
+  for shape in clickstream logs wide; do generate "$shape" 300M 300m; done
+  "$venv/bin/python" benches/compare.py --cpu-only --size-tag 300m --binary "$release/ndjson-parquet" \
+    --data "$data" --out benches/RESULTS-CPU.md --runs "${RUNS:-3}"
+  exit 0
+fi
 generate clickstream 1G 1g
 if [ -z "${S3_ONLY:-}" ]; then
   generate logs 1G 1g
