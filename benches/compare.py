@@ -310,7 +310,9 @@ def write_report(args, all_results, scale, png):
         f"![throughput and memory]({os.path.basename(png)})",
         "",
         "Reading from S3 (a local endpoint with S3's first-byte latency and per-connection bandwidth): "
-        "[RESULTS-S3.md](RESULTS-S3.md), written by `benches/compare_s3.py`.",
+        "[RESULTS-S3.md](RESULTS-S3.md), written by `benches/compare_s3.py`. CPU per byte at one thread "
+        "and cost per TB against Spark priced as Glue, on smaller inputs: [RESULTS-CPU.md](RESULTS-CPU.md) "
+        "(`CPU_ONLY=1 benches/compare.sh`).",
         "",
     ]
     for case, results in all_results.items():
