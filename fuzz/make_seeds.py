@@ -68,14 +68,19 @@ seeds = {
         for r in range(2)
     ),
     "map_bad_entries": b'{"m":{' + b",".join(b'"%d":%d' % (i, i) for i in range(1001)) + b'}}\n{"m":{"1":1,"1":2}}\n{"m":{"A":1,"a":2}}\n{"m":{"' + b"k" * 300 + b'":1}}\n{"m":{"x":"text"}}\n',
-    # More than 1,000 distinct top-level keys, each in a few records: an overflow column;
-    # `_overflow` is also a frequent key of the records, and two lines repeat a rare key.
+    # Rare top-level keys: with the 2-key threshold some option bytes draw (Case::from_bytes),
+    # an overflow column; `_overflow` is also a frequent key of the records, and two lines
+    # repeat a rare key. Small on purpose: a seed of more than 1,000 keys (the default
+    # threshold) steered the decoder target to wide schemas decoded in 64-byte chunks, eight
+    # times slower per run. Convert target only (the decoder target keeps the default).
     "sparse_root": b"".join(
-        b'{"id":%d,' % r + (b'"_overflow":"own",' if r % 2 else b"") + b",".join(b'"k%d":%d' % ((r * 4 + i) % 1200, i) for i in range(4)) + b"}\n"
-        for r in range(320)
+        b'{"id":%d,' % r + (b'"_overflow":"own",' if r % 2 else b"") + b",".join(b'"k%d":%d' % (r * 3 + i, i) for i in range(3)) + b"}\n"
+        for r in range(40)
     ) + b'{"id":1,"k5":1,"K5":2}\n{"id":2,"k7":1,"k7":{"x":1}}\n',
     "wide": b"".join(b"{" + b",".join(b'"c%d":%d.5' % (c, r) for c in range(150)) + b"}\n" for r in range(3)),
 }
+
+CONVERT_ONLY = {"sparse_root"}
 
 def write(target, name, data):
     directory = os.path.join(CORPUS, target)
@@ -90,7 +95,8 @@ def main():
         # 96: quarantine, values checked, map and overflow threshold of two keys.
         for a, b in ((0, 0), (1, 7), (6, 200), (25, 40), (96, 3)):
             write("convert", name, bytes([a, b]) + body)
-        write("decode", name, body)
+        if name not in CONVERT_ONLY:
+            write("decode", name, body)
 
 if __name__ == "__main__":
     main()
