@@ -174,6 +174,11 @@ class _Table:
 
 
 METER = Meter()
+# moto's DynamoDB is not thread-safe: every request runs under this lock (`emulator`), and so
+# does the meter's look at an item before a request applies. Unlocked, that look (moto's
+# `get_item` on a key not there inserts an empty entry) raced a transaction deep-copying the
+# table: "dictionary changed size during iteration", a 500 for the transaction.
+DYNAMODB_LOCK = threading.RLock()
 _installed = False
 _install_lock = threading.Lock()
 
@@ -190,9 +195,15 @@ def install() -> None:
 
         setup_class = BaseResponse.setup_class
 
+        from moto.dynamodb.responses import DynamoHandler
+
         def metered_setup_class(self, request, *args, **kwargs):
             setup_class(self, request, *args, **kwargs)
-            METER.observe(self, request)
+            if isinstance(self, DynamoHandler):
+                with DYNAMODB_LOCK:
+                    METER.observe(self, request)
+            else:
+                METER.observe(self, request)
 
         BaseResponse.setup_class = metered_setup_class
         reset = MotoAPIBackend.reset

@@ -188,11 +188,12 @@ def _patch_lambda_invoke() -> None:
 def _patch_dynamodb_lock() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
+    from .dynamodb_meter import DYNAMODB_LOCK
+
     dynamodb_call = DynamoHandler.call_action
-    dynamodb_lock = threading.Lock()
 
     def call_action(self):
-        with dynamodb_lock:
+        with DYNAMODB_LOCK:
             return dynamodb_call(self)
 
     DynamoHandler.call_action = call_action
