@@ -186,17 +186,11 @@ rows = cur.fetchall()
 dd = {n: [None if r[i] is None else str(r[i]) for r in rows] for i, n in enumerate(names)}
 json.dump({"pyarrow": py, "duckdb": dd}, sys.stdout)
 "#;
-    let output = std::process::Command::new(common::python())
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    common::python_json(&[
+        std::ffi::OsStr::new("-c"),
+        script.as_ref(),
+        path.as_os_str(),
+    ])
 }
 
 fn convert_text(dir: &Path, text: &str, extra: &[&str]) -> std::path::PathBuf {

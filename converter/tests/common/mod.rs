@@ -380,21 +380,25 @@ pub struct IndependentRead {
     pub num_rows: u64,
 }
 
-/// Reads `path` with pyarrow and DuckDB.
-pub fn read_independently(path: &Path) -> IndependentRead {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_parquet.py");
+/// Runs the suite's Python with `args` (a reader script and its arguments) and parses the
+/// JSON it prints; a failing script fails the test with its stderr.
+pub fn python_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Value {
     let output = Command::new(python())
-        .arg(script)
-        .arg(path)
+        .args(args)
         .output()
         .expect("python runs");
     assert!(
         output.status.success(),
-        "the Python readers failed on {}:\n{}",
-        path.display(),
+        "the Python readers failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let doc: Value = serde_json::from_slice(&output.stdout).expect("the readers print JSON");
+    serde_json::from_slice(&output.stdout).expect("the readers print JSON")
+}
+
+/// Reads `path` with pyarrow and DuckDB.
+pub fn read_independently(path: &Path) -> IndependentRead {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/read_parquet.py");
+    let doc = python_json(&[script.as_os_str(), path.as_os_str()]);
     let rows = |key: &str| doc[key].as_array().expect("rows").clone();
     IndependentRead {
         pyarrow: rows("pyarrow"),
