@@ -214,6 +214,11 @@ impl StructNode {
         }
     }
 
+    /// Whether `name` is a field's, in this or another letter case.
+    fn names(&self, name: &str) -> bool {
+        self.exact(name, 0).is_some() || self.folded.contains_key(fold_case(name).as_ref())
+    }
+
     /// The field `name` maps onto, added (as null) if no name so far folds to the same text.
     fn slot(&mut self, name: &str) -> usize {
         if let Some(index) = self.exact(name, 0) {
@@ -873,10 +878,9 @@ impl<'de> Visitor<'de> for MergeSeed<'_> {
             let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? else {
                 return Ok(());
             };
-            let known =
-                node.exact(&key, 0).is_some() || node.folded.contains_key(fold_case(&key).as_ref());
+            // Only a root with an overflow column looks the key up twice.
             let value = match overflow.as_deref_mut() {
-                Some(values) if !known => values,
+                Some(values) if !node.names(&key) => values,
                 _ => {
                     let index = node.slot(&key);
                     if is_root {
