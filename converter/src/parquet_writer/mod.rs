@@ -7,11 +7,15 @@
 //! `ArrowColumnWriter` suggests, and gives each column to one of `threads` long-lived encoder
 //! threads for the whole row group. The calling thread only splits batches into leaves and
 //! hands them over through bounded queues, so there is no barrier per batch: threads meet only
-//! when a row group closes. The bytes written do not depend on the thread count: each
-//! column's pages depend only on that column's values.
+//! when a row group closes. Pages are compressed apart from their column, on `threads`
+//! compressor threads (see `compress`), so that one heavy column does not leave one encoder
+//! compressing while the others idle. The bytes written do not depend on the thread count:
+//! each column's pages depend only on that column's values, and are the bytes `ArrowWriter`
+//! writes for them (tested).
 //!
 //! Memory: the encoded (compressed) pages of one row group, as with `ArrowWriter`, plus at
-//! most `QUEUED_BATCHES` batches waiting per encoder thread. A row group closes at
+//! most `QUEUED_BATCHES` batches waiting per encoder thread and a few pages per compressor
+//! thread. A row group closes at
 //! `max_row_group_row_count` rows or once its estimated size (bytes per row measured every
 //! `CHECK_EVERY` batches, see `SizeRequest`) passes `max_row_group_bytes`.
 
@@ -23,28 +27,29 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, SchemaRef};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use parquet::arrow::arrow_writer::{
-    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn,
-    ArrowRowGroupWriterFactory,
-};
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowLeafColumn, ArrowRowGroupWriterFactory};
 use parquet::arrow::{add_encoded_arrow_schema_to_metadata, ArrowSchemaConverter};
 use parquet::errors::{ParquetError, Result};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
+mod compress;
+
+use compress::{Chunk, Column, Compressors, DeferredStores};
+
 /// Batches that may wait in an encoder thread's queue.
 const QUEUED_BATCHES: usize = 4;
 
 enum Job {
     /// Column writers for a new row group: (column index, writer).
-    Start(Vec<(usize, ArrowColumnWriter)>),
+    Start(Vec<(usize, Column)>),
     /// Leaves of one batch for this thread's columns, in the same order.
     Write(Vec<ArrowLeafColumn>),
     /// Report the estimated encoded size once every job before has been done.
     Sync(Sender<usize>),
     /// Close the row group and send back the column chunks.
-    Close(Sender<Result<Vec<(usize, ArrowColumnChunk)>>>),
+    Close(Sender<Result<Vec<(usize, Chunk)>>>),
 }
 
 /// Batches between two looks at the row group's estimated size. Sizes are looked at only at
@@ -89,7 +94,7 @@ struct Encoder {
 }
 
 fn encoder_loop(jobs: Receiver<Job>) {
-    let mut writers: Vec<(usize, ArrowColumnWriter)> = Vec::new();
+    let mut writers: Vec<(usize, Column)> = Vec::new();
     let mut failure: Option<ParquetError> = None;
     for job in jobs {
         match job {
@@ -109,10 +114,14 @@ fn encoder_loop(jobs: Receiver<Job>) {
                 }
             }
             Job::Sync(reply) => {
-                let total = writers
-                    .iter()
-                    .map(|(_, w)| w.get_estimated_total_bytes())
-                    .sum();
+                let mut total = 0;
+                for (_, column) in &writers {
+                    match column.estimated_bytes() {
+                        Ok(bytes) => total += bytes,
+                        // Reported when the row group closes.
+                        Err(e) => failure = failure.or(Some(e)),
+                    }
+                }
                 let _ = reply.send(total);
             }
             Job::Close(reply) => {
@@ -133,9 +142,12 @@ fn encoder_loop(jobs: Receiver<Job>) {
 pub struct ParallelWriter<W: Write + Send> {
     file: SerializedFileWriter<W>,
     factory: ArrowRowGroupWriterFactory,
+    /// The page stores of the column writers when pages are compressed apart (see
+    /// `compress`).
+    stores: Option<Arc<DeferredStores>>,
     arrow_schema: SchemaRef,
     /// Inline mode: the column writers of the row group in progress.
-    columns: Option<Vec<ArrowColumnWriter>>,
+    columns: Option<Vec<Column>>,
     /// Threaded mode: the encoders, and which encoder owns each leaf column.
     encoders: Vec<Encoder>,
     owner: Vec<usize>,
@@ -176,9 +188,23 @@ impl<W: Write + Send> ParallelWriter<W> {
             .max_row_group_bytes()
             .unwrap_or(usize::MAX)
             .max(1);
+        // Pages are compressed on `threads` threads of their own when the codec allows, even
+        // when there are fewer columns than threads (one heavy column is the case it is for).
+        let (properties, stores) = match compress::plan(&properties, &parquet_schema) {
+            Some((uncompressed, codec)) => (
+                uncompressed,
+                Some(Arc::new(DeferredStores::new(Compressors::new(
+                    codec, threads,
+                )?))),
+            ),
+            None => (properties, None),
+        };
         let file =
             SerializedFileWriter::new(out, parquet_schema.root_schema_ptr(), Arc::new(properties))?;
-        let factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&arrow_schema));
+        let mut factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&arrow_schema));
+        if let Some(stores) = &stores {
+            factory = factory.with_page_store_factory(Arc::clone(stores) as _);
+        }
         let threads = threads.min(leaves).max(1);
         let encoders = if threads > 1 {
             (0..threads)
@@ -203,6 +229,7 @@ impl<W: Write + Send> ParallelWriter<W> {
         Ok(ParallelWriter {
             file,
             factory,
+            stores,
             arrow_schema,
             columns: None,
             encoders,
@@ -243,10 +270,14 @@ impl<W: Write + Send> ParallelWriter<W> {
 
     fn start_group(&mut self) -> Result<()> {
         let writers = self.factory.create_column_writers(self.row_group_index)?;
+        let writers = match &self.stores {
+            Some(stores) => stores.columns(writers)?,
+            None => writers.into_iter().map(Column::plain).collect(),
+        };
         if self.encoders.is_empty() {
             self.columns = Some(writers);
         } else {
-            let mut shares: Vec<Vec<(usize, ArrowColumnWriter)>> =
+            let mut shares: Vec<Vec<(usize, Column)>> =
                 (0..self.encoders.len()).map(|_| Vec::new()).collect();
             for (index, writer) in writers.into_iter().enumerate() {
                 shares[self.owner[index]].push((index, writer));
@@ -327,15 +358,11 @@ impl<W: Write + Send> ParallelWriter<W> {
     /// encoders to catch up (the answer is picked up at the next check).
     fn request_size(&self) -> Result<SizeAnswer> {
         if self.encoders.is_empty() {
-            return Ok(SizeAnswer::Ready(self.columns.as_ref().map_or(
-                0,
-                |columns| {
-                    columns
-                        .iter()
-                        .map(ArrowColumnWriter::get_estimated_total_bytes)
-                        .sum()
-                },
-            )));
+            let mut total = 0;
+            for column in self.columns.iter().flatten() {
+                total += column.estimated_bytes()?;
+            }
+            return Ok(SizeAnswer::Ready(total));
         }
         let replies = self
             .encoders
@@ -378,7 +405,7 @@ impl<W: Write + Send> ParallelWriter<W> {
         self.estimate = 0;
         self.bytes_per_row = (0, 1);
         self.size_request = None;
-        let mut chunks: Vec<(usize, ArrowColumnChunk)> = Vec::new();
+        let mut chunks: Vec<(usize, Chunk)> = Vec::new();
         if self.encoders.is_empty() {
             let columns = self
                 .columns
