@@ -1,7 +1,9 @@
 """What invokes the functions: an SQS event-source mapping and an EventBridge-style schedule.
 
 `SqsEventSource` does what Lambda's SQS poller does for a mapping: `concurrency` pollers
-receive up to `batch_size` messages, invoke the function synchronously with an `aws:sqs`
+receive up to `batch_size` messages (SQS hands out at most 10 per `ReceiveMessage`; above 10,
+a poller keeps receiving until it has `batch_size` or the mapping's batching window has passed
+since its first message, as Lambda does), invoke the function synchronously with an `aws:sqs`
 event, and delete what succeeded. With `ReportBatchItemFailures` the function's
 `batchItemFailures` stay on the queue; a function error keeps the whole batch. Kept messages
 come back after the queue's visibility timeout, and the queue's redrive policy moves them to
@@ -27,6 +29,7 @@ class SqsEventSource:
         function: LambdaFunction,
         *,
         batch_size: int = 10,
+        batching_window_seconds: float = 0,
         concurrency: int = 2,
         report_batch_item_failures: bool = True,
         region: str = "us-east-1",
@@ -42,6 +45,7 @@ class SqsEventSource:
         self.queue_arn = queue_arn
         self.function = function
         self.batch_size = batch_size
+        self.batching_window_seconds = batching_window_seconds
         self.report_batch_item_failures = report_batch_item_failures
         self.region = region
         self.stopped = threading.Event()
@@ -94,15 +98,29 @@ class SqsEventSource:
                     print(f"sqs poller of {self.function.name}: {e!r}", flush=True)
                     time.sleep(0.5)
 
-    def _poll_once(self) -> None:
+    def _receive(self, count: int) -> list[dict]:
         received = self.sqs.receive_message(
             QueueUrl=self.queue_url,
-            MaxNumberOfMessages=self.batch_size,
+            MaxNumberOfMessages=min(count, 10),
             WaitTimeSeconds=1,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = received.get("Messages", [])
+        return received.get("Messages", [])
+
+    def _gather(self) -> list[dict]:
+        """One batch: what one receive returns, or, with a batching window, what arrives
+        until `batch_size` messages are in hand or the window has passed since the first."""
+        messages = self._receive(self.batch_size)
+        if not messages or self.batching_window_seconds <= 0:
+            return messages
+        deadline = time.monotonic() + self.batching_window_seconds
+        while len(messages) < self.batch_size and time.monotonic() < deadline and not self.stopped.is_set():
+            messages += self._receive(self.batch_size - len(messages))
+        return messages
+
+    def _poll_once(self) -> None:
+        messages = self._gather()
         if not messages:
             return
         if self.duplicate_every_message:

@@ -310,6 +310,7 @@ class Pipeline:
             self.queue_arn,
             self.builder,
             batch_size=mapping["BatchSize"],
+            batching_window_seconds=mapping.get("MaximumBatchingWindowInSeconds") or 0,
             concurrency=s.sqs_concurrency,
             report_batch_item_failures="ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
             region=REGION,

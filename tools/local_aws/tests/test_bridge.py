@@ -242,6 +242,36 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(source.deleted, 2)
         self.assertGreaterEqual(source.kept, 2, "the failure was received twice before the redrive")
 
+    def test_a_batching_window_gathers_more_than_one_receive_into_one_invocation(self):
+        f = self.create_function("gatherer")
+        sqs = self.aws.client("sqs")
+        url = sqs.create_queue(QueueName="bridge-window")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.aws.client("lambda").create_event_source_mapping(
+            EventSourceArn=arn, FunctionName="gatherer", BatchSize=40, MaximumBatchingWindowInSeconds=2
+        )
+        for n in range(33):
+            sqs.send_message(QueueUrl=url, MessageBody=f"m{n}")
+        sizes = []
+        original_event = SqsEventSource._event
+
+        def echo_event(source, messages):
+            sizes.append(len(messages))
+            return {"do": "echo"}
+
+        SqsEventSource._event = echo_event
+        self.addCleanup(setattr, SqsEventSource, "_event", original_event)
+        # 33 messages, fewer than the batch size: one invocation once the window has passed,
+        # not four of at most 10 (what one ReceiveMessage returns).
+        source = SqsEventSource(sqs, url, arn, f, batch_size=40, batching_window_seconds=2, concurrency=1)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and source.deleted < 33:
+                time.sleep(0.2)
+        finally:
+            source.stop()
+        self.assertEqual(sizes, [33])
+        self.assertEqual((f.invocations, source.deleted), (1, 33))
 
 class TerraformGapsTest(unittest.TestCase):
     """What the Terraform AWS provider reads back, and moto 5.2.5 alone does not answer."""
