@@ -34,10 +34,22 @@ pub struct Meter {
     pub write_units_by_kind: BTreeMap<char, u64>,
 }
 
+/// Units billed to one partition key (see [`MemoryLedger::metering_partitions`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionUnits {
+    /// Write units, as [`Meter::write_units`] counts them.
+    pub write_units: u64,
+    /// Read units, as [`Meter::read_units`] counts them.
+    pub read_units: u64,
+}
+
 #[derive(Default)]
 struct State {
     items: BTreeMap<Key, Item>,
     meter: Meter,
+    /// Units per partition key, when asked for: DynamoDB throttles each partition at 1,000
+    /// write and 3,000 read units a second.
+    partitions: Option<BTreeMap<String, PartitionUnits>>,
 }
 
 /// An in-memory ledger: every operation is atomic under one lock and billed in [`Meter`].
@@ -70,12 +82,19 @@ impl State {
         let after = after.map_or(0, item::size);
         let units = before.max(after).div_ceil(1024).max(1) * factor;
         self.meter.write_units += units;
+        if let Some(partitions) = &mut self.partitions {
+            partitions.entry(key.0.clone()).or_default().write_units += units;
+        }
         let kind = key.0.chars().next().unwrap_or('?');
         *self.meter.write_units_by_kind.entry(kind).or_default() += units;
     }
 
-    fn bill_read(&mut self, bytes: u64) {
-        self.meter.read_units += bytes.div_ceil(4096).max(1);
+    fn bill_read(&mut self, pk: &str, bytes: u64) {
+        let units = bytes.div_ceil(4096).max(1);
+        self.meter.read_units += units;
+        if let Some(partitions) = &mut self.partitions {
+            partitions.entry(pk.to_string()).or_default().read_units += units;
+        }
     }
 
     fn request(&mut self, operation: &'static str) {
@@ -152,7 +171,7 @@ impl State {
             .take(limit)
             .map(|(_, item)| item.clone())
             .collect();
-        self.bill_read(items.iter().map(item::size).sum());
+        self.bill_read(pk, items.iter().map(item::size).sum());
         let next = (items.len() == limit)
             .then(|| items.last().map(|i| sort_key(i).to_string()))
             .flatten();
@@ -195,6 +214,21 @@ impl MemoryLedger {
     /// What the requests so far would have cost.
     pub fn meter(&self) -> Meter {
         self.with(|s| s.meter.clone())
+    }
+
+    /// From now on, also counts the units billed to each partition key (for a load test: a
+    /// throttle is decided per partition). Off by default: a long run writes many partitions.
+    pub fn metering_partitions(self) -> Self {
+        self.with(|s| {
+            s.partitions.get_or_insert_with(BTreeMap::new);
+        });
+        self
+    }
+
+    /// Units billed to each partition key since [`MemoryLedger::metering_partitions`] (empty
+    /// when not metering).
+    pub fn partition_units(&self) -> BTreeMap<String, PartitionUnits> {
+        self.with(|s| s.partitions.clone().unwrap_or_default())
     }
 
     /// Every item, by key (for assertions).
@@ -351,7 +385,7 @@ impl Ledger for MemoryLedger {
         self.with(|s| {
             s.request("GetItem");
             let item = s.get(&key).cloned();
-            s.bill_read(item.as_ref().map_or(0, item::size));
+            s.bill_read(&key.0, item.as_ref().map_or(0, item::size));
             item.map(|i| Reader::new(&self.name, &i).cursor(shard))
                 .transpose()
         })
@@ -385,8 +419,9 @@ impl Ledger for MemoryLedger {
             versions
                 .iter()
                 .map(|version| {
-                    let item = s.get(&item::marker_key(version)).cloned();
-                    s.bill_read(item.as_ref().map_or(0, item::size));
+                    let key = item::marker_key(version);
+                    let item = s.get(&key).cloned();
+                    s.bill_read(&key.0, item.as_ref().map_or(0, item::size));
                     item.map(|i| Reader::new(&self.name, &i).marker(version))
                         .transpose()
                 })
@@ -483,7 +518,8 @@ impl Ledger for MemoryLedger {
     async fn manifest(&self, id: &ManifestId) -> Result<Option<Manifest>, StoreError> {
         self.with(|s| {
             s.request("GetItem");
-            s.bill_read(s.get(&item::manifest_key(id)).map_or(0, item::size));
+            let key = item::manifest_key(id);
+            s.bill_read(&key.0, s.get(&key).map_or(0, item::size));
             self.manifest_in(s, id)
         })
     }

@@ -104,7 +104,7 @@ pub mod item;
 mod memory;
 pub mod settle;
 
-pub use memory::{MemoryLedger, Meter};
+pub use memory::{MemoryLedger, Meter, PartitionUnits};
 
 /// Which version of an object: S3's version id in a versioned bucket, the event's `sequencer`
 /// in an unversioned one. Two uploads never share either; S3's duplicate notifications repeat
