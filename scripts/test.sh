@@ -37,7 +37,10 @@ mkdir -p target
 port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+packages_pid=
+# On the way out: the emulator, and the Lambda packages' build if it still runs (its own
+# process group, see below).
+trap 'kill "$moto_pid" 2>/dev/null || true; [ -z "$packages_pid" ] || kill -- "-$packages_pid" 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
       "http://127.0.0.1:$port/moto-api/" 2> /dev/null; then
@@ -115,9 +118,14 @@ step "dependency boundaries"
 step "benchmarks, once each"
 cargo bench -p ndjson-parquet-suite --benches --locked -- --test
 
+# One debug build serves the tests and the end-to-end suite: the tests run with the
+# fault-injection seam compiled in (inert without a plan in NDJSON_PARQUET_FAULTS), and the
+# binaries cargo test builds for the integration tests (target/debug/manifest-builder and
+# converter-lambda) are the Lambda processes of the end-to-end suite. Separate feature sets
+# cost two more builds of the AWS SDK: about 13 minutes of a cold run.
 step "cargo test"
-cargo test --workspace --locked --features converter/aws
-cargo test -p shared --lib --locked --features fault-injection faults
+features="converter/aws,shared/fault-injection,$faults"
+cargo test --workspace --locked --features "$features"
 
 # Fuzzing: cargo fuzz (from crates.io, into target/tools) on the machine's nightly toolchain,
 # both targets (the whole conversion with option combinations, and the decoder against
@@ -141,6 +149,24 @@ else
   echo "SKIPPED: fuzzing (no nightly toolchain on this machine; the corpus was replayed by cargo test)"
 fi
 
+# The Lambda deployment packages as they are deployed: cross-built for arm64 (provided.al2023),
+# stripped, then checked: `bootstrap` at each zip's root, an aarch64 executable needing glibc
+# <= 2.34 and only glibc, and a start under qemu that must stop at the configuration check.
+# qemu-user comes from Debian; where it cannot be installed, the start is skipped loudly.
+# The cross-build (a quarter of an hour on two cores) runs at the lowest priority while the
+# end-to-end suite below runs: that suite mostly waits (visibility timeouts, the converter's
+# timeout), so the build takes the idle CPU, and the suite's processes come first.
+if ! command -v qemu-aarch64 > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq qemu-user libc6-arm64-cross) > target/apt.log 2>&1 \
+    || echo "qemu-user could not be installed (see target/apt.log)"
+fi
+# A no-op after the tests above (the same command and features): it makes sure the end-to-end
+# suite's binaries are there before anything else uses cargo.
+cargo test --workspace --locked --features "$features" --no-run
+step "Lambda packages (in the background)"
+setsid nice -n 19 ./scripts/package-lambdas.sh > target/lambda-packages.log 2>&1 &
+packages_pid=$!
+
 # End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the
 # state machine Terraform renders, the binaries as Lambda processes, faults injected), which
 # writes its figures to tests/RELIABILITY.md.
@@ -149,17 +175,18 @@ step "end to end"
 (cd tests/iam && npm ci --silent --no-audit --no-fund)
 "$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
 "$venv/bin/python" -m unittest discover -s tools/slow_s3/tests -t .
-cargo build --locked -p manifest-builder -p converter --features "$faults" --bin manifest-builder --bin converter-lambda
-"$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md
+e2e=0
+"$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md || e2e=$?
 
-# The Lambda deployment packages as they are deployed: cross-built for arm64 (provided.al2023),
-# stripped, then checked: `bootstrap` at each zip's root, an aarch64 executable needing glibc
-# <= 2.34 and only glibc, and a start under qemu that must stop at the configuration check.
-# qemu-user comes from Debian; where it cannot be installed, the start is skipped loudly.
-if ! command -v qemu-aarch64 > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq qemu-user libc6-arm64-cross) > target/apt.log 2>&1 \
-    || echo "qemu-user could not be installed (see target/apt.log)"
-fi
 step "Lambda packages"
-./scripts/package-lambdas.sh
+packages=0
+wait "$packages_pid" || packages=$?
+packages_pid=
+tail -n 40 target/lambda-packages.log
+if [ "$packages" -ne 0 ]; then
+  echo "the Lambda packages failed (exit $packages): target/lambda-packages.log" >&2
+fi
+if [ "$e2e" -ne 0 ] || [ "$packages" -ne 0 ]; then
+  exit 1
+fi
 step "done"

@@ -29,7 +29,12 @@ pipeline settles, then checks the outcome against the inputs with independent re
 Fault scenarios inject one fault at a time per rule (an error response, or a process crash
 right after a successful call) at every AWS call the two functions make; each rule must
 actually fire. The summary goes to stdout and to `--summary`; Terraform's output goes to
-WORKDIR/terraform/*.log and the emulator's own logging to WORKDIR/<scenario>/emulator.log.
+WORKDIR/terraform/*.log and the emulator's own logging to WORKDIR/emulator.log.
+
+Scenarios run two at a time (`--lanes`), each on its own pipeline (its own buckets, queues,
+table and functions): most of a scenario is waiting (visibility timeouts, the converter's
+timeout before a failed manifest is released), not work. A scenario that measures load
+(`alone`) runs by itself after the others.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -337,6 +343,8 @@ class Scenario:
     extra_checks: list = field(default_factory=list)
     # Uploads in this many threads (the concurrency scenario).
     upload_threads: int = 1
+    # Runs with no other scenario at once: it measures the pipeline under load.
+    alone: bool = False
 
 
 def mixed_inputs(tag: str, prefixes=("2026-11-20", "2026-11-21", "2026-11-22"), files_per_prefix=3, rows=200) -> list[InputFile]:
@@ -412,6 +420,7 @@ def concurrency(files: int) -> Scenario:
         local=local,
         timeout=900,
         upload_threads=8,
+        alone=True,
         extra_checks=[_check_manifests_fill],
     )
 
@@ -602,7 +611,6 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
     started = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
-    aws.log_to(os.path.join(workdir, "emulator.log"))
     builder_state = os.path.join(workdir, "faults-builder")
     converter_state = os.path.join(workdir, "faults-converter")
     names = {"manifest_bucket": outputs["manifest_bucket"], "input_bucket": outputs["input_bucket"]}
@@ -610,7 +618,6 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
     local.builder_environment = plan_environment(scenario.builder_faults, builder_state, names)
     local.converter_environment = plan_environment(scenario.converter_faults, converter_state, names)
     pipeline = None
-    dynamodb_meter.METER.clear()
     try:
         pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
@@ -637,7 +644,8 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
         counted = {m: v for (f, m), v in sorted(pipeline.metrics.items()) if m in interesting and v}
         if counted:
             outcome.notes.append("metrics: " + ", ".join(f"{m}={v:g}" for m, v in counted.items()))
-        outcome.dynamodb = dynamodb_meter.METER.snapshot()
+        # This pipeline's table only: other scenarios may be running at the same time.
+        outcome.dynamodb = dynamodb_meter.METER.snapshot({pipeline.table})
         outcome.versions = len(pipeline.ledger().markers)
         outcome.notes.append(dynamodb_note(outcome))
         failures = {n: dict(f.failures) for n, f in pipeline.functions.items() if f.failures}
@@ -654,6 +662,42 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
             pipeline.close()
     outcome.seconds = time.monotonic() - started
     return outcome
+
+
+def run_all(chosen: list[Scenario], aws: Emulator, outputs: dict, binaries: Binaries, workdir: str,
+            lanes: int) -> list[Outcome]:
+    """Runs `chosen` (`lanes` at a time, then each `alone` one by itself) and prints each
+    scenario's result as it ends; the outcomes come back in `chosen`'s order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    printing = threading.Lock()
+
+    def one(scenario: Scenario) -> Outcome:
+        outcome = run(scenario, aws, outputs[scenario.env], binaries, os.path.join(workdir, scenario.name))
+        with printing:
+            print(f"== {scenario.name}: {scenario.description}", flush=True)
+            print(
+                f"   {'pass' if outcome.ok else 'FAIL'} in {outcome.seconds:.0f}s: {outcome.files} files, "
+                f"{outcome.rows_written}/{outcome.rows_expected} rows, {outcome.rejects_written} rejects, "
+                f"{outcome.faults_injected}/{outcome.faults_planned} faults, lost {outcome.rows_lost}, "
+                f"duplicates {outcome.duplicate_rows}",
+                flush=True,
+            )
+            for p in outcome.problems:
+                print(f"   PROBLEM: {p}", flush=True)
+            for n in outcome.notes:
+                print(f"   note: {n}", flush=True)
+        return outcome
+
+    # The long ones (poison input and faults wait out timeouts) first, so the lanes end together.
+    together = sorted((s for s in chosen if not s.alone), key=lambda s: -s.timeout)
+    outcomes: dict[str, Outcome] = {}
+    with ThreadPoolExecutor(max_workers=max(1, lanes)) as pool:
+        for outcome in pool.map(one, together):
+            outcomes[outcome.name] = outcome
+    for scenario in (s for s in chosen if s.alone):
+        outcomes[scenario.name] = one(scenario)
+    return [outcomes[s.name] for s in chosen]
 
 
 def dynamodb_note(outcome: Outcome) -> str:
@@ -736,6 +780,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", nargs="*")
     parser.add_argument("--summary")
     parser.add_argument("--concurrency-files", type=int, default=2000)
+    parser.add_argument("--lanes", type=int, default=2, help="scenarios run at once (those not `alone`)")
     args = parser.parse_args(argv)
     binaries = Binaries(
         manifest_builder=os.path.abspath(os.path.join(args.binaries, "manifest-builder")),
@@ -779,21 +824,8 @@ def main(argv: list[str]) -> int:
             terraform_problems.append(f"terraform apply: {e}")
             print(f"   FAILED: {e}", flush=True)
             outputs = None
-        for scenario in chosen if outputs is not None else ():
-            print(f"== {scenario.name}: {scenario.description}", flush=True)
-            outcome = run(scenario, aws, outputs[scenario.env], binaries, os.path.join(args.workdir, scenario.name))
-            outcomes.append(outcome)
-            print(
-                f"   {'pass' if outcome.ok else 'FAIL'} in {outcome.seconds:.0f}s: {outcome.files} files, "
-                f"{outcome.rows_written}/{outcome.rows_expected} rows, {outcome.rejects_written} rejects, "
-                f"{outcome.faults_injected}/{outcome.faults_planned} faults, lost {outcome.rows_lost}, "
-                f"duplicates {outcome.duplicate_rows}",
-                flush=True,
-            )
-            for p in outcome.problems:
-                print(f"   PROBLEM: {p}", flush=True)
-            for n in outcome.notes:
-                print(f"   note: {n}", flush=True)
+        if outputs is not None:
+            outcomes = run_all(chosen, aws, outputs, binaries, args.workdir, args.lanes)
     finally:
         aws.log_to(os.path.join(args.workdir, "emulator.log"))
         print("== terraform destroy", flush=True)

@@ -76,7 +76,8 @@ class Usage:
 
 
 class Meter:
-    """Consumption by party (a function's role name, or `state-machine`)."""
+    """Consumption by party (a function's role name, or `state-machine`) and table, so that
+    pipelines running at once (each with its own tables) are billed apart."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -84,11 +85,20 @@ class Meter:
 
     def clear(self) -> None:
         with self._lock:
-            self.usage: dict[str, Usage] = collections.defaultdict(Usage)
+            self.usage: dict[tuple[str, str], Usage] = collections.defaultdict(Usage)
 
-    def snapshot(self) -> dict[str, Usage]:
+    def snapshot(self, tables: set[str] | None = None) -> dict[str, Usage]:
+        """Usage by party, of the requests on `tables` (every table when None)."""
         with self._lock:
-            return dict(self.usage)
+            by_party: dict[str, Usage] = collections.defaultdict(Usage)
+            for (party, table), usage in self.usage.items():
+                if tables is not None and table not in tables:
+                    continue
+                total = by_party[party]
+                total.write_units += usage.write_units
+                total.read_units += usage.read_units
+                total.requests.update(usage.requests)
+            return dict(by_party)
 
     def observe(self, response, request) -> None:
         if getattr(response, "boto3_service_name", "") != "dynamodb":
@@ -112,7 +122,7 @@ class Meter:
         except Exception:  # never break moto's answer; an unreadable request is not metered
             return
         with self._lock:
-            self.usage[party].add(operation, write, read)
+            self.usage[(party, _table_name(params))].add(operation, write, read)
 
     def _units(self, operation: str, p: dict, table: "_Table") -> tuple[int, int]:
         if operation == "PutItem":
@@ -148,6 +158,18 @@ class Meter:
         if operation in ("Query", "Scan"):
             return 0, 1
         return 0, 0
+
+
+def _table_name(p: dict) -> str:
+    """The table a request works on (a transaction's or batch's first)."""
+    if "TableName" in p:
+        return p["TableName"]
+    for entry in p.get("TransactItems") or []:
+        for body in entry.values():
+            return body.get("TableName", "")
+    for name in p.get("RequestItems") or {}:
+        return name
+    return ""
 
 
 def _updated_size(old: dict | None, p: dict) -> int:

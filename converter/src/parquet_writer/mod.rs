@@ -364,19 +364,20 @@ impl<W: Write + Send> ParallelWriter<W> {
             }
             return Ok(SizeAnswer::Ready(total));
         }
-        let replies = self
-            .encoders
+        Ok(SizeAnswer::Pending(self.broadcast(Job::Sync)?))
+    }
+
+    /// Sends every encoder the job `job` makes of a reply channel of its own; returns the
+    /// channels' receiving ends, in encoder order.
+    fn broadcast<T>(&self, job: impl Fn(Sender<T>) -> Job) -> Result<Vec<Receiver<T>>> {
+        self.encoders
             .iter()
             .map(|encoder| {
                 let (reply, answer) = bounded(1);
-                encoder
-                    .jobs
-                    .send(Job::Sync(reply))
-                    .map_err(|_| encoder_gone())?;
+                encoder.jobs.send(job(reply)).map_err(|_| encoder_gone())?;
                 Ok(answer)
             })
-            .collect::<Result<_>>()?;
-        Ok(SizeAnswer::Pending(replies))
+            .collect()
     }
 
     /// Estimated encoded size of the row group in progress: its rows times the bytes per row
@@ -415,19 +416,7 @@ impl<W: Write + Send> ParallelWriter<W> {
                 chunks.push((index, column.close()?));
             }
         } else {
-            let replies: Vec<_> = self
-                .encoders
-                .iter()
-                .map(|encoder| {
-                    let (reply, answer) = bounded(1);
-                    encoder
-                        .jobs
-                        .send(Job::Close(reply))
-                        .map_err(|_| encoder_gone())?;
-                    Ok(answer)
-                })
-                .collect::<Result<_>>()?;
-            for answer in replies {
+            for answer in self.broadcast(Job::Close)? {
                 chunks.extend(answer.recv().map_err(|_| encoder_gone())??);
             }
             chunks.sort_by_key(|(index, _)| *index);

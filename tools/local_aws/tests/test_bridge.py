@@ -319,6 +319,19 @@ class TerraformGapsTest(unittest.TestCase):
         self.assertEqual(everything["RedriveAllowPolicy"], policy)
         self.assertNotIn("RedriveAllowPolicy", sqs.get_queue_attributes(QueueUrl=other, AttributeNames=["All"])["Attributes"])
 
+    def test_a_message_past_its_retention_is_not_received(self):
+        from moto.sqs.models import sqs_backends
+
+        sqs = self.aws.client("sqs")
+        backend = sqs_backends["123456789012"]["us-east-1"]
+        for name, age in (("retained", 59), ("expired", 61)):
+            url = sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=name)
+            (message,) = backend.get_queue(name)._messages
+            message.sent_timestamp -= age * 1000
+            received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            self.assertEqual([m["Body"] for m in received], [name] if name == "retained" else [])
+
     def test_a_bucket_with_delete_markers_empties_after_versioning_is_suspended(self):
         # What terraform destroy does to a force_destroy bucket: versioning off, then empty it.
         s3 = self.aws.client("s3")

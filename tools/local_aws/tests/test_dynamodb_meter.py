@@ -79,6 +79,10 @@ class MeterTest(unittest.TestCase):
         self.assertEqual(builder.write_units, 2 + 2 + 6 + 1)
         self.assertEqual(builder.read_units, 1)
         self.assertEqual(sum(builder.requests.values()), 5)
+        # Billed by table too: another pipeline's tables see none of it.
+        self.assertEqual(METER.snapshot({self.table}).keys(), usage.keys())
+        self.assertEqual(METER.snapshot({self.table})["metered-builder"].write_units, builder.write_units)
+        self.assertEqual(METER.snapshot({"another-pipeline"}), {})
 
 
 if __name__ == "__main__":
