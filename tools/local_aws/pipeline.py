@@ -418,7 +418,11 @@ class Pipeline:
         """Why the pipeline is still at work (empty once every version reached an end: no open
         entry, every manifest final, every marker converted by a completed manifest,
         superseded, or given up at MAX_ATTEMPTS)."""
-        reasons = self.in_flight()
+        return self.in_flight() + self._unfinished(expected_files)
+
+    def _unfinished(self, expected_files: int | None) -> list[str]:
+        """The whole-table part of `unsettled`."""
+        reasons = []
         ledger = self.ledger()
         if ledger.open_entries:
             reasons.append(f"{len(ledger.open_entries)} open-manifest entries")
@@ -447,7 +451,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         quiet_since = None
         while True:
-            reasons = self.in_flight() or self.unsettled(expected_files)
+            reasons = self.in_flight() or self._unfinished(expected_files)
             if not reasons:
                 # Settled twice in a row, a sweep apart: nothing was in flight in between.
                 if quiet_since is not None and time.monotonic() - quiet_since > self.settings.sweep_every_seconds:
