@@ -93,13 +93,12 @@ done
 # `cargo clippy` itself sets), so the dependencies are compiled once for linting and testing
 # (a separate `cargo clippy` checked them all again: 7 minutes of a cold run). The
 # fault-injection seam only adds code (nothing is compiled out by it), so that pass lints
-# everything the default build has too. Here: the core without the AWS edge, and the
-# benchmarks (the one kind of target cargo test does not build).
+# everything the default build has too. Here: the core without the AWS edge.
 step "clippy"
 faults="manifest-builder/fault-injection,converter/fault-injection"
 features="converter/aws,shared/fault-injection,$faults"
 lint=(env RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)" CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__")
-cargo clippy -p shared -p manifest-builder -p ndjson-parquet-suite --no-default-features --all-targets --locked -- -D warnings
+cargo clippy -p shared -p manifest-builder --no-default-features --all-targets --locked -- -D warnings
 # The README's first command, exactly as a newcomer types it (a bin added to the root package
 # once broke it unnoticed), and its output read back by an independent reader.
 step "quick start"
@@ -119,10 +118,6 @@ grep -q -- "--features aws" target/no-s3.txt || { cat target/no-s3.txt >&2; exit
 step "dependency boundaries"
 ./scripts/check-dependencies.sh
 
-# Every criterion benchmark runs once (no measurement), so a benchmark that cannot run fails
-# here like a test; it reuses the release build above.
-step "benchmarks, once each"
-cargo bench -p ndjson-parquet-suite --benches --locked -- --test
 
 # One debug build lints (see "clippy"), and serves the tests and the end-to-end suite: the
 # tests run with the fault-injection seam compiled in (inert without a plan in
@@ -130,8 +125,14 @@ cargo bench -p ndjson-parquet-suite --benches --locked -- --test
 # (target/debug/manifest-builder and converter-lambda) are the Lambda processes of the
 # end-to-end suite. Separate feature sets cost two more builds of the AWS SDK: about 13
 # minutes of a cold run.
+# All targets: the criterion benchmarks too, which run once each in criterion's test mode (no
+# measurement; `cargo bench -- --test` does the same), so a benchmark that cannot run fails
+# here like a test. In this build, not the release one: a `bench` build compiled arrow,
+# parquet and criterion again (6 minutes of a cold run) for one pass over 24 MB a shape.
+# `--all-targets` leaves out the documentation tests: they run next, from the same build.
 step "cargo test (and clippy -D warnings on every target it builds)"
-"${lint[@]}" cargo test --workspace --locked --features "$features"
+"${lint[@]}" cargo test --workspace --locked --features "$features" --all-targets
+"${lint[@]}" cargo test --workspace --locked --features "$features" --doc
 
 # Fuzzing: cargo fuzz (from crates.io, into target/tools) on the machine's nightly toolchain,
 # both targets (the whole conversion with option combinations, and the decoder against
@@ -142,7 +143,8 @@ step "cargo test (and clippy -D warnings on every target it builds)"
 # replayed the corpus on stable. A crash fails the suite and leaves its input in fuzz/artifacts.
 step "fuzzing"
 if rustup run nightly rustc --version > /dev/null 2>&1; then
-  cargo install --locked --quiet cargo-fuzz --version 0.13.2 --root target/tools
+  # A debug build of the tool: it only drives cargo and libFuzzer (35 s to build instead of 48).
+  cargo install --locked --quiet --debug cargo-fuzz --version 0.13.2 --root target/tools
   for run in convert:4000 decode:8000; do
     target=${run%%:*}
     rm -rf "target/fuzz-corpus/$target" && mkdir -p "target/fuzz-corpus/$target"

@@ -24,6 +24,9 @@
 //!   against a throttled or unreachable service (the error is not retryable by the SDK).
 //! * `crash`: the call is sent; once its response is a success, the process exits at once
 //!   (exit status 86), as a Lambda killed between two steps would.
+//! * `stall`: the call waits `seconds` before it is sent, blocking its thread, as a process
+//!   hung on a connection that never answers would (longer than the function's timeout, Lambda
+//!   ends the invocation).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -53,6 +56,8 @@ pub enum Mode {
     Error,
     /// Exit the process right after the call succeeded.
     Crash,
+    /// Hold the call for the rule's `seconds` before it is sent.
+    Stall,
 }
 
 /// One entry of the plan's `rules`: which AWS call to hit, on which match, and how. Fires at
@@ -71,6 +76,9 @@ pub struct Rule {
     /// Only requests whose URI (bucket and key, for S3) contains this string match.
     #[serde(default)]
     pub uri_contains: Option<String>,
+    /// How long a `stall` holds the call.
+    #[serde(default)]
+    pub seconds: u64,
 }
 
 /// The whole plan.
@@ -213,6 +221,7 @@ impl Intercept for FaultInjector {
         let body = request.body().bytes();
         let mut armed = Vec::new();
         let mut fail = None;
+        let mut stall = None;
         for (index, rule) in self.matching(&operation, request.uri(), body) {
             match rule.mode {
                 Mode::Crash => armed.push(index),
@@ -221,7 +230,17 @@ impl Intercept for FaultInjector {
                         fail = Some(index);
                     }
                 }
+                Mode::Stall => {
+                    if self.count(index)? && stall.is_none() {
+                        stall = Some((index, rule.seconds));
+                    }
+                }
             }
+        }
+        if let Some((index, seconds)) = stall {
+            // Recorded first: the process is likely ended during the wait.
+            self.record(index, &operation);
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
         }
         cfg.interceptor_state().store_put(Armed(armed));
         if let Some(index) = fail {
@@ -316,6 +335,19 @@ mod tests {
             hits("S3.PutObject", "http://s3/other/key", None),
             Vec::<usize>::new()
         );
+    }
+
+    #[test]
+    fn a_stall_names_how_long_it_holds_the_call() {
+        let plan: Plan = serde_json::from_str(
+            r#"{"state_dir": "/x", "rules": [
+                {"op": "S3.GetObject", "nth": 1, "mode": "stall", "seconds": 90, "uri_contains": "/in/"},
+                {"op": "S3.GetObject", "nth": 2, "mode": "error"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(plan.rules[0].mode, Mode::Stall);
+        assert_eq!(plan.rules[0].seconds, 90);
+        assert_eq!(plan.rules[1].seconds, 0);
     }
 
     #[test]

@@ -28,7 +28,9 @@ pipeline settles, then checks the outcome against the inputs with independent re
 
 Fault scenarios inject one fault at a time per rule (an error response, or a process crash
 right after a successful call) at every AWS call the two functions make; each rule must
-actually fire. The summary goes to stdout and to `--summary`; Terraform's output goes to
+actually fire. Another hangs converters past their timeout (a `stall` rule) while an operator
+aborts one execution. The concurrency scenario runs with deliveries and manifests as deployed
+and counts every billable request per version (docs/COST.md). The summary goes to stdout and to `--summary`; Terraform's output goes to
 WORKDIR/terraform/*.log and the emulator's own logging to WORKDIR/emulator.log.
 
 Scenarios run two at a time (`--lanes`), each on its own pipeline (its own buckets, queues,
@@ -53,6 +55,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -345,6 +348,10 @@ class Scenario:
     upload_threads: int = 1
     # Runs with no other scenario at once: it measures the pipeline under load.
     alone: bool = False
+    # What an operator does while the pipeline runs: called in a thread of its own once the
+    # uploads are done, with the pipeline, the outcome, the converter's fault state directory
+    # and an event set when the pipeline settled.
+    operator: Callable[[Pipeline, "Outcome", str, threading.Event], None] | None = None
 
 
 def mixed_inputs(tag: str, prefixes=("2026-11-20", "2026-11-21", "2026-11-22"), files_per_prefix=3, rows=200) -> list[InputFile]:
@@ -404,31 +411,42 @@ def concurrency(files: int) -> Scenario:
     # The builder's deployed timeout (60 s): four debug builds tracking and cutting at once on
     # a small machine, against an emulator that serializes DynamoDB, take longer than the 15 s
     # the other scenarios use to keep their settle time short.
-    # Manifests must fill: a partial one is cut only once its oldest batch waited longer than
-    # the settle time (70 s), as deployed (600 s), so that the arrivals of the run fill whole
-    # manifests of 100 rather than whatever settled since the last delivery; 4 shards a date
-    # (16 deployed) so that 667 files a date make full manifests at all.
-    variables = PipelineVariables(sqs_batch_size=10, max_files_per_manifest=100, builder_timeout_seconds=60,
-                                  shards=4, max_wait_seconds=120)
-    local = LocalSettings(sqs_concurrency=4, converter_concurrency=4)
+    # The event-source mapping and the manifests as deployed (deliveries of up to 100
+    # notifications gathered for up to 10 s, manifests of up to 500 files), so that the write
+    # units per version are what a deployment pays (issue: at most 1.1). One shard a date: the
+    # deployed 16 are sized for thousands of files a second on one date, and this run's 17 a
+    # second over 3 dates would leave every shard's manifest partial. All four builders then
+    # contend for each date's one cursor. A partial manifest is cut only once its oldest batch
+    # waited longer than the settle time (70 s), so that the arrivals of the run fill whole
+    # manifests rather than whatever settled since the last delivery.
+    variables = PipelineVariables(sqs_batch_size=100, sqs_batching_window_seconds=10, max_files_per_manifest=500,
+                                  builder_timeout_seconds=60, shards=1, max_wait_seconds=120)
+    # The queue's own visibility timeout (6 x the builder's), as deployed: the 20 s the other
+    # scenarios use to see redeliveries quickly is shorter than a debug builder takes over a
+    # delivery of 100 here, and each early redelivery bills its markers' writes again (178
+    # repeat deliveries, 0.09 write units per version, in a run with the 20 s).
+    local = LocalSettings(sqs_concurrency=4, converter_concurrency=4, visibility_timeout_seconds=None)
     return Scenario(
         "concurrency",
         "conc",
-        f"{files} small files over 3 prefixes, uploaded by 8 threads, 4 builders at once plus the sweep",
+        f"{files} small files over 3 prefixes, uploaded by 8 threads, 4 builders at once plus the sweep, deliveries and manifests as deployed",
         inputs,
         variables=variables,
         local=local,
         timeout=900,
         upload_threads=8,
         alone=True,
-        extra_checks=[_check_manifests_fill],
+        extra_checks=[_check_manifests_fill, _check_write_units, _census],
     )
 
 
-# Fewest files a manifest of the concurrency scenario may average: each of its 12 shards cuts a
-# full manifest (100) and partials at most every 50 s (120 s wait - 70 s settle) while arrivals
+# Fewest files a manifest of the concurrency scenario may average: each date's one shard cuts
+# full manifests (500) and partials at most every 50 s (120 s wait - 70 s settle) while arrivals
 # trickle in. Cutting whatever settled since the last delivery averaged 6 (311 manifests).
-MIN_FILES_PER_MANIFEST = 10
+MIN_FILES_PER_MANIFEST = 100
+# Most DynamoDB write units per version tracked the concurrency scenario may bill (the
+# cost-per-file issue's target): markers take one each, the rest is shared by many versions.
+MAX_WRITE_UNITS_PER_VERSION = 1.1
 
 
 def _check_manifests_fill(pipeline: Pipeline, outcome: Outcome) -> None:
@@ -440,6 +458,117 @@ def _check_manifests_fill(pipeline: Pipeline, outcome: Outcome) -> None:
         outcome.problems.append(
             f"manifests fragment: {outcome.manifests} for {outcome.files} files ({mean:.1f} each, fewer than {MIN_FILES_PER_MANIFEST})"
         )
+
+
+def _census(pipeline: Pipeline, outcome: Outcome) -> None:
+    """Every billable request of the run per version tracked, as the cost census counts them
+    (docs/COST.md): each request the functions, the SQS poller (as the builder's role) and the
+    state machine's tasks signed, by operation; Lambda invocations; Step Functions state
+    transitions (states entered, from each execution's history). S3's notification to SQS (one
+    per object) is S3's own and not a request any role makes."""
+    if not outcome.versions:
+        return
+    prefix = pipeline.table.removesuffix("-tracking") + "-"
+    calls: collections.Counter = collections.Counter()
+    for (role_arn, operation), n in list(iam_audit.RECORDER.calls.items()):
+        if role_arn.split("/")[-1].startswith(prefix):
+            calls[operation] += n
+    for name, function in pipeline.functions.items():
+        calls[f"lambda invocations of {name.removeprefix(prefix)}"] += function.invocations
+    transitions = 0
+    for execution in pipeline.executions():
+        kwargs = {"executionArn": execution["executionArn"], "maxResults": 1000}
+        while True:
+            page = pipeline.sfn.get_execution_history(**kwargs)
+            transitions += sum(1 for e in page["events"] if e["type"].endswith("StateEntered"))
+            if "nextToken" not in page:
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    calls["states.transitions"] += transitions
+    per_version = ", ".join(f"{op} {n / outcome.versions:.4f}" for op, n in sorted(calls.items()) if n)
+    outcome.notes.append(f"requests per version tracked: {per_version}")
+
+
+def _check_write_units(pipeline: Pipeline, outcome: Outcome) -> None:
+    writes = sum(usage.write_units for usage in outcome.dynamodb.values())
+    if not outcome.versions:
+        outcome.problems.append("no version tracked")
+    elif writes / outcome.versions > MAX_WRITE_UNITS_PER_VERSION:
+        outcome.problems.append(
+            f"{writes / outcome.versions:.2f} DynamoDB write units per version tracked, more than {MAX_WRITE_UNITS_PER_VERSION}"
+        )
+
+
+# Inputs of the aborted and timed-out scenario: the first conversion of each date stalls (its
+# first read of an input hangs longer than the converter's timeout); one date's execution is
+# left to the timeout, the other's an operator aborts.
+TIMED_OUT_DATE, ABORTED_DATE = "2026-08-01", "2026-08-02"
+
+
+def aborted_and_timed_out() -> Scenario:
+    inputs = [
+        ndjson_file(f"incoming/{date}/part-{n}.ndjson", 80 + 13 * n, bad_every=29 if n == 0 else 0, seed=n)
+        for date in (TIMED_OUT_DATE, ABORTED_DATE)
+        for n in range(2)
+    ]
+    # Longer than the converter's timeout (60 s): Lambda ends the invocation (Sandbox.Timedout).
+    stall = [
+        {"op": "S3.GetObject", "nth": 1, "mode": "stall", "seconds": 90, "uri_contains": f"/{{input_bucket}}/incoming/{date}/",
+         "what": f"a read of an input of {date} hangs"}
+        for date in (TIMED_OUT_DATE, ABORTED_DATE)
+    ]
+    return Scenario(
+        "aborted-and-timed-out",
+        "abort",
+        f"two dates whose first conversion hangs past the converter's timeout: {TIMED_OUT_DATE}'s execution fails "
+        f"(Sandbox.Timedout, MarkFailed), {ABORTED_DATE}'s is aborted by an operator while its converter hangs "
+        "(no MarkFailed: the sweep finds it by DescribeExecution)",
+        inputs,
+        # One manifest a date (one shard); the sweep asks about the aborted execution after the
+        # shortest time the module allows (60 s).
+        variables=PipelineVariables(converter_timeout_seconds=60, shards=1, reconcile_after_seconds=60),
+        converter_faults=stall,
+        operator=_abort_while_stalled,
+        extra_checks=[_check_aborted_and_timed_out],
+        timeout=900,
+    )
+
+
+def _abort_while_stalled(pipeline: Pipeline, outcome: Outcome, converter_state: str, settled: threading.Event) -> None:
+    """Aborts the execution of ABORTED_DATE's manifest once its converter hangs (the stall rule
+    fired), as an operator's StopExecution would."""
+    rule = os.path.join(converter_state, "rule-1.fired")
+    while not settled.is_set():
+        if os.path.exists(rule):
+            for execution in pipeline.executions():
+                if execution["name"].startswith(ABORTED_DATE) and execution["status"] == "RUNNING":
+                    pipeline.sfn.stop_execution(executionArn=execution["executionArn"], error="Operator",
+                                                cause="stopped by the end-to-end suite")
+                    outcome.notes.append(f"aborted execution {execution['name']} while its converter hung")
+                    return
+        settled.wait(0.5)
+
+
+def _check_aborted_and_timed_out(pipeline: Pipeline, outcome: Outcome) -> None:
+    by_date: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for execution in pipeline.executions():
+        by_date[execution["name"][:10]][execution["status"]] += 1
+    outcome.notes.append("executions: " + "; ".join(f"{d}: {dict(c)}" for d, c in sorted(by_date.items())))
+    expected = {TIMED_OUT_DATE: "FAILED", ABORTED_DATE: "ABORTED"}
+    for date, status in expected.items():
+        if by_date[date][status] != 1 or by_date[date]["SUCCEEDED"] != 1:
+            outcome.problems.append(f"{date}: expected one {status} and then one SUCCEEDED execution, found {dict(by_date[date])}")
+    ledger = pipeline.ledger()
+    released = collections.Counter(m_id[:10] for m_id, m in ledger.manifests.items() if m["status"] == "released")
+    for date in expected:
+        if released[date] != 1:
+            outcome.problems.append(f"{date}: {released[date]} manifests released, expected the one whose execution ended")
+    reconciled = sum(v for (f, m), v in pipeline.metrics.items() if m == "ManifestsReconciled")
+    if reconciled < 1:
+        outcome.problems.append("the sweep reconciled no manifest with its execution (the aborted one has no MarkFailed)")
+    timeouts = pipeline.converter.failures.get("Sandbox.Timedout", 0)
+    if timeouts < 2:
+        outcome.problems.append(f"{timeouts} converter invocations timed out, expected both hung ones")
 
 
 def poison() -> Scenario:
@@ -622,11 +751,25 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
         pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
         uploaded = time.monotonic()
+        settled = threading.Event()
+        operator = None
+        if scenario.operator:
+            operator = threading.Thread(target=scenario.operator, args=(pipeline, outcome, converter_state, settled),
+                                        name=f"operator-{scenario.name}", daemon=True)
+            operator.start()
         try:
             pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs))
         except TimeoutError as e:
             outcome.problems.append(str(e))
+        finally:
+            settled.set()
+            if operator is not None:
+                operator.join(timeout=30)
         outcome.notes.append(f"uploads took {uploaded - started:.0f} s; the pipeline settled {time.monotonic() - uploaded:.0f} s after the last")
+        # This pipeline's table only: other scenarios may be running at the same time. Read
+        # before the checks, which may judge it.
+        outcome.dynamodb = dynamodb_meter.METER.snapshot({pipeline.table})
+        outcome.versions = len(pipeline.ledger().markers)
         check(pipeline, scenario.inputs, outcome, workdir)
         for extra in scenario.extra_checks:
             extra(pipeline, outcome)
@@ -644,9 +787,6 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
         counted = {m: v for (f, m), v in sorted(pipeline.metrics.items()) if m in interesting and v}
         if counted:
             outcome.notes.append("metrics: " + ", ".join(f"{m}={v:g}" for m, v in counted.items()))
-        # This pipeline's table only: other scenarios may be running at the same time.
-        outcome.dynamodb = dynamodb_meter.METER.snapshot({pipeline.table})
-        outcome.versions = len(pipeline.ledger().markers)
         outcome.notes.append(dynamodb_note(outcome))
         failures = {n: dict(f.failures) for n, f in pipeline.functions.items() if f.failures}
         if failures:
@@ -705,12 +845,24 @@ def dynamodb_note(outcome: Outcome) -> str:
     would from the requests, updates at an upper bound, queries at one read unit each)."""
     parts = []
     writes = 0
+    by_kind: collections.Counter = collections.Counter()
     for party, usage in sorted(outcome.dynamodb.items()):
         writes += usage.write_units
+        by_kind.update(usage.writes_by_kind)
         requests = sum(usage.requests.values())
         parts.append(f"{party} {usage.write_units} write / {usage.read_units} read units in {requests} requests")
-    per_version = f", {writes / outcome.versions:.2f} write units per version tracked" if outcome.versions else ""
+    per_version = ""
+    if outcome.versions:
+        shares = ", ".join(
+            f"{ITEM_KINDS.get(kind, kind)} {units / outcome.versions:.3f}" for kind, units in by_kind.most_common()
+        )
+        per_version = f", {writes / outcome.versions:.2f} write units per version tracked ({shares})"
     return "DynamoDB: " + ("; ".join(parts) or "no request") + per_version
+
+
+# Ledger item kinds by their partition key's prefix (shared/src/ledger/item.rs).
+ITEM_KINDS = {"V": "markers", "B": "batches", "C": "cursors", "L": "leases", "M": "manifests",
+              "O": "open entries", "D": "shard registry"}
 
 
 def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
@@ -794,6 +946,7 @@ def main(argv: list[str]) -> int:
         faults("builder", "crash"),
         faults("converter", "error"),
         faults("converter", "crash"),
+        aborted_and_timed_out(),
         concurrency(args.concurrency_files),
     ]
     chosen = [s for s in all_scenarios if not args.only or s.name in args.only]

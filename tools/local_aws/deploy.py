@@ -78,6 +78,9 @@ class PipelineVariables:
     converter_memory_mb: int = 3008
     sqs_batch_size: int = 10
     sqs_batching_window_seconds: int = 0
+    # The sweep asks Step Functions about a manifest running this long without change (an
+    # execution that ended without settling it: aborted, or timed out).
+    reconcile_after_seconds: int = 600
 
 
 def find_terraform() -> str | None:

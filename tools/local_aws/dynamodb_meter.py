@@ -68,11 +68,23 @@ class Usage:
     write_units: int = 0
     read_units: int = 0
     requests: collections.Counter = field(default_factory=collections.Counter)
+    # Write units by the kind of item written: its partition key's prefix (`V` marker, `B`
+    # batch, `C` cursor, `L` lease, `M` manifest, `O` open entry, `D` shard registry; see
+    # `shared/src/ledger/item.rs`), a transaction's units split over its items.
+    writes_by_kind: collections.Counter = field(default_factory=collections.Counter)
 
-    def add(self, operation: str, write: int = 0, read: int = 0) -> None:
-        self.write_units += write
+    def add(self, operation: str, writes: list[tuple[str, int]], read: int = 0) -> None:
+        for kind, units in writes:
+            self.write_units += units
+            self.writes_by_kind[kind] += units
         self.read_units += read
         self.requests[operation] += 1
+
+    def merge(self, other: "Usage") -> None:
+        self.write_units += other.write_units
+        self.read_units += other.read_units
+        self.requests.update(other.requests)
+        self.writes_by_kind.update(other.writes_by_kind)
 
 
 class Meter:
@@ -94,10 +106,7 @@ class Meter:
             for (party, table), usage in self.usage.items():
                 if tables is not None and table not in tables:
                     continue
-                total = by_party[party]
-                total.write_units += usage.write_units
-                total.read_units += usage.read_units
-                total.requests.update(usage.requests)
+                by_party[party].merge(usage)
             return dict(by_party)
 
     def observe(self, response, request) -> None:
@@ -118,46 +127,57 @@ class Meter:
             party = principal[0].split("/")[-1]
         try:
             operation, params = iam_audit.parse_request("dynamodb", request)
-            write, read = self._units(operation, params, _Table(account, region))
+            writes, read = self._units(operation, params, _Table(account, region))
         except Exception:  # never break moto's answer; an unreadable request is not metered
             return
         with self._lock:
-            self.usage[(party, _table_name(params))].add(operation, write, read)
+            self.usage[(party, _table_name(params))].add(operation, writes, read)
 
-    def _units(self, operation: str, p: dict, table: "_Table") -> tuple[int, int]:
+    def _units(self, operation: str, p: dict, table: "_Table") -> tuple[list[tuple[str, int]], int]:
+        """The write units by item kind, and the read units, of one request."""
         if operation == "PutItem":
             old = table.item(p["TableName"], p["Item"])
-            return write_units(max(item_size(p["Item"]), item_size(old))), 0
+            return [(item_kind(p["Item"]), write_units(max(item_size(p["Item"]), item_size(old))))], 0
         if operation == "UpdateItem":
-            return write_units(_updated_size(table.item(p["TableName"], p["Key"]), p)), 0
+            return [(item_kind(p["Key"]), write_units(_updated_size(table.item(p["TableName"], p["Key"]), p)))], 0
         if operation == "DeleteItem":
-            return write_units(item_size(table.item(p["TableName"], p["Key"]))), 0
+            return [(item_kind(p["Key"]), write_units(item_size(table.item(p["TableName"], p["Key"]))))], 0
         if operation == "TransactWriteItems":
-            units = 0
+            writes = []
             for entry in p.get("TransactItems") or []:
                 for kind, body in entry.items():
                     name = body["TableName"]
                     if kind == "Put":
-                        size = max(item_size(body["Item"]), item_size(table.item(name, body["Item"])))
+                        key = body["Item"]
+                        size = max(item_size(key), item_size(table.item(name, key)))
                     elif kind == "Update":
-                        size = _updated_size(table.item(name, body["Key"]), body)
+                        key = body["Key"]
+                        size = _updated_size(table.item(name, key), body)
                     else:  # Delete, ConditionCheck
-                        size = item_size(table.item(name, body["Key"]))
-                    units += 2 * write_units(size)
-            return units, 0
+                        key = body["Key"]
+                        size = item_size(table.item(name, key))
+                    writes.append((item_kind(key), 2 * write_units(size)))
+            return writes, 0
         if operation == "GetItem":
             found = table.item(p["TableName"], p["Key"])
-            return 0, read_units(item_size(found)) if found else 1
+            return [], read_units(item_size(found)) if found else 1
         if operation == "BatchGetItem":
             units = 0
             for name, request in (p.get("RequestItems") or {}).items():
                 for key in request.get("Keys") or []:
                     found = table.item(name, key)
                     units += read_units(item_size(found)) if found else 0
-            return 0, max(units, 1)
+            return [], max(units, 1)
         if operation in ("Query", "Scan"):
-            return 0, 1
-        return 0, 0
+            return [], 1
+        return [], 0
+
+
+def item_kind(item_or_key: dict) -> str:
+    """The kind of a ledger item: its partition key up to the first `#` (`V`, `B`, `C`, `L`,
+    `M`, `O`, `D`), or `?` for a key of another layout."""
+    pk = (item_or_key.get("pk") or {}).get("S")
+    return pk.split("#", 1)[0] if pk else "?"
 
 
 def _table_name(p: dict) -> str:

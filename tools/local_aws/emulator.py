@@ -59,6 +59,17 @@ One makes moto fast enough for a queue of thousands of messages:
 * SQS receives: moto checks each message's retention by computing all of the queue's
   attributes, whose approximate counts visit every message; the patch reads the one attribute.
 
+One makes StopExecution what it is in AWS:
+
+* moto's stopped execution stays RUNNING until its task in progress returns, then ends FAILED
+  if the task failed; the patch makes it ABORTED at once, and keeps it so.
+
+One makes moto's SQS as safe under concurrent pollers as SQS:
+
+* SQS deletes: moto rebuilds the queue's message list outside the lock its sends take, so two
+  deletes at once undo one of them (the message comes back after its visibility timeout) and a
+  message sent meanwhile can vanish; the patch deletes under the queue's lock.
+
 (`aws_s3_bucket_lifecycle_configuration` needs no patch: moto returns the rules as they were
 put; the provider's create reads them back until they are steady (measured: ten reads 5 s
 apart), so each lifecycle configuration takes ~55 s to create, in parallel with the rest of the
@@ -117,6 +128,8 @@ def _patch_moto() -> None:
         _patch_sfn_list_versions()
         _patch_sqs_redrive_allow_policy()
         _patch_sqs_retention_check()
+        _patch_sqs_delete_race()
+        _patch_sfn_stop_execution()
         _patch_s3_delete_marker_dispose()
         _patch_s3_list_object_versions_encoding()
         _patch_thread_exceptions()
@@ -271,6 +284,52 @@ def _patch_sfn_list_versions() -> None:
         )
 
     StepFunctionResponse.list_state_machine_versions = list_state_machine_versions
+
+
+def _patch_sfn_stop_execution() -> None:
+    """moto's StopExecution only asks the execution's worker to stop: the execution stays
+    RUNNING until the task in progress returns, and then ends FAILED if that task failed (a
+    converter timing out). In AWS it is ABORTED from the moment it is stopped, and stays so.
+    The sweep tells an aborted execution (no MarkFailed ran) from a failed one by that status."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    stop = Execution.stop
+
+    def stop_now(self, stop_date, error, cause):
+        stop(self, stop_date=stop_date, error=error, cause=cause)
+        if self.exec_status == ExecutionStatus.RUNNING:
+            self.exec_status = ExecutionStatus.ABORTED
+            self.stop_date = stop_date
+            self.error, self.cause = error, cause
+
+    reflect = BaseExecutionWorkerCommunication._reflect_execution_status
+
+    def reflect_unless_aborted(self):
+        if self.execution.exec_status == ExecutionStatus.ABORTED:
+            return
+        reflect(self)
+
+    Execution.stop = stop_now
+    BaseExecutionWorkerCommunication._reflect_execution_status = reflect_unless_aborted
+
+
+def _patch_sqs_delete_race() -> None:
+    """moto deletes a message by building a new list of the queue's other messages and
+    assigning it, outside the lock its sends take: two deletes at once (four pollers deleting
+    what they took) each drop only their own message, and the one assigned last brings the
+    other's back, still in flight, for redelivery after the visibility timeout; a message sent
+    meanwhile can vanish. SQS does neither. The delete, under the queue's lock (a re-entrant
+    condition, which its long polls release while they wait)."""
+    from moto.sqs.models import Queue
+
+    delete_message = Queue.delete_message
+
+    def locked_delete_message(self, receipt_handle: str) -> None:
+        with self._messages_lock:
+            delete_message(self, receipt_handle)
+
+    Queue.delete_message = locked_delete_message
 
 
 def _patch_sqs_retention_check() -> None:

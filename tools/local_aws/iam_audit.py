@@ -631,6 +631,8 @@ class Recorder:
             self._principals: dict[tuple[str, str], tuple[str, str]] = {}
             # (role ARN, "service.Operation") of requests that need no permission at all.
             self.no_permission: collections.Counter = collections.Counter()
+            # (role ARN, "service.Operation"): every request, once (the cost census counts them).
+            self.calls: collections.Counter = collections.Counter()
 
     def attribute(self, access_key: str, role_arn: str, session_arn: str | None = None) -> None:
         """Counts requests signed with `access_key` as `role_arn`'s."""
@@ -737,6 +739,8 @@ class Recorder:
                     self.unmapped[(role_arn, f"{service}.{operation}", "a Step Functions task call no single state machine's role can be credited with")] += 1
                 return
         role_arn, session = principal
+        with self._lock:
+            self.calls[(role_arn, f"{service}.{operation}")] += 1
         for auth in auths:
             self.add(role_arn, session, f"{service}.{operation}", auth)
         if not auths:

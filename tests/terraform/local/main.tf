@@ -64,6 +64,7 @@ module "pipeline" {
   converter_memory_mb         = each.value.converter_memory_mb
   sqs_batch_size              = each.value.sqs_batch_size
   sqs_batching_window_seconds = each.value.sqs_batching_window_seconds
+  reconcile_after_seconds     = each.value.reconcile_after_seconds
 
   # A throw-away deployment: destroy must be able to remove everything.
   force_destroy       = true

@@ -55,5 +55,6 @@ variable "pipelines" {
     converter_memory_mb         = optional(number, 3008)
     sqs_batch_size              = optional(number, 10)
     sqs_batching_window_seconds = optional(number, 0)
+    reconcile_after_seconds     = optional(number, 600)
   }))
 }

@@ -133,7 +133,7 @@ class EmulatorTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.aws.stop()
 
-    def create_function(self, name: str) -> LambdaFunction:
+    def create_function(self, name: str, timeout_seconds: int = 20) -> LambdaFunction:
         package = io.BytesIO()
         with zipfile.ZipFile(package, "w") as z:
             z.writestr("bootstrap", "")
@@ -144,7 +144,7 @@ class EmulatorTest(unittest.TestCase):
             FunctionName=name, Runtime="provided.al2023", Role=role, Handler="bootstrap",
             Code={"ZipFile": package.getvalue()},
         )
-        f = function(name)
+        f = function(name, timeout_seconds=timeout_seconds)
         self.aws.route(f)
         self.addCleanup(f.close)
         self.addCleanup(self.aws.unroute, name)
@@ -190,6 +190,39 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual(described["status"], "SUCCEEDED")
         self.assertEqual(json.loads(described["output"])["event"]["y"], 2)
         self.assertEqual(f.invocations, 1)
+
+    def test_a_stopped_execution_is_aborted_at_once_and_stays_aborted(self):
+        # StopExecution while a task runs: in AWS the execution is ABORTED from that moment,
+        # whatever the task then returns (here: the function times out).
+        f = self.create_function("stopped", timeout_seconds=3)
+        sfn = self.aws.client("stepfunctions")
+        definition = {
+            "StartAt": "Call",
+            "States": {
+                "Call": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                         "Parameters": {"FunctionName": f.arn, "Payload.$": "$"}, "End": True}
+            },
+        }
+        arn = sfn.create_state_machine(
+            name="stopped-test", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn",
+        )["stateMachineArn"]
+        execution = sfn.start_execution(
+            stateMachineArn=arn, name="run-1", input=json.dumps({"do": "sleep", "seconds": 10})
+        )["executionArn"]
+        for _ in range(100):  # until the task is under way
+            events = sfn.get_execution_history(executionArn=execution)["events"]
+            if any(e["type"] == "TaskScheduled" for e in events):
+                break
+            time.sleep(0.1)
+        sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped by the test")
+        self.assertEqual(sfn.describe_execution(executionArn=execution)["status"], "ABORTED")
+        for _ in range(100):  # the task's timeout ends the worker
+            if f.failures:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        self.assertEqual(f.failures, {"Sandbox.Timedout": 1})
+        self.assertEqual(sfn.describe_execution(executionArn=execution)["status"], "ABORTED")
 
     def test_the_sqs_event_source_deletes_successes_and_redrives_failures(self):
         f = self.create_function("consumer")
@@ -331,6 +364,40 @@ class TerraformGapsTest(unittest.TestCase):
             message.sent_timestamp -= age * 1000
             received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             self.assertEqual([m["Body"] for m in received], [name] if name == "retained" else [])
+
+    def test_concurrent_deletes_and_sends_lose_nothing(self):
+        # Four pollers deleting what they received while notifications keep arriving: in SQS
+        # every delete takes and every sent message stays until deleted.
+        from concurrent.futures import ThreadPoolExecutor
+
+        sqs = self.aws.client("sqs")
+        url = sqs.create_queue(QueueName="busy", Attributes={"VisibilityTimeout": "600"})["QueueUrl"]
+        for start in range(0, 500, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)])
+        received = []
+        while len(received) < 500:
+            received += sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        chunks = [received[i : i + 10] for i in range(0, len(received), 10)]
+
+        def delete(chunk):
+            result = self.aws.client("sqs").delete_message_batch(
+                QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)]
+            )
+            return len(result.get("Failed", []))
+
+        def send(n):
+            self.aws.client("sqs").send_message(QueueUrl=url, MessageBody=f"late{n}")
+            return 0
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            work = [pool.submit(delete, chunk) for chunk in chunks]
+            work += [pool.submit(send, n) for n in range(200)]
+            failed = sum(w.result() for w in work)
+        self.assertEqual(failed, 0)
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        self.assertEqual((attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]), ("200", "0"))
 
     def test_a_bucket_with_delete_markers_empties_after_versioning_is_suspended(self):
         # What terraform destroy does to a force_destroy bucket: versioning off, then empty it.

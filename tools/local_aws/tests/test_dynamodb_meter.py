@@ -79,6 +79,9 @@ class MeterTest(unittest.TestCase):
         self.assertEqual(builder.write_units, 2 + 2 + 6 + 1)
         self.assertEqual(builder.read_units, 1)
         self.assertEqual(sum(builder.requests.values()), 5)
+        # By the kind of item: the transaction's put of the open entry and its update of the
+        # manifest each billed twice, the delete to the open entry.
+        self.assertEqual(builder.writes_by_kind, {"M": 2 + 2 + 4, "O": 2 + 1})
         # Billed by table too: another pipeline's tables see none of it.
         self.assertEqual(METER.snapshot({self.table}).keys(), usage.keys())
         self.assertEqual(METER.snapshot({self.table})["metered-builder"].write_units, builder.write_units)

@@ -256,6 +256,10 @@ class AuditTest(unittest.TestCase):
         self.s3.list_objects_v2(Bucket=self.bucket)  # the harness's own keys: not audited
         s3 = self.audit.client("s3", self.audit.roles["conv-quiet"], "conv-quiet")
         s3.list_objects_v2(Bucket=self.bucket, Prefix="errors/")
+        s3.list_objects_v2(Bucket=self.bucket, Prefix="parquet/")
+        # Every request once, by role and operation (the cost census), the harness's not at all.
+        self.assertEqual({k: n for k, n in RECORDER.calls.items() if k[0].endswith("/conv-quiet")},
+                         {(self.audit.roles["conv-quiet"], "s3.ListObjectsV2"): 2})
         report = self.evaluate()
         self.assertTrue(report.ok, report.output + "\n".join(report.problems))
         self.assertEqual({(v.role, v.action) for v in report.verdicts}, {("conv-quiet", "s3:ListBucket")})
