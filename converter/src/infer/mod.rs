@@ -712,16 +712,22 @@ fn fits_root<'de, A: MapAccess<'de>>(
     // The case-folded keys that went into the overflow column (a handful per record).
     let mut overflowed: Vec<String> = Vec::new();
     let mut hint = 0usize;
+    // One past the highest field index seen: a field beyond it cannot have been seen yet. Not
+    // `hint`, which follows the last key: after a key out of order (`c79` before `c71`), keys
+    // in order again (`c71`..`c78`) bring `hint` back to 79 while `c79` was already there
+    // (found by fuzzing: a repeated key taken as a record that the decoder rejects).
+    let mut high = 0usize;
     while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
         let expected = match node.exact(&key, hint) {
             // A case variant goes through validation and merging (see `visit_map`).
             Some(index) if node.fields[index].name != *key => return fail(misfit),
             Some(index) => {
-                if index < hint && root.present.contains(&index) {
+                if index < high && root.present.contains(&index) {
                     return fail(misfit);
                 }
                 root.present.push(index);
                 hint = index + 1;
+                high = high.max(index + 1);
                 &node.fields[index].node
             }
             None => {
@@ -1275,6 +1281,24 @@ mod tests {
         }
         // Below the threshold every key is a column.
         assert_eq!(infer_with_threshold(&lines, 3000).schema().overflow, None);
+    }
+
+    #[test]
+    fn a_key_repeated_after_keys_out_of_order_is_no_record() {
+        let mut inference = Inference::new(TimestampUnit::Microsecond);
+        assert_eq!(
+            inference.add_line(br#"{"a":1,"b":2,"c":3,"d":4}"#),
+            LineInference::Widened
+        );
+        // `d` early, then `b` and `c` in order again, then `d` once more.
+        assert_eq!(
+            inference.add_line(br#"{"a":1,"d":2,"b":3,"c":4,"d":5}"#),
+            LineInference::Invalid
+        );
+        assert_eq!(
+            inference.add_line(br#"{"a":1,"d":2,"b":3,"c":4}"#),
+            LineInference::Fits
+        );
     }
 
     #[test]
