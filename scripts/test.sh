@@ -118,7 +118,6 @@ grep -q -- "--features aws" target/no-s3.txt || { cat target/no-s3.txt >&2; exit
 step "dependency boundaries"
 ./scripts/check-dependencies.sh
 
-
 # One debug build lints (see "clippy"), and serves the tests and the end-to-end suite: the
 # tests run with the fault-injection seam compiled in (inert without a plan in
 # NDJSON_PARQUET_FAULTS), and the binaries cargo test builds for the integration tests

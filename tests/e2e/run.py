@@ -30,8 +30,9 @@ Fault scenarios inject one fault at a time per rule (an error response, or a pro
 right after a successful call) at every AWS call the two functions make; each rule must
 actually fire. Another hangs converters past their timeout (a `stall` rule) while an operator
 aborts one execution. The concurrency scenario runs with deliveries and manifests as deployed
-and counts every billable request per version (docs/COST.md). The summary goes to stdout and to `--summary`; Terraform's output goes to
-WORKDIR/terraform/*.log and the emulator's own logging to WORKDIR/emulator.log.
+and counts every billable request per version (docs/COST.md). The summary goes to stdout and
+to `--summary`; Terraform's output goes to WORKDIR/terraform/*.log and the emulator's own
+logging to WORKDIR/emulator.log.
 
 Scenarios run two at a time (`--lanes`), each on its own pipeline (its own buckets, queues,
 table and functions): most of a scenario is waiting (visibility timeouts, the converter's
@@ -490,12 +491,12 @@ def _census(pipeline: Pipeline, outcome: Outcome) -> None:
 
 
 def _check_write_units(pipeline: Pipeline, outcome: Outcome) -> None:
-    writes = sum(usage.write_units for usage in outcome.dynamodb.values())
-    if not outcome.versions:
+    per_version = write_units_per_version(outcome)
+    if per_version is None:
         outcome.problems.append("no version tracked")
-    elif writes / outcome.versions > MAX_WRITE_UNITS_PER_VERSION:
+    elif per_version > MAX_WRITE_UNITS_PER_VERSION:
         outcome.problems.append(
-            f"{writes / outcome.versions:.2f} DynamoDB write units per version tracked, more than {MAX_WRITE_UNITS_PER_VERSION}"
+            f"{per_version:.2f} DynamoDB write units per version tracked, more than {MAX_WRITE_UNITS_PER_VERSION}"
         )
 
 
@@ -848,20 +849,26 @@ def dynamodb_note(outcome: Outcome) -> str:
     """The scenario's DynamoDB consumption (tools/local_aws/dynamodb_meter.py: billed as DynamoDB
     would from the requests, updates at an upper bound, queries at one read unit each)."""
     parts = []
-    writes = 0
     by_kind: collections.Counter = collections.Counter()
     for party, usage in sorted(outcome.dynamodb.items()):
-        writes += usage.write_units
         by_kind.update(usage.writes_by_kind)
         requests = sum(usage.requests.values())
         parts.append(f"{party} {usage.write_units} write / {usage.read_units} read units in {requests} requests")
     per_version = ""
-    if outcome.versions:
+    writes = write_units_per_version(outcome)
+    if writes is not None:
         shares = ", ".join(
             f"{ITEM_KINDS.get(kind, kind)} {units / outcome.versions:.3f}" for kind, units in by_kind.most_common()
         )
-        per_version = f", {writes / outcome.versions:.2f} write units per version tracked ({shares})"
+        per_version = f", {writes:.2f} write units per version tracked ({shares})"
     return "DynamoDB: " + ("; ".join(parts) or "no request") + per_version
+
+
+def write_units_per_version(outcome: Outcome) -> float | None:
+    """The scenario's DynamoDB write units (every party's) per version tracked."""
+    if not outcome.versions:
+        return None
+    return sum(usage.write_units for usage in outcome.dynamodb.values()) / outcome.versions
 
 
 # Ledger item kinds by their partition key's prefix (shared/src/ledger/item.rs).
