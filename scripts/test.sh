@@ -38,9 +38,10 @@ port=$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0
 "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
 packages_pid=
-# On the way out: the emulator, and the Lambda packages' build if it still runs (its own
-# process group, see below).
-trap 'kill "$moto_pid" 2>/dev/null || true; [ -z "$packages_pid" ] || kill -- "-$packages_pid" 2>/dev/null || true' EXIT
+fuzz_pid=
+# On the way out: the emulator, and the fuzzing and the Lambda packages' build if they still
+# run (each its own process group, see below).
+trap 'kill "$moto_pid" 2>/dev/null || true; for pid in $packages_pid $fuzz_pid; do kill -- "-$pid" 2>/dev/null || true; done' EXIT
 for _ in $(seq 1 100); do
   if "$venv/bin/python" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
       "http://127.0.0.1:$port/moto-api/" 2> /dev/null; then
@@ -133,36 +134,20 @@ step "cargo test (and clippy -D warnings on every target it builds)"
 "${lint[@]}" cargo test --workspace --locked --features "$features" --all-targets
 "${lint[@]}" cargo test --workspace --locked --features "$features" --doc
 
-# Fuzzing: cargo fuzz (from crates.io, into target/tools) on the machine's nightly toolchain,
-# both targets (the whole conversion with option combinations, and the decoder against
-# inference and serde_json), from the checked-in corpus. A gate must not be a lottery, so the
-# suite's runs are deterministic (fixed seed and number of inputs, about 40 s each); longer,
-# random runs are for `cargo fuzz run` by hand (README, "Fuzzing"), and what they find goes into
-# the corpus. The invariants are converter/tests/invariants; `cargo test` above already
-# replayed the corpus on stable. A crash fails the suite and leaves its input in fuzz/artifacts.
-step "fuzzing"
-if rustup run nightly rustc --version > /dev/null 2>&1; then
-  # A debug build of the tool: it only drives cargo and libFuzzer (35 s to build instead of 48).
-  cargo install --locked --quiet --debug cargo-fuzz --version 0.13.2 --root target/tools
-  for run in convert:4000 decode:8000; do
-    target=${run%%:*}
-    rm -rf "target/fuzz-corpus/$target" && mkdir -p "target/fuzz-corpus/$target"
-    (cd fuzz && PATH="$PWD/../target/tools/bin:$PATH" cargo +nightly fuzz run --sanitizer none -O "$target" \
-      "../target/fuzz-corpus/$target" "corpus/$target" -- \
-      -seed=1 -runs="${run##*:}" -max_len=65536 -rss_limit_mb=2048 -timeout=30 -print_final_stats=1) \
-      2>&1 | tail -n 25
-  done
-else
-  echo "SKIPPED: fuzzing (no nightly toolchain on this machine; the corpus was replayed by cargo test)"
-fi
-
+# Two CPU-heavy steps run in the background while the end-to-end suite below runs: that suite
+# mostly waits (visibility timeouts, the converter's timeout), so they take the idle CPU, at a
+# lower priority than the suite's processes (fuzzing took 10 minutes of its own before it).
+#
+# Fuzzing (scripts/fuzz-suite.sh): both targets, deterministic runs from the checked-in corpus
+# (`cargo test` above already replayed the corpus on stable).
+#
 # The Lambda deployment packages as they are deployed: cross-built for arm64 (provided.al2023),
 # stripped, then checked: `bootstrap` at each zip's root, an aarch64 executable needing glibc
 # <= 2.34 and only glibc, and a start under qemu that must stop at the configuration check.
-# qemu-user comes from Debian; where it cannot be installed, the start is skipped loudly.
-# The cross-build (a quarter of an hour on two cores) runs at the lowest priority while the
-# end-to-end suite below runs: that suite mostly waits (visibility timeouts, the converter's
-# timeout), so the build takes the idle CPU, and the suite's processes come first.
+# qemu-user comes from Debian; where it cannot be installed, the start is skipped loudly. They
+# are built unoptimised (LAMBDA_PROFILE=lambda-check, into target/lambda-check): optimising
+# them is 35 CPU-minutes the checks do not need; `./scripts/package-lambdas.sh` builds the
+# deployed ones.
 if ! command -v qemu-aarch64 > /dev/null && command -v apt-get > /dev/null && [ "$(id -u)" = 0 ]; then
   (apt-get update -qq && apt-get install -y -qq qemu-user libc6-arm64-cross) > target/apt.log 2>&1 \
     || echo "qemu-user could not be installed (see target/apt.log)"
@@ -170,8 +155,10 @@ fi
 # A no-op after the tests above (the same command and features): it makes sure the end-to-end
 # suite's binaries are there before anything else uses cargo.
 "${lint[@]}" cargo test --workspace --locked --features "$features" --no-run
-step "Lambda packages (in the background)"
-setsid nice -n 19 ./scripts/package-lambdas.sh > target/lambda-packages.log 2>&1 &
+step "fuzzing and the Lambda packages (in the background)"
+setsid nice -n 10 ./scripts/fuzz-suite.sh > target/fuzz-suite.log 2>&1 &
+fuzz_pid=$!
+LAMBDA_PROFILE=lambda-check setsid nice -n 19 ./scripts/package-lambdas.sh > target/lambda-packages.log 2>&1 &
 packages_pid=$!
 
 # End to end: the local AWS bridge's own tests, then the whole pipeline (moto in-process, the
@@ -185,6 +172,15 @@ step "end to end"
 e2e=0
 "$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md || e2e=$?
 
+step "fuzzing"
+fuzz=0
+wait "$fuzz_pid" || fuzz=$?
+fuzz_pid=
+cat target/fuzz-suite.log
+if [ "$fuzz" -ne 0 ]; then
+  echo "fuzzing failed (exit $fuzz): target/fuzz-suite.log, inputs in fuzz/artifacts" >&2
+fi
+
 step "Lambda packages"
 packages=0
 wait "$packages_pid" || packages=$?
@@ -193,7 +189,7 @@ tail -n 40 target/lambda-packages.log
 if [ "$packages" -ne 0 ]; then
   echo "the Lambda packages failed (exit $packages): target/lambda-packages.log" >&2
 fi
-if [ "$e2e" -ne 0 ] || [ "$packages" -ne 0 ]; then
+if [ "$e2e" -ne 0 ] || [ "$fuzz" -ne 0 ] || [ "$packages" -ne 0 ]; then
   exit 1
 fi
 step "done"

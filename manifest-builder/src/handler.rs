@@ -111,8 +111,13 @@ pub struct Context<'a> {
     pub request_id: &'a str,
     /// The time the invocation started.
     pub now: Timestamp,
-    /// Whether the sweep may start another step (its time budget).
+    /// Whether the sweep, or the cut after tracking, may start another step (its time
+    /// budget).
     pub time_left: &'a dyn Fn() -> bool,
+    /// Whether tracking may write another item: a later bound than `time_left`, as the
+    /// messages wait for tracking and not for cutting, but before the timeout, which would
+    /// deliver the whole batch again.
+    pub tracking_time_left: &'a dyn Fn() -> bool,
 }
 
 /// The builder: the protocol over its stores, and which records it tracks. Created once per
@@ -148,6 +153,7 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
                     &messages,
                     shard,
                     context.now,
+                    context.tracking_time_left,
                     context.time_left,
                     &mut metrics,
                 ))
@@ -185,13 +191,15 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
     /// date and bucket for the whole invocation), then cuts the shards it touched. Returns
     /// the ids of the messages to report as failed: a message fails when its body or one of
     /// its records is unreadable, or one of its versions was not durably tracked. Cutting
-    /// never fails a message (the next delivery or the sweep cuts again), and it stops when
-    /// `time_left` says so: tracking is what the messages wait for, cutting is not.
+    /// never fails a message (the next delivery or the sweep cuts again). Tracking stops when
+    /// `tracking_time_left` says so (a message whose versions were not all tracked in time
+    /// fails, and comes back alone), cutting when `time_left` does.
     pub async fn process_batch(
         &self,
         messages: &[Message],
         shard: u16,
         now: Timestamp,
+        tracking_time_left: &dyn Fn() -> bool,
         time_left: &dyn Fn() -> bool,
         metrics: &mut Metrics,
     ) -> Vec<String> {
@@ -203,7 +211,10 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Builder<L, B, O> {
             .iter()
             .flat_map(|p| p.arrivals.iter().cloned())
             .collect();
-        let results = self.batching.track(shard, &arrivals, now, metrics).await;
+        let results = self
+            .batching
+            .track(shard, &arrivals, now, tracking_time_left, metrics)
+            .await;
         let mut failed = Vec::new();
         let mut touched = BTreeSet::new();
         let mut results = results.into_iter();
@@ -445,6 +456,7 @@ mod tests {
             request_id: "r1",
             now,
             time_left: &|| true,
+            tracking_time_left: &|| true,
         };
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(
@@ -469,6 +481,7 @@ mod tests {
             request_id: "r2",
             now: later,
             time_left: &|| true,
+            tracking_time_left: &|| true,
         };
         let (report, metrics) = builder
             .handle(&json!({"action": "sweep"}), &context)
@@ -492,6 +505,7 @@ mod tests {
             request_id: "r1",
             now,
             time_left: &|| false,
+            tracking_time_left: &|| true,
         };
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(
@@ -510,6 +524,7 @@ mod tests {
                 request_id: "r2",
                 now: later,
                 time_left: &budget,
+                tracking_time_left: &|| true,
             };
             let (report, _) = builder
                 .handle(&json!({"action": "sweep"}), &context)
@@ -517,5 +532,78 @@ mod tests {
                 .unwrap();
             assert_eq!(report["cut"], cut, "{report}");
         }
+    }
+
+    #[tokio::test]
+    async fn out_of_tracking_time_only_the_untracked_messages_come_back() {
+        let builder = builder();
+        let now = Timestamp::parse_rfc3339("2026-11-25T10:00:05Z").unwrap();
+        let event = sqs(&[
+            (
+                "m1",
+                s3_body(&[("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1")]),
+            ),
+            (
+                "m2",
+                s3_body(&[("ObjectCreated:Put", "2026-11-24/b.ndjson", "v1")]),
+            ),
+            (
+                "m3",
+                s3_body(&[("ObjectCreated:Put", "2026-11-24/c.ndjson", "v1")]),
+            ),
+        ]);
+        // Time for the batch item and the first marker, then none.
+        let asked = std::cell::Cell::new(0);
+        let budget = || {
+            asked.set(asked.get() + 1);
+            asked.get() <= 2
+        };
+        let context = Context {
+            request_id: "r1",
+            now,
+            time_left: &|| true,
+            tracking_time_left: &budget,
+        };
+        let (response, metrics) = builder.handle(&event, &context).await.unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]})
+        );
+        assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 1.0);
+        assert_eq!(metrics.get(batching::metric::TRACKING_OUT_OF_TIME), 2.0);
+        // With no time at all, nothing is written and every message comes back.
+        let context = Context {
+            request_id: "r2",
+            now,
+            time_left: &|| true,
+            tracking_time_left: &|| false,
+        };
+        let (response, metrics) = builder.handle(&event, &context).await.unwrap();
+        assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 3);
+        assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 0.0);
+        // Delivered again with time: the first is a repeat, the others are tracked, and the
+        // sweep puts all three in manifests (one per shard the two deliveries wrote to).
+        let context = Context {
+            request_id: "r3",
+            now,
+            time_left: &|| true,
+            tracking_time_left: &|| true,
+        };
+        let (response, metrics) = builder.handle(&event, &context).await.unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}));
+        assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 2.0);
+        assert_eq!(metrics.get(batching::metric::DUPLICATES), 1.0);
+        let context = Context {
+            request_id: "r4",
+            now: now.plus_seconds(400),
+            time_left: &|| true,
+            tracking_time_left: &|| true,
+        };
+        let (report, metrics) = builder
+            .handle(&json!({"action": "sweep"}), &context)
+            .await
+            .unwrap();
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(metrics.get(batching::metric::FILES_MANIFESTED), 3.0);
     }
 }

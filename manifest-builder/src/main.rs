@@ -16,6 +16,12 @@ use shared::types::Timestamp;
 /// under way to finish and for the metrics.
 const SWEEP_BUDGET: f64 = 0.7;
 
+/// The share of an invocation's time tracking may start writes in: the rest is for the writes
+/// in flight and the answer. An invocation that outlives its timeout gets its whole delivery
+/// again, each version a repeated delivery billed again; one that stops here gets back only
+/// the messages it did not track.
+const TRACKING_BUDGET: f64 = 0.85;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let config = match BuilderConfig::from_env(&|name| std::env::var(name).ok()) {
@@ -68,10 +74,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         });
         let budget = remaining.mul_f64(SWEEP_BUDGET);
         let time_left = move || started.elapsed() < budget;
+        let tracking_budget = remaining.mul_f64(TRACKING_BUDGET);
+        let tracking_time_left = move || started.elapsed() < tracking_budget;
         let context = Context {
             request_id: &event.context.request_id,
             now,
             time_left: &time_left,
+            tracking_time_left: &tracking_time_left,
         };
         let (response, metrics) = builder.handle(&event.payload, &context).await?;
         let mut stdout = std::io::stdout().lock();

@@ -38,6 +38,7 @@ fn at(request_id: &str, now: Timestamp) -> Context<'_> {
         request_id,
         now,
         time_left: &always,
+        tracking_time_left: &always,
     }
 }
 

@@ -1,9 +1,11 @@
 //! Deterministic simulation of the whole pipeline on the ledger (tracking version 2,
 //! `docs/TRACKING.md`): S3 with versions, overwrites and deletes; SQS with at-least-once
 //! delivery, visibility timeouts, a dead-letter queue and redrives; builders tracking and
-//! cutting; sweeps starting, reconciling and releasing; Step Functions with the deployed
-//! definition's retries and `MarkFailed`, aborts, and converter Lambdas killed at their timeout
-//! or outliving their execution; all on one thread, on a virtual clock, from one seed.
+//! cutting (killed at their timeout); sweeps starting, reconciling and releasing; Step
+//! Functions with the deployed definition's retries and `MarkFailed`, aborts, and converter
+//! Lambdas killed at their timeout or outliving their execution; after quiescence, in half the
+//! hazard seeds, days passing, TTL deletes and late deliveries within the queues' retention;
+//! all on one thread, on a virtual clock, from one seed.
 //!
 //! Every party runs as a task; before each call to a store the call may yield, so tasks
 //! interleave at every store call, and the call may fail (nothing applied), lose its response
@@ -124,6 +126,10 @@ struct Sim {
     /// stores do not see (SQS requests, Lambda invocations, Step Functions state transitions,
     /// reads of input objects).
     census: BTreeMap<&'static str, u64>,
+    /// Hazards: every notification sent, with when (a late delivery repeats one of them).
+    sent: Vec<(i64, Arrival)>,
+    /// When Lambda kills a task's process (builders): its calls from then on fail.
+    killed_at: BTreeMap<usize, i64>,
 }
 
 type Shared = Arc<Mutex<Sim>>;
@@ -157,6 +163,14 @@ impl Sim {
         } {
             self.count(request, 1);
         }
+        if self
+            .killed_at
+            .get(&self.current)
+            .is_some_and(|&at| self.now.0 >= at)
+        {
+            let current = self.current;
+            self.dead.insert(current);
+        }
         if self.dead.contains(&self.current) {
             return Err(());
         }
@@ -185,11 +199,14 @@ struct Yield(u32);
 
 impl Future for Yield {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if self.0 == 0 {
             Poll::Ready(())
         } else {
             self.0 -= 1;
+            // The scheduler polls every task again anyway; the wake is for combinators inside
+            // a task (the builder's markers in flight), which poll only what was woken.
+            cx.waker().wake_by_ref();
             Poll::Pending
         }
     }
@@ -203,10 +220,11 @@ struct Sleep {
 
 impl Future for Sleep {
     type Output = ();
-    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if lock(&self.sim).now >= self.until {
             Poll::Ready(())
         } else {
+            cx.waker().wake_by_ref();
             Poll::Pending
         }
     }
@@ -296,16 +314,21 @@ enum Mutation {
     /// The sweep never reconciles running manifests with their executions: one whose execution
     /// was aborted, or whose `MarkFailed` failed, stays open for ever (defect 3).
     NoReconcile,
+    /// Items expire before the queues' retention ends (`TTL_DAYS` below 14, which the
+    /// configuration refuses): a notification delivered late finds no marker and its version
+    /// is tracked and converted again (defect 8).
+    TtlBelowRetention,
 }
 
 impl Mutation {
-    const ALL: [Mutation; 6] = [
+    const ALL: [Mutation; 7] = [
         Mutation::MarkersOverwritten,
         Mutation::CutIgnoresCursor,
         Mutation::CompleteIgnoresState,
         Mutation::ReleaseIgnoresState,
         Mutation::ReleaseAtOnce,
         Mutation::NoReconcile,
+        Mutation::TtlBelowRetention,
     ];
 }
 
@@ -553,6 +576,12 @@ const MANIFESTS: &str = "manifests";
 const OUTPUT: &str = "out";
 const ERRORS: &str = "errors";
 const LAMBDA_TIMEOUT: i64 = 900;
+/// The builder's timeout: `SETTLE_SECONDS` (60 here) is the builder's timeout + 10 s, so
+/// every marker of a batch old enough to cut is written. Lambda kills a builder at its timeout,
+/// and the protocol relies on it: a builder that went on writing markers after its batch was
+/// cut would leave versions no manifest takes. Sweeps are not killed (a sweep writes no
+/// marker, and one that outlives its leases is the harder case).
+const BUILDER_TIMEOUT: i64 = 50;
 const VISIBILITY: i64 = 180;
 const MAX_RECEIVES: u32 = 4;
 const SWEEP_EVERY: i64 = 60;
@@ -646,6 +675,7 @@ impl World {
                 config.release_after_seconds = 0;
             }
             Some(Mutation::NoReconcile) => config.reconcile_after_seconds = i64::MAX / 4,
+            Some(Mutation::TtlBelowRetention) => config.ttl_days = 7,
             _ => {}
         }
         if profile.deployed() {
@@ -676,6 +706,8 @@ impl World {
             injected: 0,
             calls: 0,
             census: BTreeMap::new(),
+            sent: Vec::new(),
+            killed_at: BTreeMap::new(),
         }));
         let ledger = Arc::new(match profile {
             Profile::Load { .. } => MemoryLedger::new().metering_partitions(),
@@ -779,6 +811,10 @@ impl World {
         };
         // S3 sends each notification to SQS: one SendMessage billed to the queue's owner.
         sim.count("sqs.SendMessage", copies);
+        if hazards {
+            let sent_at = sim.now.0;
+            sim.sent.push((sent_at, arrival.clone()));
+        }
         for _ in 0..copies {
             let visible_at = sim.now.0 + sim.rng.below(20_000) as i64;
             sim.queue.push(SqsMessage {
@@ -824,14 +860,20 @@ async fn builder(world: Arc<World>, messages: Vec<SqsMessage>, shard: u16) {
         let received = messages.len() as u64;
         sim.count("lambda.builder", 1);
         sim.count("sqs.ReceiveMessage", received.div_ceil(10));
+        let current = sim.current;
+        let killed_at = sim.now.plus_seconds(BUILDER_TIMEOUT).0;
+        sim.killed_at.insert(current, killed_at);
         sim.now
     };
     let mut deleted = 0u64;
     let mut metrics = Metrics::new("sim");
     let arrivals: Vec<Arrival> = messages.iter().flat_map(|m| m.arrivals.clone()).collect();
+    // As the Lambda adapter: writes start only in the first 85% of the invocation's time.
+    let tracking_until = now.plus_seconds(BUILDER_TIMEOUT * 85 / 100);
+    let tracking_time_left = || lock(&world.sim).now < tracking_until;
     let results = world
         .batching
-        .track(shard, &arrivals, now, &mut metrics)
+        .track(shard, &arrivals, now, &tracking_time_left, &mut metrics)
         .await;
     let mut at = 0;
     let mut shards = BTreeSet::new();
@@ -1123,7 +1165,9 @@ fn simulate(world: &Arc<World>, faults: bool) -> Result<Outcome, String> {
     // Load profile: units per partition at the end of the previous step, and the peaks.
     let mut partitions: BTreeMap<String, PartitionUnits> = BTreeMap::new();
     let mut peaks = ((0, String::new()), (0, String::new()));
-    let deadline = start.plus_seconds(4 * 86_400);
+    let mut deadline = start.plus_seconds(4 * 86_400);
+    // Hazards: once quiescent, some runs go on later (see `late_deliveries`).
+    let mut late = faults && lock(&world.sim).rng.chance(500);
     let mut serial = 0;
     let mut spawn = |tasks: &mut Vec<Task>, future: Pin<Box<dyn Future<Output = ()>>>| {
         tasks.push(Task {
@@ -1233,12 +1277,20 @@ fn simulate(world: &Arc<World>, faults: bool) -> Result<Outcome, String> {
         }
         let minute = (now.0 - start.0) % 60_000 == 0;
         if now >= arrivals_until && tasks.is_empty() && minute && settled(world) {
-            break;
+            if !late {
+                break;
+            }
+            late = false;
+            let resumed = late_deliveries(world, start);
+            deadline = resumed.plus_seconds(4 * 86_400);
+            continue;
         }
         if now >= deadline {
             return Err(format!(
-                "not quiescent after {} virtual seconds: {}",
+                "not quiescent after {} virtual seconds: {} tasks still running (ids {:?}), {}",
                 now.seconds_since(start),
+                tasks.len(),
+                tasks.iter().map(|t| t.id).take(10).collect::<Vec<_>>(),
                 describe_open(world)
             ));
         }
@@ -1247,6 +1299,49 @@ fn simulate(world: &Arc<World>, faults: bool) -> Result<Outcome, String> {
     let mut outcome = check(world, start)?;
     (outcome.peak_write, outcome.peak_read) = peaks;
     Ok(outcome)
+}
+
+/// Days SQS keeps a message at most (the queue's and the dead-letter queue's retention; a
+/// message moved to the dead-letter queue keeps its first enqueue time).
+const RETENTION_DAYS: i64 = 14;
+
+/// After quiescence, time passes: up to the queues' retention after the first notification,
+/// DynamoDB's TTL process deletes whatever expired by then, and a quarter of the notifications
+/// still within retention come again (at-least-once delivery, or an operator redriving a
+/// dead-letter queue that kept a copy). Every version must still be converted once: a late
+/// notification finds its marker. Returns the (whole-minute) time the run resumes at.
+fn late_deliveries(world: &World, start: Timestamp) -> Timestamp {
+    let mut sim = lock(&world.sim);
+    let first = sim.sent.first().map_or(start.0, |(at, _)| *at);
+    let earliest = (sim.now.0 - start.0) / 60_000 + 60;
+    let latest = (first - start.0 + RETENTION_DAYS * 86_400_000) / 60_000;
+    let minutes = earliest + sim.rng.below((latest - earliest).max(1) as u64) as i64;
+    let resumed = start.plus_seconds(minutes * 60);
+    sim.now = resumed;
+    let expired = world.ledger.expire(resumed);
+    let oldest = resumed.0 - RETENTION_DAYS * 86_400_000;
+    let mut again = Vec::new();
+    for (at, arrival) in sim.sent.clone() {
+        if at >= oldest && sim.rng.chance(250) {
+            again.push(arrival);
+        }
+    }
+    sim.log(|| {
+        format!(
+            "{} s later: {expired} items expired, {} notifications again",
+            (resumed.0 - start.0) / 1000,
+            again.len()
+        )
+    });
+    let visible_at = resumed.0;
+    sim.count("sqs.SendMessage", again.len() as u64);
+    sim.queue
+        .extend(again.into_iter().map(|arrival| SqsMessage {
+            arrivals: vec![arrival],
+            visible_at,
+            receives: 0,
+        }));
+    resumed
 }
 
 /// Polls tasks in random order until none can go on at this time.

@@ -68,6 +68,9 @@ pub mod metric {
     pub const MANIFESTS_RELEASED: &str = "ManifestsReleased";
     /// Steps of the sweep that failed (retried at the next sweep).
     pub const SWEEP_ERRORS: &str = "SweepErrors";
+    /// Versions of a delivery not tracked because the invocation's time budget ran out
+    /// (their messages are delivered again; many mean a timeout too short for the batch size).
+    pub const TRACKING_OUT_OF_TIME: &str = "TrackingOutOfTime";
 }
 
 /// Thresholds and timings of the protocol.
@@ -125,6 +128,10 @@ pub enum BatchingError {
     /// Starting or looking up an execution failed.
     #[error(transparent)]
     Orchestrator(#[from] OrchestratorError),
+    /// The invocation's time budget ran out before this version's marker was attempted: it
+    /// is not tracked, and its message must be delivered again.
+    #[error("not tracked: the invocation's time budget ran out first")]
+    OutOfTime,
     /// A shard cannot be cut past an item that does not parse (its files would be lost).
     #[error("shard {shard}: batch {key} cannot be read ({error}); manifests of this shard wait until it is repaired")]
     Blocked {

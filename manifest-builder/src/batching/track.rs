@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use futures_util::stream::{self, StreamExt};
 use shared::blobs::BlobStore;
 use shared::ledger::{
     Batch, BatchContents, BatchKey, Ledger, Marker, MarkerOutcome, Ref, Shard, VersionRef,
@@ -12,6 +13,9 @@ use shared::types::{DatePrefix, Timestamp};
 use tracing::{debug, warn};
 
 use super::{metric, Batching, BatchingError};
+
+/// Marker puts in flight at once while tracking one delivery.
+const MARKERS_IN_FLIGHT: usize = 16;
 
 /// One object version as its event announced it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,11 +43,15 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
     /// Tracks the arrivals of one delivery in shard `shard_number`, one batch per date and
     /// bucket. Returns one outcome per arrival, in order: an arrival whose outcome is an error
     /// is not durably tracked, and the message that carried it must be delivered again.
+    /// `time_left` is asked before each write: once it says no, the arrivals not yet written
+    /// are [`BatchingError::OutOfTime`] (an invocation must answer before its timeout, or its
+    /// whole delivery comes back).
     pub async fn track(
         &self,
         shard_number: u16,
         arrivals: &[Arrival],
         now: Timestamp,
+        time_left: &dyn Fn() -> bool,
         metrics: &mut Metrics,
     ) -> Vec<Result<Tracked, BatchingError>> {
         let mut groups: BTreeMap<(&DatePrefix, &str), Vec<usize>> = BTreeMap::new();
@@ -61,7 +69,9 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                 number: shard_number % self.config.shards.max(1),
             };
             let group: Vec<&Arrival> = indices.iter().map(|&i| &arrivals[i]).collect();
-            let results = self.track_group(&shard, bucket, &group, now, metrics).await;
+            let results = self
+                .track_group(&shard, bucket, &group, now, time_left, metrics)
+                .await;
             for (index, result) in indices.into_iter().zip(results) {
                 outcomes[index] = Some(result);
             }
@@ -78,8 +88,16 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
         bucket: &str,
         arrivals: &[&Arrival],
         now: Timestamp,
+        time_left: &dyn Fn() -> bool,
         metrics: &mut Metrics,
     ) -> Vec<Result<Tracked, BatchingError>> {
+        if !time_left() {
+            metrics.count(metric::TRACKING_OUT_OF_TIME, arrivals.len() as u64);
+            return arrivals
+                .iter()
+                .map(|_| Err(BatchingError::OutOfTime))
+                .collect();
+        }
         let batch = match self.write_batch(shard, bucket, arrivals, now).await {
             Ok(batch) => batch,
             Err(e) => {
@@ -90,20 +108,37 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                     .collect();
             }
         };
+        // The markers are independent conditional puts: a few at a time, so a delivery of
+        // hundreds waits for a few round trips, not hundreds. Each asks for time before it
+        // starts: a marker not attempted is an arrival not tracked, and only its message comes
+        // back, where an invocation killed at its timeout gets the whole delivery again (and
+        // pays every marker of it a second time as a repeated delivery).
+        let outcomes: Vec<Result<MarkerOutcome, BatchingError>> = stream::iter(arrivals)
+            .map(|arrival| {
+                let marker = Marker {
+                    version: arrival.version.clone(),
+                    batch: batch.clone(),
+                    date: arrival.date.clone(),
+                    size: arrival.size,
+                    etag: arrival.etag.clone(),
+                    attempts: 0,
+                    last_error: None,
+                    superseded: None,
+                    ttl: self.config.ttl(now),
+                };
+                async move {
+                    if !time_left() {
+                        return Err(BatchingError::OutOfTime);
+                    }
+                    Ok(self.ledger.put_marker(&marker).await?)
+                }
+            })
+            .buffered(MARKERS_IN_FLIGHT)
+            .collect()
+            .await;
         let mut results = Vec::with_capacity(arrivals.len());
-        for arrival in arrivals {
-            let marker = Marker {
-                version: arrival.version.clone(),
-                batch: batch.clone(),
-                date: arrival.date.clone(),
-                size: arrival.size,
-                etag: arrival.etag.clone(),
-                attempts: 0,
-                last_error: None,
-                superseded: None,
-                ttl: self.config.ttl(now),
-            };
-            let result = match self.ledger.put_marker(&marker).await {
+        for (arrival, outcome) in arrivals.iter().zip(outcomes) {
+            let result = match outcome {
                 Ok(MarkerOutcome::Tracked) => {
                     metrics.count(metric::VERSIONS_TRACKED, 1);
                     Ok(Tracked::New(batch.clone()))
@@ -113,7 +148,12 @@ impl<L: Ledger, B: BlobStore, O: Orchestrator> Batching<L, B, O> {
                     debug!(version = %arrival.version, owner = %owner.batch, "repeated delivery");
                     Ok(Tracked::Duplicate(owner.batch))
                 }
-                Err(e) => Err(BatchingError::Store(e)),
+                Err(e) => {
+                    if matches!(e, BatchingError::OutOfTime) {
+                        metrics.count(metric::TRACKING_OUT_OF_TIME, 1);
+                    }
+                    Err(e)
+                }
             };
             results.push(result);
         }
