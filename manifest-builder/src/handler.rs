@@ -534,6 +534,24 @@ mod tests {
         }
     }
 
+    /// An invocation's context with all the time it needs to sweep and cut, and `tracking`
+    /// for tracking.
+    fn with_tracking_time<'a>(
+        request_id: &'a str,
+        now: Timestamp,
+        tracking: &'a dyn Fn() -> bool,
+    ) -> Context<'a> {
+        fn always() -> bool {
+            true
+        }
+        Context {
+            request_id,
+            now,
+            time_left: &always,
+            tracking_time_left: tracking,
+        }
+    }
+
     #[tokio::test]
     async fn out_of_tracking_time_only_the_untracked_messages_come_back() {
         let builder = builder();
@@ -558,12 +576,7 @@ mod tests {
             asked.set(asked.get() + 1);
             asked.get() <= 2
         };
-        let context = Context {
-            request_id: "r1",
-            now,
-            time_left: &|| true,
-            tracking_time_left: &budget,
-        };
+        let context = with_tracking_time("r1", now, &budget);
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(
             response,
@@ -572,33 +585,18 @@ mod tests {
         assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 1.0);
         assert_eq!(metrics.get(batching::metric::TRACKING_OUT_OF_TIME), 2.0);
         // With no time at all, nothing is written and every message comes back.
-        let context = Context {
-            request_id: "r2",
-            now,
-            time_left: &|| true,
-            tracking_time_left: &|| false,
-        };
+        let context = with_tracking_time("r2", now, &|| false);
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(response["batchItemFailures"].as_array().unwrap().len(), 3);
         assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 0.0);
         // Delivered again with time: the first is a repeat, the others are tracked, and the
         // sweep puts all three in manifests (one per shard the two deliveries wrote to).
-        let context = Context {
-            request_id: "r3",
-            now,
-            time_left: &|| true,
-            tracking_time_left: &|| true,
-        };
+        let context = with_tracking_time("r3", now, &|| true);
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(response, json!({"batchItemFailures": []}));
         assert_eq!(metrics.get(batching::metric::VERSIONS_TRACKED), 2.0);
         assert_eq!(metrics.get(batching::metric::DUPLICATES), 1.0);
-        let context = Context {
-            request_id: "r4",
-            now: now.plus_seconds(400),
-            time_left: &|| true,
-            tracking_time_left: &|| true,
-        };
+        let context = with_tracking_time("r4", now.plus_seconds(400), &|| true);
         let (report, metrics) = builder
             .handle(&json!({"action": "sweep"}), &context)
             .await
