@@ -96,10 +96,15 @@ class InputFile:
     # input bucket a delete marker, the version stays and is converted) or "version" (the
     # version itself, for good: it is superseded).
     delete_after_upload: str = ""
+    # The version S3 gave this upload (set by `upload`; None in an unversioned bucket). Several
+    # inputs may share a key: each is one version of it, uploaded in the order listed.
+    version: str | None = None
 
 
-def ndjson_file(key: str, rows: int, bad_every: int = 0, seed: int = 0, gzip_it: bool = False) -> InputFile:
-    """Clickstream-like records: nested objects, lists, timestamps, an id per line."""
+def ndjson_file(key: str, rows: int, bad_every: int = 0, seed: int = 0, gzip_it: bool = False,
+                tag: str = "") -> InputFile:
+    """Clickstream-like records: nested objects, lists, timestamps, an id per line (`tag` tells
+    apart the ids of two versions of one key)."""
     rng = random.Random(f"{key}/{seed}")
     lines, ids, bad = [], [], []
     for n in range(1, rows + 1):
@@ -108,7 +113,7 @@ def ndjson_file(key: str, rows: int, bad_every: int = 0, seed: int = 0, gzip_it:
             lines.append(raw)
             bad.append((n, raw))
             continue
-        record_id = f"{key}#{n}"
+        record_id = f"{key}#{tag}{n}"
         ids.append(record_id)
         lines.append(
             json.dumps(
@@ -173,17 +178,18 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
     outcome.manifests = len(ledger.manifests)
     outcome.executions = len(pipeline.executions())
 
-    # Versions: every input tracked as exactly one version (each is uploaded once), none else.
+    # Versions: every upload tracked as exactly one version, none else.
     markers: dict[str, list[dict]] = collections.defaultdict(list)
     for v in ledger.markers:
         bucket, key, _ = marker_version(v)
         markers[key if bucket == pipeline.input_bucket else f"s3://{bucket}/{key}"].append(v)
-    for f in inputs:
-        if f.key not in markers:
-            problems.append(f"{f.key}: never tracked")
-        elif len(markers[f.key]) > 1:
-            problems.append(f"{f.key}: {len(markers[f.key])} versions tracked for one upload")
-    extra = set(markers) - {f.key for f in inputs}
+    uploads = collections.Counter(f.key for f in inputs)
+    for key, count in uploads.items():
+        if key not in markers:
+            problems.append(f"{key}: never tracked")
+        elif len(markers[key]) != count:
+            problems.append(f"{key}: {len(markers[key])} versions tracked for {count} uploads")
+    extra = set(markers) - set(uploads)
     if extra:
         problems.append(f"tracked objects that were never uploaded: {sorted(extra)[:5]}")
 
@@ -202,7 +208,13 @@ def check(pipeline: Pipeline, inputs: list[InputFile], outcome: Outcome, workdir
     if doubled:
         problems.append(f"{len(doubled)} versions in more than one completed manifest, e.g. {doubled[:3]}")
     for f in inputs:
-        for v in markers.get(f.key, []):
+        # This upload's own marker where S3 gave it a version id; else each of the key's.
+        mine = markers.get(f.key, [])
+        if f.version is not None:
+            mine = [v for v in mine if marker_version(v)[2] == f.version]
+            if not mine and f.key in markers:
+                problems.append(f"{f.key}: version {f.version} never tracked")
+        for v in mine:
             version = marker_version(v)
             given_up = marker_given_up(v, pipeline.max_attempts)
             if f.outcome == "processed" and not converted[version]:
@@ -347,6 +359,9 @@ class Scenario:
     extra_checks: list = field(default_factory=list)
     # Uploads in this many threads (the concurrency scenario).
     upload_threads: int = 1
+    # Uploaded once the pipeline settled with `inputs` (every version of them converted or
+    # given up): new versions of keys already converted, and new keys. Checked with `inputs`.
+    later: list[InputFile] = field(default_factory=list)
     # Runs with no other scenario at once: it measures the pipeline under load.
     alone: bool = False
     # What an operator does while the pipeline runs: called in a thread of its own once the
@@ -627,6 +642,59 @@ def _check_poison(pipeline: Pipeline, outcome: Outcome) -> None:
         outcome.problems.append("the 0-byte file is not in the error output")
 
 
+OVERWRITE_PREFIX = "incoming/2026-10-05"
+
+
+def overwrites() -> Scenario:
+    prefix = OVERWRITE_PREFIX
+    before, after = f"{prefix}/overwritten-before-conversion.ndjson", f"{prefix}/overwritten-after-conversion.ndjson"
+    first = [
+        ndjson_file(before, 120, bad_every=31, seed=0, tag="v1-"),
+        # The same key again before any conversion: both versions are tracked and converted.
+        ndjson_file(before, 70, seed=1, tag="v2-"),
+        ndjson_file(after, 100, bad_every=23, seed=2, tag="v1-"),
+        ndjson_file(f"{prefix}/untouched.ndjson", 60, seed=3),
+    ]
+    later = [
+        # New versions of keys whose earlier versions were converted: converted again, as new
+        # versions, by a later manifest; the earlier output stays.
+        ndjson_file(after, 80, seed=4, tag="v2-"),
+        ndjson_file(before, 50, bad_every=17, seed=5, tag="v3-"),
+        ndjson_file(f"{prefix}/new-after-conversion.ndjson", 40, seed=6),
+    ]
+    return Scenario(
+        "overwrites",
+        "overwrite",
+        "a key written twice before conversion (both versions converted), then, once everything was converted, "
+        "two keys written again and a new one (each new version converted once by a later manifest)",
+        first,
+        later=later,
+        extra_checks=[_check_overwrites],
+    )
+
+
+def _check_overwrites(pipeline: Pipeline, outcome: Outcome) -> None:
+    """Every version of an overwritten key is converted (`check` holds each to exactly one
+    completed manifest); a version written after its key's earlier one was converted is so by
+    another manifest, since the earlier one's had completed before it arrived."""
+    holders: dict[tuple, set[str]] = collections.defaultdict(set)
+    for m_id, m in pipeline.ledger().completed().items():
+        for version in pipeline.manifest_versions(m):
+            holders[version].add(m_id)
+    for name, versions_wanted in (("overwritten-before-conversion.ndjson", 3), ("overwritten-after-conversion.ndjson", 2)):
+        key = f"{OVERWRITE_PREFIX}/{name}"
+        versions = [v for v in holders if v[1] == key]
+        manifests = set().union(*(holders[v] for v in versions)) if versions else set()
+        outcome.notes.append(f"{name}: {len(versions)} versions converted, by {len(manifests)} manifests")
+        if len(versions) != versions_wanted:
+            outcome.problems.append(f"{key}: {len(versions)} versions converted, expected {versions_wanted}")
+        if len(manifests) < 2:
+            outcome.problems.append(f"{key}: a version written after conversion shares its manifest with an earlier one")
+    superseded = [marker_version(v)[1] for v in pipeline.ledger().markers if v.get("superseded")]
+    if superseded:
+        outcome.problems.append(f"versions superseded in a versioned bucket that keeps them: {superseded}")
+
+
 # Every AWS call the two functions make, with what tells the calls of one operation apart:
 # (operation, body_contains, uri_contains, what). Each fault scenario checks each one fired.
 # `{manifest_bucket}` and `{input_bucket}` are the pipeline's buckets (Terraform names them).
@@ -756,6 +824,7 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
         pipeline = Pipeline(aws, outputs, binaries, workdir, local)
         upload(pipeline, scenario.inputs, scenario.upload_threads)
         uploaded = time.monotonic()
+        wave_started = started
         settled = threading.Event()
         operator = None
         if scenario.operator:
@@ -764,18 +833,25 @@ def run(scenario: Scenario, aws: Emulator, outputs: dict, binaries: Binaries, wo
             operator.start()
         try:
             pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs))
+            if scenario.later:
+                outcome.notes.append(f"the first {len(scenario.inputs)} uploads took {uploaded - started:.0f} s and settled "
+                                     f"{time.monotonic() - uploaded:.0f} s after the last; then {len(scenario.later)} more")
+                wave_started = time.monotonic()
+                upload(pipeline, scenario.later, scenario.upload_threads)
+                uploaded = time.monotonic()
+                pipeline.wait_until_settled(scenario.timeout, expected_files=len(scenario.inputs) + len(scenario.later))
         except TimeoutError as e:
             outcome.problems.append(str(e))
         finally:
             settled.set()
             if operator is not None:
                 operator.join(timeout=30)
-        outcome.notes.append(f"uploads took {uploaded - started:.0f} s; the pipeline settled {time.monotonic() - uploaded:.0f} s after the last")
+        outcome.notes.append(f"uploads took {uploaded - wave_started:.0f} s; the pipeline settled {time.monotonic() - uploaded:.0f} s after the last")
         # This pipeline's table only: other scenarios may be running at the same time. Read
         # before the checks, which may judge it.
         outcome.dynamodb = dynamodb_meter.METER.snapshot({pipeline.table})
         outcome.versions = len(pipeline.ledger().markers)
-        check(pipeline, scenario.inputs, outcome, workdir)
+        check(pipeline, scenario.inputs + scenario.later, outcome, workdir)
         for extra in scenario.extra_checks:
             extra(pipeline, outcome)
         for rules, state in ((scenario.builder_faults, builder_state), (scenario.converter_faults, converter_state)):
@@ -880,7 +956,7 @@ def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     def put(f: InputFile):
-        version = pipeline.upload(f.key, f.body)
+        version = f.version = pipeline.upload(f.key, f.body)
         if f.delete_after_upload == "object":
             pipeline.s3.delete_object(Bucket=pipeline.input_bucket, Key=f.key)
         elif f.delete_after_upload == "version":
@@ -953,6 +1029,7 @@ def main(argv: list[str]) -> int:
         happy_path(),
         at_least_once(),
         poison(),
+        overwrites(),
         faults("builder", "error"),
         faults("builder", "crash"),
         faults("converter", "error"),
