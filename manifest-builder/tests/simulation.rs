@@ -21,8 +21,10 @@
 //! close the entry, or learn that the run lost its manifest); the conversion between them is a
 //! model (remove stale parts, read exactly the tracked versions, supersede the gone ones,
 //! write one part), as the runner's object handling is tested on its own and on the emulator
-//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS` (default 1,500, spread over the cores) sets how many seeds run, `SIMULATION_SEED`
-//! runs one, with a trace of what happened.
+//! (`converter/src/manifest_run/tests.rs`, `converter/tests/aws.rs`). `SIMULATION_SEEDS`
+//! (default 1,500, spread over the cores) sets how many seeds run and `SIMULATION_FIRST_SEED`
+//! the first; `SIMULATION_SEED` runs one, with a trace of what happened. Long runs, in resumable
+//! chunks with an optimised build: `scripts/simulate-long.sh`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -1401,11 +1403,13 @@ fn settled(world: &World) -> bool {
         return false;
     }
     drop(sim);
-    let items = world.ledger.items();
-    if items.keys().any(|(pk, _)| pk.starts_with("O#")) {
-        return false;
-    }
-    classify(world).iter().all(|(_, fate)| fate.is_some())
+    let open = world.ledger.inspect(|items| {
+        items
+            .range(("O#".to_string(), String::new())..)
+            .next()
+            .is_some_and(|((pk, _), _)| pk.starts_with("O#"))
+    });
+    !open && classify(world).iter().all(|(_, fate)| fate.is_some())
 }
 
 fn describe_open(world: &World) -> String {
@@ -1459,51 +1463,56 @@ enum Fate {
 /// nothing yet.
 fn classify(world: &World) -> Vec<(VersionRef, Option<Fate>)> {
     let converted = output_versions(world);
-    let objects = lock(&world.sim).objects.clone();
-    // Read as stored, not through the ledger: the checks must not show up on its meter.
-    let items = world.ledger.items();
-    let mut out = Vec::new();
-    for ((bucket, key), versions) in objects {
-        for v in versions {
-            let reference = VersionRef {
-                bucket: bucket.clone(),
-                key: key.clone(),
-                version: v.version.clone(),
-            };
-            let marker = items
-                .get(&shared::ledger::item::marker_key(&reference))
-                .map(|i| {
-                    shared::ledger::item::Reader::new("ledger", i)
-                        .marker(&reference)
-                        .expect("markers parse")
-                });
-            let fate = if converted.contains_key(&reference.to_string()) {
-                Some(Fate::Converted)
-            } else {
-                match marker {
-                    Some(m) if m.superseded.is_some() => Some(Fate::Superseded),
-                    Some(m) if m.attempts >= world.config.max_attempts => Some(Fate::Failed),
-                    _ => None,
-                }
-            };
-            out.push((reference, fate));
+    let sim = lock(&world.sim);
+    // Read as stored, not through the ledger: the checks must not show up on its meter. Looked
+    // at in place: this runs every virtual minute once a run winds down.
+    world.ledger.inspect(|items| {
+        let mut out = Vec::new();
+        for ((bucket, key), versions) in &sim.objects {
+            for v in versions {
+                let reference = VersionRef {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    version: v.version.clone(),
+                };
+                let fate = if converted.contains_key(&reference.to_string()) {
+                    Some(Fate::Converted)
+                } else {
+                    let marker = items
+                        .get(&shared::ledger::item::marker_key(&reference))
+                        .map(|i| {
+                            shared::ledger::item::Reader::new("ledger", i)
+                                .marker(&reference)
+                                .expect("markers parse")
+                        });
+                    match marker {
+                        Some(m) if m.superseded.is_some() => Some(Fate::Superseded),
+                        Some(m) if m.attempts >= world.config.max_attempts => Some(Fate::Failed),
+                        _ => None,
+                    }
+                };
+                out.push((reference, fate));
+            }
         }
-    }
-    out
+        out
+    })
 }
 
 /// Every version in an output part anywhere, with how many times.
 fn output_versions(world: &World) -> BTreeMap<String, u64> {
     let mut found = BTreeMap::new();
-    for ((bucket, _), body) in world.blobs.objects() {
-        if bucket != OUTPUT {
-            continue;
+    world.blobs.inspect(|objects| {
+        let outputs = (OUTPUT.to_string(), String::new())..;
+        for ((bucket, _), body) in objects.range(outputs) {
+            if bucket != OUTPUT {
+                break;
+            }
+            for line in String::from_utf8_lossy(body).lines() {
+                let version = line.split('\t').next().unwrap_or_default().to_string();
+                *found.entry(version).or_insert(0) += 1;
+            }
         }
-        for line in String::from_utf8_lossy(&body).lines() {
-            let version = line.split('\t').next().unwrap_or_default().to_string();
-            *found.entry(version).or_insert(0) += 1;
-        }
-    }
+    });
     found
 }
 
