@@ -119,13 +119,6 @@ grep -q -- "--features aws" target/no-s3.txt || { cat target/no-s3.txt >&2; exit
 step "dependency boundaries"
 ./scripts/check-dependencies.sh
 
-# Fuzzing (see below) starts here, in the background at a lower priority: its build (the
-# converter and its dependencies, instrumented, on the nightly toolchain, in fuzz/target) takes
-# the cores the test build leaves idle, instead of ending minutes after the end-to-end suite.
-step "fuzzing (in the background)"
-setsid nice -n 10 ./scripts/fuzz-suite.sh > target/fuzz-suite.log 2>&1 &
-fuzz_pid=$!
-
 # One debug build lints (see "clippy"), and serves the tests and the end-to-end suite: the
 # tests run with the fault-injection seam compiled in (inert without a plan in
 # NDJSON_PARQUET_FAULTS), and the binaries cargo test builds for the integration tests
@@ -143,8 +136,7 @@ step "cargo test (and clippy -D warnings on every target it builds)"
 
 # Two CPU-heavy steps run in the background while the end-to-end suite below runs: that suite
 # mostly waits (visibility timeouts, the converter's timeout), so they take the idle CPU, at a
-# lower priority than the suite's processes (fuzzing took 10 minutes of its own before it; it
-# starts before the test build, above).
+# lower priority than the suite's processes (fuzzing took 10 minutes of its own before it).
 #
 # Fuzzing (scripts/fuzz-suite.sh): both targets, deterministic runs from the checked-in corpus
 # (`cargo test` above already replayed the corpus on stable).
@@ -163,7 +155,9 @@ fi
 # A no-op after the tests above (the same command and features): it makes sure the end-to-end
 # suite's binaries are there before anything else uses cargo.
 "${lint[@]}" cargo test --workspace --locked --features "$features" --no-run
-step "the Lambda packages (in the background)"
+step "fuzzing and the Lambda packages (in the background)"
+setsid nice -n 10 ./scripts/fuzz-suite.sh > target/fuzz-suite.log 2>&1 &
+fuzz_pid=$!
 LAMBDA_PROFILE=lambda-check setsid nice -n 19 ./scripts/package-lambdas.sh > target/lambda-packages.log 2>&1 &
 packages_pid=$!
 
