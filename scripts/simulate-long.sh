@@ -8,8 +8,11 @@
 #   scripts/simulate-long.sh FIRST COUNT [CHUNK]     # seeds FIRST .. FIRST+COUNT-1
 #   SIMULATION_LOG=path  (default target/simulation-long.log)
 #
-# Run it at a low priority beside other work (`nice -n 19`): it only takes idle cores. The log
-# says which seeds passed, so the next run starts where the last one stopped (`--resume`
+# Beside other work, run it at a low priority. Where the kernel groups processes by session
+# for scheduling (autogroup: /proc/sys/kernel/sched_autogroup_enabled), `nice` only ranks
+# processes within one session, so lower the session's own priority instead:
+#   setsid bash -c 'echo 19 > /proc/self/autogroup; exec scripts/simulate-long.sh --resume 100000'
+# The log says which seeds passed, so the next run starts where the last one stopped (`--resume`
 # instead of FIRST picks the seed after the highest chunk that passed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
