@@ -1010,3 +1010,118 @@ async fn read_ahead_survives_dropped_connections_and_reads_the_pinned_version() 
         "a connection was dropped mid-body"
     );
 }
+
+/// The Parquet a conversion writes does not depend on how its S3 inputs are read: any read-ahead
+/// budget, part size, head size and number of requests in flight (and any thread count) gives
+/// the bytes that the same inputs give from memory under the same names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_is_byte_identical_for_any_read_ahead() {
+    use converter::aws::fetch::{ReadAhead, Target};
+    use converter::aws::s3::S3Ranges;
+    use converter::convert::{convert, ConvertOptions, Destination, NoProgress};
+    use converter::input::{MemorySource, Source};
+
+    struct InMemory;
+    impl Destination for InMemory {
+        type Parquet = Vec<u8>;
+        type Rejects = Vec<u8>;
+        fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn rejects(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+            Ok(Some(Vec::new()))
+        }
+    }
+
+    let w = World::new().await;
+    // One object of many parts at every setting below, a gzipped one, small ones, an empty one,
+    // and a bad line, so that chunk boundaries, decompression and rejects are all exercised.
+    let mut bodies = vec![
+        ("big.ndjson", records(0, 30_000).into_bytes()),
+        ("packed.ndjson.gz", gzip(records(50_000, 5_000).as_bytes())),
+        ("empty.ndjson", Vec::new()),
+    ];
+    for i in 0..12u64 {
+        let mut body = records(100_000 + i * 40, 40);
+        if i == 5 {
+            body.push_str("{\"id\": oops}\n");
+        }
+        bodies.push((
+            [
+                "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "sa", "sb",
+            ][i as usize],
+            body.into_bytes(),
+        ));
+    }
+    let mut targets = Vec::new();
+    for (name, body) in &bodies {
+        let file = w.put(&format!("2026-11-25/{name}"), body.clone()).await;
+        targets.push(Target {
+            bucket: file.bucket.clone(),
+            key: file.key.clone(),
+            version_id: file.version_id.clone(),
+            etag: Some(file.etag.clone()),
+            size: Some(file.size),
+            name: format!("s3://{}/{}", file.bucket, file.key),
+        });
+    }
+    let client = w.s3.clone();
+    let options = |threads: usize| ConvertOptions {
+        threads,
+        chunk_bytes: 64 << 10,
+        on_error: converter::convert::OnError::Skip,
+        ..ConvertOptions::default()
+    };
+    let handle = tokio::runtime::Handle::current();
+    let (memory, settings) = (
+        targets
+            .iter()
+            .zip(&bodies)
+            .map(|(t, (_, body))| {
+                Arc::new(MemorySource::new(t.name.clone(), body.clone())) as Arc<dyn Source>
+            })
+            .collect::<Vec<_>>(),
+        [
+            // (budget, part, head, requests in flight, threads)
+            (256u64 << 10, 64u64 << 10, 16u64 << 10, 1usize, 1usize),
+            (1 << 20, 128 << 10, 4 << 10, 3, 2),
+            (2 << 20, 256 << 10, 64 << 10, 8, 3),
+            (64 << 20, 8 << 20, 256 << 10, 64, 2),
+        ],
+    );
+    let outputs = tokio::task::spawn_blocking(move || {
+        let expected = convert(&memory, &options(2), &mut InMemory, &NoProgress).unwrap();
+        let mut outputs = vec![("memory".to_string(), expected.parts, expected.rejects)];
+        for (budget_bytes, part_bytes, head_bytes, max_requests, threads) in settings {
+            let read = ReadAhead {
+                budget_bytes,
+                part_bytes,
+                head_bytes,
+                max_requests,
+            };
+            let sources = S3Ranges::sources(client.clone(), handle.clone(), read, targets.clone());
+            let done = convert(&sources, &options(threads), &mut InMemory, &NoProgress).unwrap();
+            outputs.push((
+                format!("{read:?}, {threads} threads"),
+                done.parts,
+                done.rejects,
+            ));
+        }
+        outputs
+    })
+    .await
+    .unwrap();
+    let (_, parts, rejects) = &outputs[0];
+    assert_eq!(parts.len(), 1);
+    assert!(
+        String::from_utf8_lossy(rejects.as_ref().unwrap()).contains("oops"),
+        "the bad line is in the error output"
+    );
+    for (how, other_parts, other_rejects) in &outputs[1..] {
+        assert!(other_parts == parts, "Parquet differs when read with {how}");
+        assert!(
+            other_rejects == rejects,
+            "error output differs when read with {how}"
+        );
+    }
+}
