@@ -120,6 +120,22 @@ pub struct Context<'a> {
     pub tracking_time_left: &'a dyn Fn() -> bool,
 }
 
+impl<'a> Context<'a> {
+    /// An invocation at `now` with all the time it needs to track, cut and sweep: for tests,
+    /// simulations and runs outside Lambda, where no deadline stops the work part-way.
+    pub fn unhurried(request_id: &'a str, now: Timestamp) -> Self {
+        fn always() -> bool {
+            true
+        }
+        Context {
+            request_id,
+            now,
+            time_left: &always,
+            tracking_time_left: &always,
+        }
+    }
+}
+
 /// The builder: the protocol over its stores, and which records it tracks. Created once per
 /// process.
 pub struct Builder<L, B, O> {
@@ -452,12 +468,7 @@ mod tests {
                 s3_body(&[("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1")]),
             ),
         ]);
-        let context = Context {
-            request_id: "r1",
-            now,
-            time_left: &|| true,
-            tracking_time_left: &|| true,
-        };
+        let context = Context::unhurried("r1", now);
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(
             response,
@@ -477,12 +488,7 @@ mod tests {
 
         // The sweep, once both batches settled and waited: two manifests (one per date).
         let later = now.plus_seconds(400);
-        let context = Context {
-            request_id: "r2",
-            now: later,
-            time_left: &|| true,
-            tracking_time_left: &|| true,
-        };
+        let context = Context::unhurried("r2", later);
         let (report, metrics) = builder
             .handle(&json!({"action": "sweep"}), &context)
             .await
@@ -502,10 +508,8 @@ mod tests {
             s3_body(&[("ObjectCreated:Put", "2026-11-24/a.ndjson", "v1")]),
         )]);
         let context = Context {
-            request_id: "r1",
-            now,
             time_left: &|| false,
-            tracking_time_left: &|| true,
+            ..Context::unhurried("r1", now)
         };
         let (response, metrics) = builder.handle(&event, &context).await.unwrap();
         assert_eq!(
@@ -521,10 +525,8 @@ mod tests {
         for (time_left, cut) in [(false, 0), (true, 1)] {
             let budget = move || time_left;
             let context = Context {
-                request_id: "r2",
-                now: later,
                 time_left: &budget,
-                tracking_time_left: &|| true,
+                ..Context::unhurried("r2", later)
             };
             let (report, _) = builder
                 .handle(&json!({"action": "sweep"}), &context)
@@ -541,14 +543,9 @@ mod tests {
         now: Timestamp,
         tracking: &'a dyn Fn() -> bool,
     ) -> Context<'a> {
-        fn always() -> bool {
-            true
-        }
         Context {
-            request_id,
-            now,
-            time_left: &always,
             tracking_time_left: tracking,
+            ..Context::unhurried(request_id, now)
         }
     }
 

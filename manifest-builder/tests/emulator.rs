@@ -31,15 +31,7 @@ const MAX_WAIT: i64 = 300;
 
 /// An invocation's context at `now`, with all the time it needs.
 fn at(request_id: &str, now: Timestamp) -> Context<'_> {
-    fn always() -> bool {
-        true
-    }
-    Context {
-        request_id,
-        now,
-        time_left: &always,
-        tracking_time_left: &always,
-    }
+    Context::unhurried(request_id, now)
 }
 
 struct Resources {
