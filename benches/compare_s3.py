@@ -40,6 +40,8 @@ import time
 
 import pyarrow.parquet as pq
 
+from compare import run  # noqa: E402 (benches/ is on the path: this script runs from there)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "ndjson-bench"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -167,36 +169,6 @@ def wait_idle(limit_cores=0.25, patience_s=900):
             print("  (waiting for other processes to leave the cores idle)", flush=True)
         waited += 2
     print(f"  (still busy after {patience_s} s: measuring anyway)", flush=True)
-
-
-TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-
-
-def run(argv, env=None, workdir=None):
-    """Runs a command; returns (wall seconds, cpu seconds, peak RSS bytes).
-
-    The peak RSS comes from /usr/bin/time, not from wait4(2): Linux charges a child the
-    high-water RSS of the process it was forked from (this one, 60 MB with pyarrow loaded and
-    far more after reading a table back) when it execs, so wait4's figure cannot go below ours.
-    """
-    rss_file = None
-    if TIME:
-        rss_file = tempfile.NamedTemporaryFile("r", prefix="rss-", dir=workdir)
-        argv = [TIME, "-f", "%M", "-o", rss_file.name, *argv]
-    start = time.perf_counter()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - start
-    stderr = process.stderr.read().decode(errors="replace")
-    process.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{argv[0]} failed ({code}): {stderr[-2000:]}")
-    rss = usage.ru_maxrss * 1024
-    if rss_file:
-        rss = int(rss_file.read().split()[-1]) * 1024
-        rss_file.close()
-    return wall, usage.ru_utime + usage.ru_stime, rss
 
 
 def s3_env(endpoint):
