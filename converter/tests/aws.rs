@@ -871,6 +871,18 @@ async fn exactly_the_tracked_versions_are_read() {
     }
 }
 
+/// What the fetcher reads for a tracked file: exactly its version, pinned by id and ETag.
+fn read_target(file: &ManifestFile) -> converter::aws::fetch::Target {
+    converter::aws::fetch::Target {
+        bucket: file.bucket.clone(),
+        key: file.key.clone(),
+        version_id: file.version_id.clone(),
+        etag: Some(file.etag.clone()),
+        size: Some(file.size),
+        name: format!("s3://{}/{}", file.bucket, file.key),
+    }
+}
+
 /// A TCP relay in front of the emulator that closes a connection once it has carried `limit`
 /// response bytes, `times` times in all: dropped connections in the middle of bodies, as on a
 /// real network, few enough that every read must still succeed ([`PART_RETRIES`] per part).
@@ -966,17 +978,7 @@ async fn read_ahead_survives_dropped_connections_and_reads_the_pinned_version() 
             .force_path_style(true)
             .build(),
     );
-    let targets: Vec<Target> = files
-        .iter()
-        .map(|f| Target {
-            bucket: f.bucket.clone(),
-            key: f.key.clone(),
-            version_id: f.version_id.clone(),
-            etag: Some(f.etag.clone()),
-            size: Some(f.size),
-            name: format!("s3://{}/{}", f.bucket, f.key),
-        })
-        .collect();
+    let targets: Vec<Target> = files.iter().map(read_target).collect();
     let settings = ReadAhead {
         budget_bytes: 2 << 20,
         part_bytes: 256 << 10,
@@ -1016,22 +1018,11 @@ async fn read_ahead_survives_dropped_connections_and_reads_the_pinned_version() 
 /// the bytes that the same inputs give from memory under the same names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_is_byte_identical_for_any_read_ahead() {
-    use converter::aws::fetch::{ReadAhead, Target};
+    use common::InMemory;
+    use converter::aws::fetch::ReadAhead;
     use converter::aws::s3::S3Ranges;
-    use converter::convert::{convert, ConvertOptions, Destination, NoProgress};
+    use converter::convert::{convert, ConvertOptions, NoProgress};
     use converter::input::{MemorySource, Source};
-
-    struct InMemory;
-    impl Destination for InMemory {
-        type Parquet = Vec<u8>;
-        type Rejects = Vec<u8>;
-        fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> {
-            Ok(Vec::new())
-        }
-        fn rejects(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-            Ok(Some(Vec::new()))
-        }
-    }
 
     let w = World::new().await;
     // One object of many parts at every setting below, a gzipped one, small ones, an empty one,
@@ -1056,14 +1047,7 @@ async fn output_is_byte_identical_for_any_read_ahead() {
     let mut targets = Vec::new();
     for (name, body) in &bodies {
         let file = w.put(&format!("2026-11-25/{name}"), body.clone()).await;
-        targets.push(Target {
-            bucket: file.bucket.clone(),
-            key: file.key.clone(),
-            version_id: file.version_id.clone(),
-            etag: Some(file.etag.clone()),
-            size: Some(file.size),
-            name: format!("s3://{}/{}", file.bucket, file.key),
-        });
+        targets.push(read_target(&file));
     }
     let client = w.s3.clone();
     let options = |threads: usize| ConvertOptions {

@@ -7,28 +7,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{batch_rows, expected_row, read_parquet_bytes, Timestamps};
+use common::{batch_rows, expected_row, read_parquet_bytes, InMemory, Timestamps};
 use converter::convert::{
-    convert, infer_schema, ConvertError, ConvertOptions, Destination, NoProgress, Summary,
+    convert, infer_schema, ConvertError, ConvertOptions, NoProgress, Summary,
 };
 use converter::input::{MemorySource, Source};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-
-struct InMemory;
-
-impl Destination for InMemory {
-    type Parquet = Vec<u8>;
-    type Rejects = Vec<u8>;
-
-    fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> {
-        Ok(Vec::new())
-    }
-
-    fn rejects(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        Ok(Some(Vec::new()))
-    }
-}
 
 const KEYS: &[&str] = &["a", "b", "c", "id", "ts", "nested", "ü", "with space"];
 

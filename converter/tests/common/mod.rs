@@ -13,6 +13,22 @@ use converter::timestamp::parse_timestamp;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value};
 
+/// A conversion's destination in memory: its Parquet parts and its error output as bytes.
+pub struct InMemory;
+
+impl converter::convert::Destination for InMemory {
+    type Parquet = Vec<u8>;
+    type Rejects = Vec<u8>;
+
+    fn parquet(&mut self, _part: usize) -> std::io::Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    fn rejects(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(Some(Vec::new()))
+    }
+}
+
 /// How timestamps appear in canonical rows.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Timestamps {
