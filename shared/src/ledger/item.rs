@@ -294,18 +294,71 @@ pub fn encode_refs(refs: &[Ref]) -> Vec<u8> {
         raw.extend_from_slice(version.as_bytes());
         previous = &r.key;
     }
-    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-    std::io::Write::write_all(&mut encoder, &raw).expect("invariant: writing to memory");
-    encoder.finish().expect("invariant: writing to memory")
+    deflate(&raw)
+}
+
+thread_local! {
+    // One (de)compressor per thread, reset between uses: a new one allocates and zeroes its
+    // window and hash tables (about 300 KB at the best level), which for a batch's few
+    // kilobytes of refs cost more than the compression itself (the builder deflates every
+    // arrival batch and inflates every batch a cut lists).
+    static DEFLATE: std::cell::RefCell<flate2::Compress> =
+        std::cell::RefCell::new(flate2::Compress::new(flate2::Compression::best(), false));
+    static INFLATE: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
+/// Raw deflate of `raw` at the best level.
+fn deflate(raw: &[u8]) -> Vec<u8> {
+    DEFLATE.with_borrow_mut(|deflate| {
+        deflate.reset();
+        let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+        loop {
+            let read = usize::try_from(deflate.total_in()).expect("invariant: read from memory");
+            let status = deflate
+                .compress_vec(&raw[read..], &mut out, flate2::FlushCompress::Finish)
+                .expect("invariant: deflating in memory");
+            if status == flate2::Status::StreamEnd {
+                return out;
+            }
+            // Out of room (compress_vec only writes into spare capacity): double it.
+            out.reserve(out.capacity().max(64));
+        }
+    })
+}
+
+/// Inflates one raw deflate stream; `None` if it is corrupt, truncated, or inflates to more
+/// than `limit` bytes. Bytes after the stream's end are ignored.
+fn inflate(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
+    INFLATE.with_borrow_mut(|inflate| {
+        inflate.reset(false);
+        let mut raw = Vec::with_capacity((bytes.len() * 4).max(64).min(limit + 1));
+        loop {
+            let read = usize::try_from(inflate.total_in()).ok()?;
+            let written = raw.len();
+            let status = inflate
+                .decompress_vec(&bytes[read..], &mut raw, flate2::FlushDecompress::Finish)
+                .ok()?;
+            if raw.len() > limit {
+                return None;
+            }
+            if status == flate2::Status::StreamEnd {
+                return Some(raw);
+            }
+            let consumed = usize::try_from(inflate.total_in()).ok()? > read;
+            if !consumed && raw.len() == written && raw.len() < raw.capacity() {
+                return None; // no progress with room to spare: the input ended early
+            }
+            // Room for at most one byte past the limit, which is how going past it shows.
+            raw.reserve_exact(raw.capacity().min(limit + 1 - raw.len()).max(1));
+        }
+    })
 }
 
 /// Reads [`encode_refs`]'s bytes back; `None` if they are not of that form.
 pub fn decode_refs(bytes: &[u8]) -> Option<Vec<Ref>> {
-    let mut raw = Vec::new();
     // Batches hold at most a few thousand refs of at most 2 KB: a bound against a bomb.
-    let limit = 64 << 20;
-    let decoder = flate2::read::DeflateDecoder::new(bytes);
-    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, limit), &mut raw).ok()?;
+    let raw = inflate(bytes, 64 << 20)?;
     let mut refs: Vec<Ref> = Vec::new();
     let mut at = 0;
     while at < raw.len() {
@@ -767,6 +820,33 @@ mod tests {
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut encoder, &raw).unwrap();
         assert_eq!(decode_refs(&encoder.finish().unwrap()), None);
+        // The per-thread inflater is reset after a failure: a good item still decodes.
+        assert_eq!(decode_refs(&encoded), Some(refs.clone()));
+    }
+
+    #[test]
+    fn refs_deflated_by_a_stream_encoder_still_decode() {
+        // Items written before the per-thread compressor came from flate2's stream encoder;
+        // they must read back the same, and a stream that inflates past the limit must not.
+        let refs: Vec<Ref> = (0..500)
+            .map(|n| Ref {
+                key: format!("events/2026/12/02/part-{n:05}.ndjson"),
+                version: Version::Id(format!("v{n:031}")),
+            })
+            .collect();
+        let raw = deflate(&[]); // the same empty stream either way
+        assert_eq!(inflate(&raw, 16), Some(vec![]));
+        let plain = inflate(&encode_refs(&refs), 1 << 20).unwrap();
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut encoder, &plain).unwrap();
+        let streamed = encoder.finish().unwrap();
+        assert_eq!(decode_refs(&streamed), Some(refs));
+        assert_eq!(inflate(&streamed, plain.len()), Some(plain.clone()));
+        assert_eq!(inflate(&streamed, plain.len() - 1), None);
+        let zeros = deflate(&vec![0; 3 << 20]);
+        assert_eq!(inflate(&zeros, 1 << 20), None);
+        assert_eq!(inflate(&zeros, 3 << 20).map(|z| z.len()), Some(3 << 20));
     }
 
     #[test]
