@@ -6,7 +6,8 @@
 # seed.
 #
 #   scripts/simulate-long.sh FIRST COUNT [CHUNK]     # seeds FIRST .. FIRST+COUNT-1
-#   SIMULATION_LOG=path  (default target/simulation-long.log)
+#   SIMULATION_LOG=path  (default tests/simulation-long.log, kept in the repository: the
+#                        record of which seeds passed, with which commit)
 #
 # Beside other work, run it at a low priority. Where the kernel groups processes by session
 # for scheduling (autogroup: /proc/sys/kernel/sched_autogroup_enabled), `nice` only ranks
@@ -17,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log=${SIMULATION_LOG:-target/simulation-long.log}
+log=${SIMULATION_LOG:-tests/simulation-long.log}
 if [ "${1:-}" = "--resume" ]; then
   first=$(awk '$1 == "pass" { split($2, r, "-"); if (r[2] + 1 > n) n = r[2] + 1 } END { print n + 0 }' "$log" 2>/dev/null || echo 0)
 else
@@ -38,6 +39,8 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "simulation" and m.get("executable"):
         print(m["executable"])')
 [ -x "$binary" ] || { echo "could not build the simulation test" >&2; exit 1; }
+# The commit the binary was built from (a chunk's line names it even if HEAD moves meanwhile).
+commit=$(git describe --always --dirty --exclude '*')
 
 mkdir -p "$(dirname "$log")"
 end=$((first + count))
@@ -47,9 +50,9 @@ for ((start = first; start < end; start += chunk)); do
   if out=$(SIMULATION_FIRST_SEED=$start SIMULATION_SEEDS=$n "$binary" --exact \
       every_version_is_converted_once_or_accounted_for_under_faults --nocapture 2>&1); then
     totals=$(grep -o 'simulation: .*' <<< "$out" | tail -n 1)
-    echo "pass $start-$((start + n - 1)) $(( $(date +%s) - began ))s $(git rev-parse --short HEAD) $totals" | tee -a "$log"
+    echo "pass $start-$((start + n - 1)) $(( $(date +%s) - began ))s $commit $totals" | tee -a "$log"
   else
-    echo "FAIL $start-$((start + n - 1)) $(git rev-parse --short HEAD)" | tee -a "$log"
+    echo "FAIL $start-$((start + n - 1)) $commit" | tee -a "$log"
     grep -E '^seed [0-9]+:|reproduce with' <<< "$out" | head -n 5 | tee -a "$log"
     exit 1
   fi
