@@ -169,6 +169,7 @@ step "end to end"
 (cd tests/iam && npm ci --silent --no-audit --no-fund)
 "$venv/bin/python" -m unittest discover -s tools/local_aws/tests -t .
 "$venv/bin/python" -m unittest discover -s tools/slow_s3/tests -t .
+"$venv/bin/python" -m unittest discover -s tools/tests -t .
 e2e=0
 "$venv/bin/python" tests/e2e/run.py --binaries "${CARGO_TARGET_DIR:-target}/debug" --summary tests/RELIABILITY.md || e2e=$?
 

@@ -1702,6 +1702,23 @@ fn every_version_is_converted_once_or_accounted_for_under_faults() {
         total.converted > 0 && total.superseded > 0 && total.failed > 0 && total.released > 0,
         "the seeds exercise every outcome: {total:?}"
     );
+    // For the reliability report (`tests/e2e/run.py` puts it in tests/RELIABILITY.md): what
+    // this run covered; every seed passed, or the loop above panicked.
+    let summary = serde_json::json!({
+        "first_seed": seeds.first(),
+        "seeds": seeds.len(),
+        "versions": total.versions,
+        "converted": total.converted,
+        "superseded": total.superseded,
+        "failed": total.failed,
+        "manifests": total.manifests,
+        "released": total.released,
+        "faults": total.faults,
+        "calls": total.calls,
+    });
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("simulation-summary.json");
+    std::fs::write(&path, summary.to_string() + "\n")
+        .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 /// DynamoDB throttles a partition past 1,000 write units or 3,000 read units a second

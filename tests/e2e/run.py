@@ -61,6 +61,7 @@ from typing import Callable
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from tools import simulation_report  # noqa: E402  the deterministic simulation's figures
 from tools.local_aws import dynamodb_meter, iam_audit  # noqa: E402  IAM audit, DynamoDB cost
 from tools.local_aws.deploy import (  # noqa: E402
     Deployment,
@@ -966,7 +967,9 @@ def upload(pipeline: Pipeline, inputs: list[InputFile], threads: int) -> None:
         list(pool.map(put, inputs))
 
 
-def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario], terraform: str = "") -> str:
+def summary(
+    outcomes: list[Outcome], scenarios: dict[str, Scenario], terraform: str = "", simulation: list[str] | None = None
+) -> str:
     lines = [
         "# Reliability: the pipeline end to end, with faults",
         "",
@@ -1008,6 +1011,8 @@ def summary(outcomes: list[Outcome], scenarios: dict[str, Scenario], terraform: 
             lines.append(f"  - {note}")
         for problem in o.problems:
             lines.append(f"  - PROBLEM: {problem}")
+    if simulation:
+        lines += ["", *simulation]
     lines += ["", *iam_audit.summary_markdown({o.name: o.iam for o in outcomes}).splitlines()]  # IAM audit
     return "\n".join(lines) + "\n"
 
@@ -1082,7 +1087,13 @@ def main(argv: list[str]) -> int:
     terraform_line += f" applied in {applied:.0f} s" if applied is not None else " not applied"
     terraform_line += f", destroyed in {destroyed:.0f} s." if destroyed is not None else ", not destroyed."
     terraform_line += "".join(f" PROBLEM: {p}" for p in terraform_problems)
-    text = summary(outcomes, {s.name: s for s in chosen}, terraform_line)
+    # The suite's `cargo test` ran the simulation just before (scripts/test.sh): its totals are
+    # in the target directory the binaries came from.
+    simulation = simulation_report.section(
+        os.path.join(os.path.dirname(os.path.abspath(args.binaries)), "tmp", "simulation-summary.json"),
+        os.path.join(ROOT, "tests", "simulation-long.log"),
+    )
+    text = summary(outcomes, {s.name: s for s in chosen}, terraform_line, simulation)
     print(text)
     if args.summary:
         with open(args.summary, "w", encoding="utf-8") as f:
