@@ -42,12 +42,16 @@ for line in sys.stdin:
 # The commit the binary was built from (a chunk's line names it even if HEAD moves meanwhile).
 commit=$(git describe --always --dirty --exclude '*')
 
+# The simulation mostly allocates (items, refs, futures): with mimalloc preloaded it takes about
+# a quarter less CPU for the same outcomes (Debian's libmimalloc2.0; used when installed).
+preload=$(ls /usr/lib/*-linux-gnu/libmimalloc.so.2 2>/dev/null | head -n 1 || true)
+
 mkdir -p "$(dirname "$log")"
 end=$((first + count))
 for ((start = first; start < end; start += chunk)); do
   n=$((end - start < chunk ? end - start : chunk))
   began=$(date +%s)
-  if out=$(SIMULATION_FIRST_SEED=$start SIMULATION_SEEDS=$n "$binary" --exact \
+  if out=$(LD_PRELOAD=$preload SIMULATION_FIRST_SEED=$start SIMULATION_SEEDS=$n "$binary" --exact \
       every_version_is_converted_once_or_accounted_for_under_faults --nocapture 2>&1); then
     totals=$(grep -o 'simulation: .*' <<< "$out" | tail -n 1)
     echo "pass $start-$((start + n - 1)) $(( $(date +%s) - began ))s $commit $totals" | tee -a "$log"
