@@ -40,7 +40,8 @@ for line in sys.stdin:
         print(m["executable"])')
 [ -x "$binary" ] || { echo "could not build the simulation test" >&2; exit 1; }
 # The commit the binary was built from (a chunk's line names it even if HEAD moves meanwhile).
-commit=$(git describe --always --dirty --exclude '*')
+commit=$(git describe --always --exclude '*')
+git diff --quiet HEAD -- . ":(exclude)$log" || commit+=-dirty  # the log itself is not a change
 
 # The simulation mostly allocates (items, refs, futures): with mimalloc preloaded it takes about
 # a quarter less CPU for the same outcomes (Debian's libmimalloc2.0; used when installed).
