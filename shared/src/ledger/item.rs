@@ -826,8 +826,9 @@ mod tests {
 
     #[test]
     fn refs_deflated_by_a_stream_encoder_still_decode() {
-        // Items written before the per-thread compressor came from flate2's stream encoder;
-        // they must read back the same, and a stream that inflates past the limit must not.
+        // Items written before the per-thread compressor came from flate2's stream encoder:
+        // the bytes (and so each item's billed size) are the same, they read back the same,
+        // and a stream that inflates past the limit does not.
         let refs: Vec<Ref> = (0..500)
             .map(|n| Ref {
                 key: format!("events/2026/12/02/part-{n:05}.ndjson"),
@@ -841,6 +842,7 @@ mod tests {
             flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         std::io::Write::write_all(&mut encoder, &plain).unwrap();
         let streamed = encoder.finish().unwrap();
+        assert_eq!(encode_refs(&refs), streamed);
         assert_eq!(decode_refs(&streamed), Some(refs));
         assert_eq!(inflate(&streamed, plain.len()), Some(plain.clone()));
         assert_eq!(inflate(&streamed, plain.len() - 1), None);
