@@ -53,26 +53,27 @@ class ParseLog(unittest.TestCase):
         self.assertEqual(run.ranges, [(2000, 4999)])
 
 
+def write(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
 class Section(unittest.TestCase):
     def test_reports_the_suite_and_the_long_run(self):
+        totals = {"first_seed": 0, "seeds": 1500, "versions": 250729, "converted": 201634, "superseded": 43556,
+                  "failed": 5539, "manifests": 75364, "released": 52052, "faults": 446033, "calls": 12400000}
         with tempfile.TemporaryDirectory() as d:
-            suite = os.path.join(d, "simulation-summary.json")
-            with open(suite, "w") as f:
-                json.dump({"first_seed": 0, "seeds": 1500, "versions": 250729, "converted": 201634, "superseded": 43556,
-                           "failed": 5539, "manifests": 75364, "released": 52052, "faults": 446033, "calls": 12400000}, f)
-            log = os.path.join(d, "long.log")
-            with open(log, "w") as f:
-                f.write(chunk(1500, 3499) + "\n")
-            text = "\n".join(section(suite, log))
+            suite = write(d, "simulation-summary.json", json.dumps(totals))
+            text = "\n".join(section(suite, write(d, "long.log", chunk(1500, 3499) + "\n")))
         self.assertIn("| this suite's `cargo test` | 1,500 (0–1,499) | 250,729 | 201,634 |", text)
         self.assertIn("| long run (`tests/simulation-long.log`) | 2,000 (1,500–3,499) | 10 |", text)
         self.assertIn("0 / 0 / 0", text)
 
     def test_a_failed_long_run_says_so(self):
         with tempfile.TemporaryDirectory() as d:
-            log = os.path.join(d, "long.log")
-            with open(log, "w") as f:
-                f.write(chunk(0, 1999) + "\nFAIL 2000-3999 abc1234\nseed 2417: lost\n")
+            log = write(d, "long.log", chunk(0, 1999) + "\nFAIL 2000-3999 abc1234\nseed 2417: lost\n")
             text = "\n".join(section(None, log))
         self.assertIn("FAILED (below)", text)
         self.assertIn("- FAILED: seed 2417: lost", text)

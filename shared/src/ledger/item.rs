@@ -335,7 +335,6 @@ fn inflate(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
         let mut raw = Vec::with_capacity((bytes.len() * 4).max(64).min(limit + 1));
         loop {
             let read = usize::try_from(inflate.total_in()).ok()?;
-            let written = raw.len();
             let status = inflate
                 .decompress_vec(&bytes[read..], &mut raw, flate2::FlushDecompress::Finish)
                 .ok()?;
@@ -345,9 +344,9 @@ fn inflate(bytes: &[u8], limit: usize) -> Option<Vec<u8>> {
             if status == flate2::Status::StreamEnd {
                 return Some(raw);
             }
-            let consumed = usize::try_from(inflate.total_in()).ok()? > read;
-            if !consumed && raw.len() == written && raw.len() < raw.capacity() {
-                return None; // no progress with room to spare: the input ended early
+            // It stops short of the end only when the output is full or the input is used up.
+            if raw.len() < raw.capacity() {
+                return None; // room to spare: the input ended early
             }
             // Room for at most one byte past the limit, which is how going past it shows.
             raw.reserve_exact(raw.capacity().min(limit + 1 - raw.len()).max(1));
@@ -846,6 +845,9 @@ mod tests {
         assert_eq!(decode_refs(&streamed), Some(refs));
         assert_eq!(inflate(&streamed, plain.len()), Some(plain.clone()));
         assert_eq!(inflate(&streamed, plain.len() - 1), None);
+        for cut in 0..streamed.len() {
+            assert_eq!(inflate(&streamed[..cut], 1 << 20), None, "cut at {cut}");
+        }
         let zeros = deflate(&vec![0; 3 << 20]);
         assert_eq!(inflate(&zeros, 1 << 20), None);
         assert_eq!(inflate(&zeros, 3 << 20).map(|z| z.len()), Some(3 << 20));
